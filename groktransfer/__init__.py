@@ -1,0 +1,77 @@
+"""groktransfer: remove grokking by transferring a weak model's input embedding.
+
+GrokTransfer (Xu, Ni, Wang, Hu, ICLR 2025): train a small weak model until it begins to
+generalise, then start a large target model's input embedding as ``E_T = A·B`` with
+``A = E_W`` (the weak embedding) and ``B`` random, both trainable.
+
+Quick start::
+
+    import groktransfer as gt
+
+    task = gt.ModularTask("add", p=47, train_fraction=0.4, data_seed=0)
+    weak = gt.FNN(task.vocab_size, task.n_classes, embed_dim=8, width=32, depth=1, seed=0)
+    gt.train(weak, task, gt.TrainConfig(lr=0.01, weight_decay=1.0, max_steps=10_000, stop_at_test_acc=0.5))
+    target = gt.FNN(task.vocab_size, task.n_classes, embed_dim=64, width=256, depth=2, seed=1)
+    gt.transfer_embedding(weak, target)
+    result = gt.train(target, task, gt.TrainConfig(lr=1e-3, weight_decay=1.0, max_steps=20_000))
+    print(result.summary()["time_gap"])
+"""
+
+__version__ = "0.1.0"
+
+from .config import (  # noqa: E402
+    ConfigError,
+    ModelConfig,
+    RunConfig,
+    StageConfig,
+    TaskConfig,
+    TrainConfig,
+    TransferConfig,
+    from_dict,
+)
+from .metrics import first_step_at, inverse_time_gap, summarize_history, time_gap  # noqa: E402
+from .models import FNN  # noqa: E402
+from .pipeline import format_table, run_experiment  # noqa: E402
+from .plots import plot_run  # noqa: E402
+from .presets import load_preset, preset_names  # noqa: E402
+from .records import read_metrics  # noqa: E402
+from .tasks import ModularTask  # noqa: E402
+from .training import EvalSchedule, TrainResult, train  # noqa: E402
+from .transfer import (  # noqa: E402
+    FactorizedEmbedding,
+    load_weak_embedding,
+    merge_factorized_embedding,
+    save_weak_embedding,
+    transfer_embedding,
+)
+
+__all__ = [
+    "ConfigError",
+    "EvalSchedule",
+    "FNN",
+    "FactorizedEmbedding",
+    "ModelConfig",
+    "ModularTask",
+    "RunConfig",
+    "StageConfig",
+    "TaskConfig",
+    "TrainConfig",
+    "TrainResult",
+    "TransferConfig",
+    "first_step_at",
+    "format_table",
+    "from_dict",
+    "inverse_time_gap",
+    "load_preset",
+    "load_weak_embedding",
+    "merge_factorized_embedding",
+    "plot_run",
+    "preset_names",
+    "read_metrics",
+    "run_experiment",
+    "save_weak_embedding",
+    "summarize_history",
+    "time_gap",
+    "train",
+    "transfer_embedding",
+]

@@ -1,0 +1,134 @@
+"""The ``groktransfer`` command.
+
+    groktransfer demo [--out DIR]                       weak -> GrokTransfer target vs scratch, ~1 minute on CPU
+    groktransfer run --preset NAME --out DIR [k=v ...]  a preset, with dotted overrides (target.train.lr=0.01)
+    groktransfer run CONFIG.yaml --out DIR [k=v ...]    a config file (YAML or JSON)
+    groktransfer plot RUN_DIR                           redraw accuracy.png and loss.png from metrics.csv
+    groktransfer presets [NAME]                         list presets, or print one as YAML
+
+Bad input (unknown preset, key or value, unreadable file, existing run directory) gives a
+one-line message and exit code 2, and writes nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from datetime import datetime
+from pathlib import Path
+from typing import Optional, Sequence
+
+from . import __version__
+from .config import ConfigError, apply_overrides, dump_yaml, load_config_file, run_config_from_dict
+from .pipeline import format_table, run_experiment
+from .plots import plot_run
+from .presets import load_preset, preset_description, preset_names, preset_path
+
+EXIT_USAGE = 2
+
+
+class UsageError(Exception):
+    pass
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line (no usage block) and exit code 2."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise UsageError(message)
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="groktransfer", description="GrokTransfer: remove grokking by embedding transfer.")
+    parser.add_argument("--version", action="version", version=f"groktransfer {__version__}")
+    sub = parser.add_subparsers(dest="command", parser_class=_Parser)
+
+    demo = sub.add_parser("demo", help="GrokTransfer against a from-scratch run on (a+b) mod 47")
+    demo.add_argument("--out", help="run directory (default: runs/demo-<time>)")
+    demo.add_argument("--overwrite", action="store_true", help="replace an existing run directory")
+    demo.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+    run = sub.add_parser("run", help="run a preset or a config file")
+    run.add_argument("items", nargs="*", metavar="CONFIG_OR_KEY=VALUE", help="a config file and/or key=value overrides")
+    run.add_argument("--preset", help="a named preset (see `groktransfer presets`)")
+    run.add_argument("--out", required=True, help="run directory to create")
+    run.add_argument("--overwrite", action="store_true", help="replace an existing run directory")
+    run.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+    plot = sub.add_parser("plot", help="redraw the plots of a run directory from its metrics.csv")
+    plot.add_argument("run_dir")
+
+    presets = sub.add_parser("presets", help="list the presets, or print one")
+    presets.add_argument("name", nargs="?")
+    return parser
+
+
+def _print_result(summary: dict, out: Path) -> None:
+    print()
+    print(format_table(summary))
+    for message in summary.get("warnings", []):
+        print(f"warning: {message}")
+    print(f"\nrun directory: {out}")
+    print(f"plot: {out / 'accuracy.png'}")
+
+
+def _config_for_run(args: argparse.Namespace):
+    files = [item for item in args.items if "=" not in item]
+    overrides = [item for item in args.items if "=" in item]
+    if len(files) > 1:
+        raise ConfigError(f"run: at most one config file, got {', '.join(files)}")
+    if files and args.preset:
+        raise ConfigError("run: give a config file or --preset, not both")
+    if not files and not args.preset:
+        raise ConfigError("run: give a config file or --preset NAME")
+    data = load_config_file(files[0]) if files else load_config_file(preset_path(args.preset))
+    return run_config_from_dict(apply_overrides(data, overrides))
+
+
+def _command(args: argparse.Namespace) -> int:
+    if args.command == "demo":
+        out = Path(args.out) if args.out else Path("runs") / f"demo-{datetime.now().strftime('%Y%m%d-%H%M%S')}"
+        config = load_preset("demo")
+        print(f"groktransfer demo: {preset_description('demo')}\n")
+        summary = run_experiment(config, out, overwrite=args.overwrite, progress=not args.no_progress, log=print)
+        _print_result(summary, out)
+        return 0
+    if args.command == "run":
+        config = _config_for_run(args)
+        out = Path(args.out)
+        summary = run_experiment(config, out, overwrite=args.overwrite, progress=not args.no_progress, log=print)
+        _print_result(summary, out)
+        return 0
+    if args.command == "plot":
+        run_dir = Path(args.run_dir)
+        if not run_dir.is_dir():
+            raise ConfigError(f"plot: {str(run_dir)!r} is not a run directory")
+        for path in plot_run(run_dir):
+            print(path)
+        return 0
+    if args.command == "presets":
+        if args.name:
+            print(f"# {preset_description(args.name)}")
+            print(dump_yaml(load_preset(args.name)), end="")
+        else:
+            for name in preset_names():
+                print(f"{name:10s} {preset_description(name)}")
+        return 0
+    raise UsageError("a command is required: demo, run, plot or presets")
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    parser = _build_parser()
+    try:
+        args = parser.parse_args(argv)
+        return _command(args)
+    except (UsageError, ConfigError) as err:
+        print(f"groktransfer: error: {err}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("groktransfer: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,345 @@
+"""Typed, validated configuration for every run.
+
+Configs are plain dataclasses. Every field has a default with a comment saying why it
+has that value. Validation happens in ``__post_init__``, so one layer checks configs
+read from files, ``key=value`` overrides from the command line and objects built in
+Python alike. A bad value raises :class:`ConfigError` with a one-line message that
+names the field and what it allows.
+
+A run is described by :class:`RunConfig`::
+
+    task:     what to learn (modular arithmetic)
+    seed:     model-initialisation seed (the data split has its own, task.data_seed)
+    weak:     the small model and how long to train it (null: no weak stage)
+    target:   the large model trained with the transferred embedding (null: skip)
+    scratch:  the large model trained from scratch, for comparison (null: skip)
+    transfer: how E_T = A·B is initialised and trained
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Optional, Union
+
+import yaml
+
+
+class ConfigError(ValueError):
+    """A configuration value is invalid. The message is one line naming the field."""
+
+
+def _type_name(tp: Any) -> str:
+    if typing.get_origin(tp) is Literal:
+        return "one of " + ", ".join(repr(a) for a in typing.get_args(tp))
+    if isinstance(tp, type):
+        return {"int": "an integer", "float": "a number", "bool": "true or false", "str": "a string"}.get(
+            tp.__name__, tp.__name__
+        )
+    return str(tp)
+
+
+def _coerce(value: Any, tp: Any, name: str) -> Any:
+    """Check ``value`` against the annotation ``tp`` and convert where lossless (int -> float)."""
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if origin in (Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        non_none = [a for a in args if a is not type(None)]
+        if len(non_none) == 1:
+            return _coerce(value, non_none[0], name)
+        raise TypeError(f"unsupported annotation {tp}")  # pragma: no cover - programming error
+    if origin is Literal:
+        if value not in args:
+            raise ConfigError(f"{name}: got {value!r}; allowed: {', '.join(repr(a) for a in args)}")
+        return value
+    if origin is tuple:
+        if not isinstance(value, (list, tuple)) or len(value) != len(args):
+            raise ConfigError(f"{name}: got {value!r}; expected a list of {len(args)} numbers")
+        return tuple(_coerce(v, a, f"{name}[{i}]") for i, (v, a) in enumerate(zip(value, args)))
+    if dataclasses.is_dataclass(tp):
+        if isinstance(value, tp):
+            return value
+        return from_dict(tp, value, prefix=name + ".")
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{name}: got {value!r}; expected true or false")
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{name}: got {value!r}; expected an integer")
+        return value
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{name}: got {value!r}; expected a number")
+        return float(value)
+    if tp is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{name}: got {value!r}; expected a string")
+        return value
+    raise TypeError(f"unsupported annotation {tp}")  # pragma: no cover - programming error
+
+
+class Config:
+    """Base class: type-checks every field, then runs the class's own range checks."""
+
+    def __post_init__(self) -> None:
+        hints = typing.get_type_hints(type(self))
+        for f in dataclasses.fields(self):
+            setattr(self, f.name, _coerce(getattr(self, f.name), hints[f.name], f.name))
+        self.check()
+
+    def check(self) -> None:
+        """Range and cross-field rules; raise ConfigError naming the field."""
+
+    def to_dict(self) -> dict:
+        def plain(v: Any) -> Any:
+            if isinstance(v, Config):
+                return v.to_dict()
+            if isinstance(v, tuple):
+                return [plain(x) for x in v]
+            return v
+
+        return {f.name: plain(getattr(self, f.name)) for f in dataclasses.fields(self)}
+
+
+def _require(ok: bool, message: str) -> None:
+    if not ok:
+        raise ConfigError(message)
+
+
+def from_dict(cls: type, data: Any, prefix: str = "") -> Any:
+    """Build config class ``cls`` from a mapping, refusing unknown keys.
+
+    Errors raised while checking a nested field are re-raised with the full dotted
+    path (``target.train.lr: ...``) so the user knows exactly which line to fix.
+    """
+    if not isinstance(data, dict):
+        raise ConfigError(f"{prefix.rstrip('.') or 'config'}: expected a mapping of keys, got {data!r}")
+    allowed = [f.name for f in dataclasses.fields(cls)]
+    for key in data:
+        if key not in allowed:
+            raise ConfigError(f"{prefix}{key}: unknown key; allowed: {', '.join(allowed)}")
+    try:
+        return cls(**data)
+    except ConfigError as err:
+        message = str(err)
+        if prefix and not message.startswith(prefix):
+            message = prefix + message
+        raise ConfigError(message) from None
+
+
+# ---------------------------------------------------------------------------------------
+# The pieces of a run
+
+
+OPERATION_NAMES = ("add", "sub", "mul", "div", "x^2+y^2", "x^2+xy+y^2", "x^3+xy")
+
+
+@dataclass
+class TaskConfig(Config):
+    """Modular arithmetic: every pair (a, b) with 0 <= a, b < p, label a ∘ b mod p."""
+
+    op: str = "add"  # one of OPERATION_NAMES; a Python function only through the API (configs run no code)
+    p: int = 113  # the paper's modulus
+    train_fraction: float = 0.25  # the paper trains on 25% of all pairs
+    data_seed: int = 0  # seeds the train/test split only, independent of the model seed
+
+    def check(self) -> None:
+        _require(self.op in OPERATION_NAMES, f"op: got {self.op!r}; allowed: {', '.join(OPERATION_NAMES)}")
+        _require(self.p >= 2, f"p: got {self.p}; must be an integer >= 2")
+        _require(0.0 < self.train_fraction < 1.0, f"train_fraction: got {self.train_fraction}; must be in (0, 1)")
+        if self.op == "div":
+            from .tasks import is_prime  # local import: tasks imports this module
+
+            _require(is_prime(self.p), f"p: got {self.p}; op 'div' needs a prime modulus")
+
+
+@dataclass
+class ModelConfig(Config):
+    """A bias-free ReLU FNN over one embedding table shared by both operands."""
+
+    embed_dim: int = 128  # the paper's target; the weak model uses 4
+    width: int = 512  # hidden width; the paper's target uses 512, the weak model 16
+    depth: int = 2  # number of hidden ReLU layers (target 2, weak 1)
+    bias: bool = False  # the paper's FNNs have no biases
+    init_scale: float = 1.0  # every parameter = PyTorch default init × init_scale (Omnigrok convention)
+
+    def check(self) -> None:
+        for name in ("embed_dim", "width", "depth"):
+            _require(getattr(self, name) >= 1, f"{name}: got {getattr(self, name)}; must be >= 1")
+        _require(self.init_scale > 0, f"init_scale: got {self.init_scale}; must be > 0")
+
+
+@dataclass
+class TrainConfig(Config):
+    """AdamW training with scheduled evaluation and early stopping.
+
+    A *step* is one optimizer update. With the default full batch one step is one epoch,
+    which is the unit of the paper's curves.
+    """
+
+    lr: float = 1e-3  # AdamW learning rate (after warm-up)
+    weight_decay: float = 1.0  # AdamW decoupled weight decay, applied to every parameter including A and B
+    betas: tuple[float, float] = (0.9, 0.999)  # PyTorch's AdamW default; the paper does not give them
+    eps: float = 1e-8  # PyTorch's AdamW default
+    warmup_steps: int = 0  # linear warm-up from 0 to lr over this many steps; 0 = none
+    max_steps: int = 10_000  # step budget
+    batch_size: Optional[int] = None  # None = full batch (the paper's curves are per epoch)
+    eval_dense_until: int = 100  # evaluate after every step up to here: memorisation happens early
+    eval_schedule: Literal["linear", "log"] = "linear"  # after the dense phase: every eval_every, or log-spaced
+    eval_every: int = 10  # linear: the period; log: the largest gap allowed between evaluations
+    eval_log_factor: float = 1.02  # log schedule: next evaluation at step × factor (openai/grok's choice)
+    stop_at_test_acc: Optional[float] = 0.99  # stop once test accuracy >= this ...; None = run the whole budget
+    stop_patience: int = 1  # ... for this many consecutive evaluations
+    dtype: Literal["float32", "float64"] = "float32"  # the paper trains in float32
+
+    def check(self) -> None:
+        _require(self.lr > 0, f"lr: got {self.lr}; must be > 0")
+        _require(self.weight_decay >= 0, f"weight_decay: got {self.weight_decay}; must be >= 0")
+        for i, b in enumerate(self.betas):
+            _require(0.0 <= b < 1.0, f"betas[{i}]: got {b}; must be in [0, 1)")
+        _require(self.eps > 0, f"eps: got {self.eps}; must be > 0")
+        _require(self.warmup_steps >= 0, f"warmup_steps: got {self.warmup_steps}; must be >= 0")
+        _require(self.max_steps >= 1, f"max_steps: got {self.max_steps}; must be >= 1")
+        _require(
+            self.batch_size is None or self.batch_size >= 1,
+            f"batch_size: got {self.batch_size}; must be >= 1 or null for full batch",
+        )
+        _require(self.eval_dense_until >= 0, f"eval_dense_until: got {self.eval_dense_until}; must be >= 0")
+        _require(self.eval_every >= 1, f"eval_every: got {self.eval_every}; must be >= 1")
+        _require(self.eval_log_factor > 1.0, f"eval_log_factor: got {self.eval_log_factor}; must be > 1")
+        _require(
+            self.stop_at_test_acc is None or 0.0 < self.stop_at_test_acc <= 1.0,
+            f"stop_at_test_acc: got {self.stop_at_test_acc}; must be in (0, 1] or null",
+        )
+        _require(self.stop_patience >= 1, f"stop_patience: got {self.stop_patience}; must be >= 1")
+
+
+@dataclass
+class StageConfig(Config):
+    """One model trained one way."""
+
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+
+@dataclass
+class TransferConfig(Config):
+    """How the target's input embedding E_T = A·B is set up (paper §1; choices it leaves open)."""
+
+    a_init: Literal["weak", "random"] = "weak"  # 'random' is the paper's control (Fig. 15a)
+    b_init: Literal["uniform", "normal"] = "uniform"  # uniform = nn.Linear's default U(±1/sqrt(d_W)); × target init_scale
+    freeze_a: bool = False  # the paper trains A and B; freezing A is an ablation
+    merge_at_step: Optional[int] = None  # replace A·B by one dense matrix at this step (Fig. 15b); None = never
+    weak_embedding_file: Optional[str] = None  # reuse a saved weak embedding (.safetensors) instead of a weak stage
+    random_a_dim: int = 4  # rank d_W of a random A when neither a weak stage nor a file gives it (the paper's d_W)
+    warn_below_test_acc: float = 0.5  # warn when the weak model is this poor at transfer: it may not have begun to grok
+
+    def check(self) -> None:
+        _require(
+            self.merge_at_step is None or self.merge_at_step >= 1,
+            f"merge_at_step: got {self.merge_at_step}; must be >= 1 or null",
+        )
+        _require(self.random_a_dim >= 1, f"random_a_dim: got {self.random_a_dim}; must be >= 1")
+        _require(
+            0.0 <= self.warn_below_test_acc <= 1.0,
+            f"warn_below_test_acc: got {self.warn_below_test_acc}; must be in [0, 1]",
+        )
+
+
+DEVICES = ("auto", "cpu", "cuda", "mps")
+
+
+@dataclass
+class RunConfig(Config):
+    """A whole experiment: optional weak stage, GrokTransfer target, from-scratch baseline."""
+
+    task: TaskConfig = field(default_factory=TaskConfig)
+    seed: int = 0  # model seed; the target and scratch models share it, so they differ only in the embedding
+    device: str = "auto"  # auto picks cuda, then mps, then cpu
+    weak: Optional[StageConfig] = None  # the weak model's stage; None with transfer.weak_embedding_file or a_init random
+    target: Optional[StageConfig] = None  # the GrokTransfer target
+    scratch: Optional[StageConfig] = None  # the same target architecture trained from scratch
+    transfer: TransferConfig = field(default_factory=TransferConfig)
+    name: str = "run"  # a label for tables and plots
+
+    def check(self) -> None:
+        _require(self.device in DEVICES, f"device: got {self.device!r}; allowed: {', '.join(DEVICES)}")
+        _require(
+            self.target is not None or self.scratch is not None or self.weak is not None,
+            "config: nothing to run; give at least one of weak, target, scratch",
+        )
+        if self.target is not None and self.transfer.a_init == "weak":
+            _require(
+                self.weak is not None or self.transfer.weak_embedding_file is not None,
+                "target: needs a weak stage or transfer.weak_embedding_file (or transfer.a_init: random)",
+            )
+        if self.weak is not None and self.transfer.weak_embedding_file is not None:
+            raise ConfigError("transfer.weak_embedding_file: give either a weak stage or a weak embedding file, not both")
+
+
+# ---------------------------------------------------------------------------------------
+# Reading, overriding and writing
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """``target.train.lr=0.01`` -> (['target', 'train', 'lr'], 0.01). Values are parsed as YAML scalars."""
+    if "=" not in text:
+        raise ConfigError(f"override {text!r}: expected key=value, e.g. target.train.lr=0.01")
+    key, raw = text.split("=", 1)
+    parts = key.strip().split(".")
+    if not all(parts):
+        raise ConfigError(f"override {text!r}: empty key part")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else None
+    except yaml.YAMLError:
+        raise ConfigError(f"override {text!r}: value is not valid YAML") from None
+    return parts, value
+
+
+def apply_overrides(data: dict, overrides: list[str]) -> dict:
+    """Apply ``key=value`` overrides to a config mapping (a copy is returned)."""
+    data = json.loads(json.dumps(data))  # deep copy of plain data
+    for text in overrides:
+        parts, value = parse_override(text)
+        node = data
+        for i, part in enumerate(parts[:-1]):
+            child = node.get(part)
+            if child is None:
+                # e.g. `scratch.train.lr=...` on a preset without a scratch stage creates it with defaults
+                child = node[part] = {}
+            if not isinstance(child, dict):
+                raise ConfigError(f"override {text!r}: {'.'.join(parts[: i + 1])} is not a section")
+            node = child
+        node[parts[-1]] = value
+    return data
+
+
+def load_config_file(path: str | Path) -> dict:
+    """Read a YAML or JSON config file with safe loaders (no code is ever executed)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file {str(path)!r}: not found")
+    try:
+        text = path.read_text(encoding="utf-8")
+        data = yaml.safe_load(text)  # YAML is a superset of JSON
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ConfigError(f"config file {str(path)!r}: cannot be parsed ({first})") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {str(path)!r}: expected a mapping at the top level")
+    return data
+
+
+def run_config_from_dict(data: dict) -> RunConfig:
+    return from_dict(RunConfig, data)
+
+
+def dump_yaml(config: Config) -> str:
+    return yaml.safe_dump(config.to_dict(), sort_keys=False)

@@ -1,0 +1,90 @@
+"""The paper's feed-forward networks for token-pair tasks.
+
+Usage::
+
+    weak = FNN(vocab_size=113, n_classes=113, embed_dim=4, width=16, depth=1, seed=0)
+    target = FNN(vocab_size=113, n_classes=113, embed_dim=128, width=512, depth=2, seed=1)
+    logits = target(task.x_train)  # (N, 113)
+
+Both operands are looked up in ONE embedding table, the two vectors are concatenated,
+then ``depth`` hidden ReLU layers of ``width`` and a linear read-out to the classes.
+Bias-free by default, as in the paper.
+
+Every model exposes its input embedding through Hugging Face's two-method convention,
+``get_input_embeddings()`` / ``set_input_embeddings(module)``, which is all
+:mod:`groktransfer.transfer` needs; the module set there is called on token ids and
+must return vectors of the model's embedding width.
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import torch
+from torch import nn
+
+from .config import ModelConfig
+
+
+@torch.no_grad()
+def scale_parameters(module: nn.Module, factor: float) -> None:
+    """Multiply every parameter by ``factor`` (the Omnigrok init-scale convention)."""
+    for p in module.parameters():
+        p.mul_(factor)
+
+
+class FNN(nn.Module):
+    def __init__(
+        self,
+        vocab_size: int,
+        n_classes: int,
+        embed_dim: int = 128,
+        width: int = 512,
+        depth: int = 2,
+        n_inputs: int = 2,
+        bias: bool = False,
+        init_scale: float = 1.0,
+        seed: Optional[int] = None,
+    ) -> None:
+        super().__init__()
+        ModelConfig(embed_dim=embed_dim, width=width, depth=depth, bias=bias, init_scale=init_scale)
+        self.vocab_size, self.n_classes, self.n_inputs = vocab_size, n_classes, n_inputs
+        self.embed_dim, self.width, self.depth = embed_dim, width, depth
+        self.init_scale = init_scale
+        # A private generator state makes construction reproducible without touching the
+        # caller's global RNG stream.
+        with torch.random.fork_rng(devices=[]):
+            if seed is not None:
+                torch.manual_seed(seed)
+            self.embedding = nn.Embedding(vocab_size, embed_dim)
+            layers: list[nn.Module] = []
+            fan_in = n_inputs * embed_dim
+            for _ in range(depth):
+                layers += [nn.Linear(fan_in, width, bias=bias), nn.ReLU()]
+                fan_in = width
+            layers.append(nn.Linear(fan_in, n_classes, bias=bias))
+            self.mlp = nn.Sequential(*layers)
+        scale_parameters(self, init_scale)
+
+    @classmethod
+    def from_config(cls, config: ModelConfig, vocab_size: int, n_classes: int, seed: Optional[int] = None) -> "FNN":
+        return cls(
+            vocab_size,
+            n_classes,
+            embed_dim=config.embed_dim,
+            width=config.width,
+            depth=config.depth,
+            bias=config.bias,
+            init_scale=config.init_scale,
+            seed=seed,
+        )
+
+    def get_input_embeddings(self) -> nn.Module:
+        return self.embedding
+
+    def set_input_embeddings(self, module: nn.Module) -> None:
+        self.embedding = module
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        vectors = self.embedding(tokens)  # (N, n_inputs, embed_dim)
+        return self.mlp(vectors.flatten(1))

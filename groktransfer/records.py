@@ -1,0 +1,158 @@
+"""Run directories: the files that prove what a run did.
+
+A run directory holds::
+
+    config.yaml                  the resolved config (every default filled in)
+    metrics.csv                  one row per evaluation: stage, step, losses, accuracies, weight norm, time
+    summary.json                 per-stage results and the environment (schema below)
+    weak_embedding.safetensors   the weak model's embedding E_W, when a weak stage ran
+    accuracy.png, loss.png       curves against step on a log-x axis
+
+``summary.json`` (``schema_version`` 1)::
+
+    schema_version, groktransfer_version, git_commit, git_dirty, torch_version, python_version,
+    platform, cpu, torch_threads, device, device_name, created_utc, name,
+    stages: {weak|target|scratch: {status, steps, diverged_step, train_acc_95_step,
+             test_acc_95_step, test_acc_99_step, time_gap, inverse_time_gap, final_step,
+             final_train_acc, final_test_acc, final_train_loss, final_test_loss, best_test_acc,
+             wall_clock_s, flops, flops_per_step, n_params, n_evals}},
+    groktransfer: {wall_clock_s, flops, weak_stage: "trained"|"file"|"none"} (when a target ran),
+    warnings: [...]
+
+``time_gap`` is null when it is infinite (95% test accuracy never reached).
+Files that are rewritten (summary, config) are written to a temporary file and renamed,
+so a crash never leaves a half-written one; ``metrics.csv`` is appended row by row and
+flushed, so it holds every evaluation made before a crash.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import platform
+import shutil
+import subprocess
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Optional, Union
+
+import torch
+
+from .config import ConfigError
+
+METRICS_FIELDS = ("stage", "step", "train_loss", "train_acc", "test_loss", "test_acc", "weight_norm", "elapsed_s")
+SCHEMA_VERSION = 1
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w", encoding="utf-8") as handle:
+        handle.write(text)
+        handle.flush()
+        os.fsync(handle.fileno())
+    tmp.replace(path)
+
+
+def check_new_run_dir(path: Union[str, Path], overwrite: bool = False) -> Path:
+    """Refuse an existing non-empty run directory unless ``overwrite`` (nothing is touched here)."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise ConfigError(f"--out {str(path)!r}: exists and is not a directory")
+    if path.is_dir() and any(path.iterdir()) and not overwrite:
+        raise ConfigError(f"--out {str(path)!r}: already exists; choose another directory or pass --overwrite")
+    return path
+
+
+class RunDirectory:
+    """Creates a run directory and writes its files."""
+
+    def __init__(self, path: Union[str, Path], overwrite: bool = False) -> None:
+        self.path = check_new_run_dir(path, overwrite)
+        if self.path.is_dir() and overwrite:
+            shutil.rmtree(self.path)
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise ConfigError(f"--out {str(self.path)!r}: cannot create ({err.strerror})") from None
+        self._metrics = open(self.path / "metrics.csv", "w", newline="", encoding="utf-8")
+        self._writer = csv.DictWriter(self._metrics, fieldnames=METRICS_FIELDS)
+        self._writer.writeheader()
+        self._metrics.flush()
+
+    def write_config_yaml(self, text: str) -> None:
+        atomic_write_text(self.path / "config.yaml", text)
+
+    def append_metrics(self, stage: str, row: dict) -> None:
+        self._writer.writerow({"stage": stage, **{k: row[k] for k in METRICS_FIELDS if k != "stage"}})
+        self._metrics.flush()
+
+    def write_summary(self, summary: dict) -> None:
+        atomic_write_text(self.path / "summary.json", json.dumps(summary, indent=2, sort_keys=False) + "\n")
+
+    def close(self) -> None:
+        self._metrics.close()
+
+
+def read_metrics(path: Union[str, Path]) -> dict[str, list[dict]]:
+    """``metrics.csv`` as {stage: [rows]}, with numbers parsed."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / "metrics.csv"
+    if not path.is_file():
+        raise ConfigError(f"metrics file {str(path)!r}: not found")
+    stages: dict[str, list[dict]] = {}
+    try:
+        with open(path, newline="", encoding="utf-8") as handle:
+            reader = csv.DictReader(handle)
+            if reader.fieldnames is None or list(reader.fieldnames) != list(METRICS_FIELDS):
+                raise ConfigError(f"metrics file {str(path)!r}: unexpected header {reader.fieldnames}")
+            for line_no, raw in enumerate(reader, start=2):
+                try:
+                    row = {k: float(raw[k]) for k in METRICS_FIELDS if k != "stage"}
+                except (TypeError, ValueError):
+                    raise ConfigError(f"metrics file {str(path)!r}: line {line_no} is malformed") from None
+                row["step"] = int(row["step"])
+                stages.setdefault(raw["stage"], []).append(row)
+    except UnicodeDecodeError:
+        raise ConfigError(f"metrics file {str(path)!r}: not a text file") from None
+    return stages
+
+
+def _git(*args: str) -> Optional[str]:
+    try:
+        out = subprocess.run(
+            ["git", *args], cwd=Path(__file__).resolve().parent, capture_output=True, text=True, timeout=5
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() if out.returncode == 0 else None
+
+
+def environment(device: torch.device) -> dict:
+    """Versions, commit and hardware, recorded with every run."""
+    from . import __version__
+
+    commit = _git("rev-parse", "HEAD")
+    dirty = None
+    if commit is not None:
+        status = _git("status", "--porcelain", "--untracked-files=no")
+        dirty = bool(status) if status is not None else None
+    device_name = platform.processor() or platform.machine()
+    if device.type == "cuda":
+        device_name = torch.cuda.get_device_name(device)
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "groktransfer_version": __version__,
+        "git_commit": commit,
+        "git_dirty": dirty,
+        "torch_version": torch.__version__,
+        "python_version": platform.python_version(),
+        "platform": platform.platform(),
+        "cpu": platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "device": str(device),
+        "device_name": device_name,
+        "created_utc": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+    }
