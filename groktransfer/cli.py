@@ -14,13 +14,14 @@ from __future__ import annotations
 
 import argparse
 import sys
+import warnings
 from datetime import datetime
 from pathlib import Path
 from typing import Optional, Sequence
 
 from . import __version__
 from .config import ConfigError, apply_overrides, dump_yaml, load_config_file, run_config_from_dict
-from .pipeline import format_table, run_experiment
+from .pipeline import WeakModelWarning, format_table, run_experiment
 from .plots import plot_run
 from .presets import load_preset, preset_description, preset_names, preset_path
 
@@ -120,8 +121,18 @@ def _command(args: argparse.Namespace) -> int:
 def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = _build_parser()
     try:
-        args = parser.parse_args(argv)
-        return _command(args)
+        # parse_known_args: `run` takes its config file and key=value items before or
+        # after the options, which a plain nargs="*" positional would not.
+        args, extra = parser.parse_known_args(argv)
+        unknown = [item for item in extra if item.startswith("-") or args.command != "run"]
+        if unknown:
+            raise UsageError(f"unrecognized arguments: {' '.join(unknown)}")
+        if args.command == "run":
+            args.items = list(args.items) + extra
+        with warnings.catch_warnings():
+            # The pipeline's warnings are printed through its log and under the result table.
+            warnings.simplefilter("ignore", WeakModelWarning)
+            return _command(args)
     except (UsageError, ConfigError) as err:
         print(f"groktransfer: error: {err}", file=sys.stderr)
         return EXIT_USAGE

@@ -1,0 +1,150 @@
+"""The command line: error paths, tiny runs, plot, and the demo end to end."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+import yaml
+
+from groktransfer.cli import main
+from groktransfer.records import read_metrics
+
+TINY = {
+    "name": "tiny",
+    "device": "cpu",
+    "task": {"op": "add", "p": 11, "train_fraction": 0.5},
+    "weak": {"model": {"embed_dim": 4, "width": 8, "depth": 1}, "train": {"max_steps": 20, "lr": 0.01}},
+    "target": {"model": {"embed_dim": 16, "width": 16, "depth": 1}, "train": {"max_steps": 20, "lr": 0.01}},
+    "scratch": {"model": {"embed_dim": 16, "width": 16, "depth": 1}, "train": {"max_steps": 20, "lr": 0.01}},
+}
+
+
+@pytest.fixture
+def tiny_config(tmp_path):
+    path = tmp_path / "tiny.yaml"
+    path.write_text(yaml.safe_dump(TINY))
+    return path
+
+
+def files_under(path):
+    return sorted(p.relative_to(path) for p in path.rglob("*"))
+
+
+def bad_inputs(tmp, tiny):
+    (tmp / "exists").mkdir()
+    (tmp / "exists" / "keep.txt").write_text("x")
+    (tmp / "broken.yaml").write_text("task: {p: [\n")
+    (tmp / "list.yaml").write_text("- 1\n- 2\n")
+    return [
+        (["run", "--preset", "nope", "--out", str(tmp / "o")], "unknown preset; allowed: classic, demo"),
+        (["run", "--preset", "demo", "--out", str(tmp / "o"), "target.train.lrr=1"], "unknown key"),
+        (["run", "--preset", "demo", "--out", str(tmp / "o"), "target.train.lr=0"], "target.train.lr: got 0.0"),
+        (["run", "--preset", "demo", "--out", str(tmp / "o"), "task.op=div", "task.p=48"], "needs a prime"),
+        (["run", "--preset", "demo", "--out", str(tmp / "o"), "task.train_fraction=1.5"], "train_fraction"),
+        (["run", "--preset", "demo", "--out", str(tmp / "o"), "device=tpu"], "device: got 'tpu'"),
+        (["run", str(tmp / "missing.yaml"), "--out", str(tmp / "o")], "not found"),
+        (["run", str(tmp / "broken.yaml"), "--out", str(tmp / "o")], "cannot be parsed"),
+        (["run", str(tmp / "list.yaml"), "--out", str(tmp / "o")], "expected a mapping"),
+        (["run", str(tiny), "--preset", "demo", "--out", str(tmp / "o")], "not both"),
+        (["run", "--out", str(tmp / "o")], "give a config file or --preset"),
+        (["run", str(tiny), "--out", str(tmp / "exists")], "already exists"),
+        (["run", str(tiny), "--out", str(tmp / "o"), "transfer.weak_embedding_file=nowhere.safetensors", "weak=null"],
+         "not found"),
+        (["run", "--preset", "demo"], "--out"),
+        (["frobnicate"], "invalid choice"),
+        ([], "a command is required"),
+        (["plot", str(tmp / "nothing")], "not a run directory"),
+        (["presets", "nope"], "unknown preset"),
+    ]
+
+
+def test_bad_input_gives_one_line_exit_2_and_writes_nothing(tmp_path, tiny_config, capsys):
+    cases = bad_inputs(tmp_path, tiny_config)
+    before = files_under(tmp_path)
+    for argv, expected in cases:
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err
+        lines = err.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("groktransfer: error: "), (argv, err)
+        assert expected in lines[0], (argv, lines[0])
+        assert files_under(tmp_path) == before, argv
+
+
+def test_entry_point_exit_code_and_no_traceback(tmp_path):
+    proc = subprocess.run(
+        [sys.executable, "-m", "groktransfer.cli", "run", "--preset", "nope", "--out", str(tmp_path / "o")],
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert not (tmp_path / "o").exists()
+
+
+def test_run_writes_every_record_and_plot_redraws(tmp_path, tiny_config, capsys):
+    out = tmp_path / "run"
+    assert main(["run", str(tiny_config), "--out", str(out), "--no-progress"]) == 0
+    assert "GrokTransfer (weak + target)" in capsys.readouterr().out
+    for name in ("config.yaml", "metrics.csv", "summary.json", "weak_embedding.safetensors", "accuracy.png", "loss.png"):
+        assert (out / name).is_file(), name
+    summary = json.loads((out / "summary.json").read_text())
+    for stage in ("weak", "target", "scratch"):
+        for key in ("status", "train_acc_95_step", "test_acc_95_step", "test_acc_99_step", "time_gap",
+                    "final_train_acc", "final_test_acc", "wall_clock_s"):
+            assert key in summary["stages"][stage], (stage, key)
+    for key in ("groktransfer_version", "git_commit", "torch_version", "device"):
+        assert key in summary
+    gt = summary["groktransfer"]
+    assert gt["wall_clock_s"] == pytest.approx(
+        summary["stages"]["weak"]["wall_clock_s"] + summary["stages"]["target"]["wall_clock_s"]
+    )
+    metrics = read_metrics(out)
+    assert set(metrics) == {"weak", "target", "scratch"}
+    assert metrics["target"][-1]["test_acc"] == summary["stages"]["target"]["final_test_acc"]
+    resolved = yaml.safe_load((out / "config.yaml").read_text())
+    assert resolved["target"]["train"]["betas"] == [0.9, 0.999]  # defaults are written out
+
+    (out / "accuracy.png").unlink()
+    assert main(["plot", str(out)]) == 0
+    assert (out / "accuracy.png").is_file()
+
+    # Refused without --overwrite; replaced with it.
+    assert main(["run", str(tiny_config), "--out", str(out), "--no-progress"]) == 2
+    assert main(["run", str(tiny_config), "--out", str(out), "--no-progress", "--overwrite"]) == 0
+
+
+def test_presets_command_lists_and_prints(capsys):
+    assert main(["presets"]) == 0
+    listing = capsys.readouterr().out
+    assert "fig1b" in listing and "classic" in listing
+    assert main(["presets", "fig6b"]) == 0
+    printed = yaml.safe_load(capsys.readouterr().out)
+    assert printed["task"]["op"] == "mul"
+
+
+def test_demo_removes_grokking_and_the_target_reruns_from_the_saved_embedding(tmp_path, capsys):
+    """The qualitative claim, on the demo's fixed seeds: scratch groks, GrokTransfer does not."""
+    out = tmp_path / "demo"
+    assert main(["demo", "--out", str(out), "--no-progress"]) == 0
+    printed = capsys.readouterr().out
+    assert "Time Gap" in printed and str(out / "accuracy.png") in printed
+    stages = json.loads((out / "summary.json").read_text())["stages"]
+    scratch, target = stages["scratch"], stages["target"]
+    # Scratch memorises early and generalises much later: that is grokking.
+    assert scratch["train_acc_95_step"] < 200 and scratch["time_gap"] > 2000
+    # The transferred target generalises soon after it fits.
+    assert target["test_acc_95_step"] is not None and target["time_gap"] * 5 < scratch["time_gap"]
+    assert target["final_test_acc"] >= 0.99
+
+    # The target stage reruns from the saved weak embedding alone, with the same result.
+    again = tmp_path / "again"
+    argv = ["run", "--preset", "demo", "--out", str(again), "--no-progress", "weak=null", "scratch=null",
+            f"transfer.weak_embedding_file={out / 'weak_embedding.safetensors'}"]
+    assert main(argv) == 0
+    rerun = read_metrics(again)["target"]
+    first = read_metrics(out)["target"]
+    strip = lambda rows: [{k: v for k, v in r.items() if k != "elapsed_s"} for r in rows]  # noqa: E731
+    assert strip(rerun) == strip(first)
+    summary = json.loads((again / "summary.json").read_text())
+    assert summary["groktransfer"]["weak_stage"] == "file" and "weak" not in summary["stages"]

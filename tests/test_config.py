@@ -1,0 +1,76 @@
+"""Config validation, overrides and file reading."""
+
+import pytest
+
+from groktransfer import ConfigError, RunConfig, TrainConfig, from_dict, load_preset, preset_names
+from groktransfer.config import apply_overrides, load_config_file
+
+
+def test_every_preset_loads():
+    assert {"demo", "classic", "fig1b", "fig6a", "fig6b"} <= set(preset_names())
+    for name in preset_names():
+        assert isinstance(load_preset(name), RunConfig)
+
+
+def test_paper_settings_in_presets():
+    fig1b = load_preset("fig1b")
+    assert (fig1b.task.p, fig1b.task.train_fraction) == (113, 0.25)
+    assert (fig1b.target.model.init_scale, fig1b.target.train.lr, fig1b.target.train.weight_decay) == (0.3, 0.005, 3.0)
+    assert (fig1b.scratch.train.lr, fig1b.scratch.train.weight_decay) == (0.05, 3.0)
+    assert fig1b.weak.train.max_steps == 10_000 and fig1b.weak.train.stop_at_test_acc is None
+    assert (fig1b.weak.model.embed_dim, fig1b.weak.model.width, fig1b.target.model.width) == (4, 16, 512)
+    assert load_preset("fig6b").task.op == "mul"
+
+
+def test_overrides_are_typed_and_nested():
+    config = load_preset("demo", ["target.train.lr=0.02", "task.p=53", "scratch=null", "target.train.betas=[0.9, 0.98]"])
+    assert config.target.train.lr == 0.02 and config.task.p == 53 and config.scratch is None
+    assert config.target.train.betas == (0.9, 0.98)
+
+
+def test_int_is_accepted_where_a_float_is_expected():
+    assert TrainConfig(lr=1).lr == 1.0 and isinstance(TrainConfig(lr=1).lr, float)
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        (["target.train.lrr=1"], "target.train.lrr: unknown key; allowed: lr, weight_decay"),
+        (["target.train.lr=-1"], "target.train.lr: got -1.0; must be > 0"),
+        (["target.train.lr=fast"], "target.train.lr: got 'fast'; expected a number"),
+        (["task.p=7.5"], "task.p: got 7.5; expected an integer"),
+        (["task.op=pow"], "task.op: got 'pow'; allowed: add, sub"),
+        (["target.model.bias=1"], "target.model.bias: got 1; expected true or false"),
+        (["target.train.dtype=float16"], "target.train.dtype: got 'float16'; allowed: 'float32', 'float64'"),
+        (["target.train.betas=[0.9]"], "target.train.betas: got [0.9]; expected a list of 2 numbers"),
+        (["weak=null"], "target: needs a weak stage"),
+        (["task.lr"], "expected key=value"),
+        (["target.train.lr.x=1"], "target.train.lr is not a section"),
+        (["weak=3"], "weak: expected a mapping"),
+    ],
+)
+def test_bad_values_name_the_field(overrides, message):
+    with pytest.raises(ConfigError, match=None) as info:
+        load_preset("demo", overrides)
+    assert message in str(info.value) and "\n" not in str(info.value)
+
+
+def test_config_files_parse_safely(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("task: [unclosed\n")
+    with pytest.raises(ConfigError, match="cannot be parsed"):
+        load_config_file(bad)
+    code = tmp_path / "code.yaml"
+    code.write_text("!!python/object/apply:os.system ['echo hacked']\n")
+    with pytest.raises(ConfigError, match="cannot be parsed"):
+        load_config_file(code)
+    scalar = tmp_path / "scalar.yaml"
+    scalar.write_text("3\n")
+    with pytest.raises(ConfigError, match="expected a mapping"):
+        load_config_file(scalar)
+
+
+def test_round_trip_through_dict():
+    config = load_preset("fig6a")
+    assert from_dict(RunConfig, config.to_dict()) == config
+    assert apply_overrides(config.to_dict(), []) == config.to_dict()

@@ -1,0 +1,86 @@
+"""Task labels against a brute-force Python table; splits; validation."""
+
+import pytest
+import torch
+
+from groktransfer import ConfigError, ModularTask
+from groktransfer.config import OPERATION_NAMES
+from groktransfer.tasks import is_prime
+
+BRUTE = {
+    "add": lambda a, b, p: (a + b) % p,
+    "sub": lambda a, b, p: (a - b) % p,
+    "mul": lambda a, b, p: (a * b) % p,
+    # Division by search: the c with c·b ≡ a, found without any inverse formula.
+    "div": lambda a, b, p: next(c for c in range(p) if (c * b) % p == a),
+    "x^2+y^2": lambda a, b, p: (a * a + b * b) % p,
+    "x^2+xy+y^2": lambda a, b, p: (a * a + a * b + b * b) % p,
+    "x^3+xy": lambda a, b, p: (a**3 + a * b) % p,
+}
+
+
+def all_pairs(task):
+    x = torch.cat([task.x_train, task.x_test]).tolist()
+    y = torch.cat([task.y_train, task.y_test]).tolist()
+    return {(a, b): label for (a, b), label in zip(x, y)}
+
+
+@pytest.mark.parametrize("op", OPERATION_NAMES)
+@pytest.mark.parametrize("p", [7, 13])
+def test_labels_match_brute_force_table(op, p):
+    assert set(BRUTE) == set(OPERATION_NAMES)
+    table = all_pairs(ModularTask(op, p=p, train_fraction=0.5, data_seed=3))
+    expected_pairs = {(a, b) for a in range(p) for b in range(p) if not (op == "div" and b == 0)}
+    assert set(table) == expected_pairs
+    for (a, b), label in table.items():
+        assert label == BRUTE[op](a, b, p), (op, a, b)
+
+
+def test_custom_operation_is_vectorised_and_reduced_mod_p():
+    task = ModularTask(lambda a, b, p: a * 10 + b, p=11, train_fraction=0.3)
+    table = all_pairs(task)
+    assert all(label == (a * 10 + b) % 11 for (a, b), label in table.items())
+    assert len(table) == 121
+
+
+def test_split_sizes_disjoint_and_deterministic():
+    task = ModularTask("add", p=31, train_fraction=0.25, data_seed=5)
+    n = 31 * 31
+    assert len(task.x_train) == round(0.25 * n) and len(task.x_train) + len(task.x_test) == n
+    train = {tuple(r) for r in task.x_train.tolist()}
+    test = {tuple(r) for r in task.x_test.tolist()}
+    assert not train & test and len(train | test) == n
+    again = ModularTask("add", p=31, train_fraction=0.25, data_seed=5)
+    assert torch.equal(again.x_train, task.x_train) and torch.equal(again.y_test, task.y_test)
+    other = ModularTask("add", p=31, train_fraction=0.25, data_seed=6)
+    assert not torch.equal(other.x_train, task.x_train)
+    assert task.vocab_size == task.n_classes == 31
+
+
+def test_split_does_not_depend_on_global_rng():
+    torch.manual_seed(0)
+    a = ModularTask("mul", p=17, data_seed=1)
+    torch.manual_seed(123)
+    b = ModularTask("mul", p=17, data_seed=1)
+    assert torch.equal(a.x_train, b.x_train)
+
+
+@pytest.mark.parametrize(
+    "kwargs, field",
+    [
+        ({"p": 1}, "p"),
+        ({"op": "div", "p": 15}, "p"),
+        ({"train_fraction": 0.0}, "train_fraction"),
+        ({"train_fraction": 1.0}, "train_fraction"),
+        ({"train_fraction": -0.2}, "train_fraction"),
+        ({"op": "pow"}, "op"),
+        ({"p": 2, "train_fraction": 0.01}, "train_fraction"),
+    ],
+)
+def test_bad_task_arguments_are_refused(kwargs, field):
+    with pytest.raises(ConfigError, match=field):
+        ModularTask(**kwargs)
+
+
+def test_is_prime():
+    assert [n for n in range(30) if is_prime(n)] == [2, 3, 5, 7, 11, 13, 17, 19, 23, 29]

@@ -1,0 +1,129 @@
+"""The trainer: schedule, stopping, divergence, warm-up, events, FLOPs, determinism."""
+
+import math
+
+import pytest
+import torch
+
+from groktransfer import FNN, EvalSchedule, ModularTask, TrainConfig, train, transfer_embedding
+from groktransfer.transfer import merge_factorized_embedding
+
+
+@pytest.fixture(scope="module")
+def task():
+    return ModularTask("add", p=13, train_fraction=0.5, data_seed=0)
+
+
+def small(seed=0):
+    return FNN(13, 13, embed_dim=8, width=16, depth=1, seed=seed)
+
+
+def without_time(history):
+    return [{k: v for k, v in row.items() if k != "elapsed_s"} for row in history]
+
+
+def test_linear_and_log_schedules():
+    linear = EvalSchedule(TrainConfig(eval_dense_until=5, eval_every=10))
+    assert linear.steps(35) == [0, 1, 2, 3, 4, 5, 10, 20, 30, 35]
+    log = EvalSchedule(TrainConfig(eval_dense_until=2, eval_schedule="log", eval_log_factor=1.5, eval_every=100))
+    assert log.steps(30) == [0, 1, 2, 3, 5, 8, 12, 18, 27, 30]
+    capped = EvalSchedule(TrainConfig(eval_dense_until=0, eval_schedule="log", eval_log_factor=10.0, eval_every=4))
+    assert capped.steps(12) == [0, 1, 5, 9, 12]
+
+
+def test_history_follows_the_schedule_and_budget(task):
+    config = TrainConfig(max_steps=25, eval_dense_until=3, eval_every=10, stop_at_test_acc=None)
+    result = train(small(), task, config)
+    assert [row["step"] for row in result.history] == [0, 1, 2, 3, 10, 20, 25]
+    assert result.status == "max_steps" and result.steps == 25
+
+
+def test_stop_requires_patience(task):
+    config = TrainConfig(max_steps=50, stop_at_test_acc=1e-9, stop_patience=3)
+    result = train(small(), task, config)
+    assert result.status == "target_reached"
+    assert [row["step"] for row in result.history] == [0, 1, 2]
+
+
+def test_nan_marks_the_run_diverged_at_its_step(task):
+    def poison(model):
+        with torch.no_grad():
+            model.mlp[0].weight[0, 0] = float("nan")
+
+    config = TrainConfig(max_steps=100, eval_dense_until=0, eval_every=20, stop_at_test_acc=None)
+    result = train(small(), task, config, events={7: poison})
+    assert result.status == "diverged" and result.diverged_step == 7
+    assert result.history[-1]["step"] == 20  # detected at the next evaluation, not by a per-step sync
+    assert result.summary()["diverged_step"] == 7
+
+
+def test_runs_are_deterministic(task):
+    config = TrainConfig(max_steps=40, stop_at_test_acc=None, lr=0.01)
+    a = train(small(1), task, config)
+    b = train(small(1), task, config)
+    assert without_time(a.history) == without_time(b.history)
+
+
+def test_minibatches_are_deterministic_per_seed(task):
+    config = TrainConfig(max_steps=30, batch_size=16, stop_at_test_acc=None, lr=0.01)
+    a = train(small(), task, config, seed=4)
+    b = train(small(), task, config, seed=4)
+    c = train(small(), task, config, seed=5)
+    assert without_time(a.history) == without_time(b.history)
+    assert without_time(a.history) != without_time(c.history)
+
+
+def test_warmup_scales_the_first_update(task):
+    # Adam's first update moves each weight by about lr (m/sqrt(v) = ±1), so the
+    # largest change after one step is the learning rate actually used.
+    def first_change(warmup):
+        model = small()
+        before = model.mlp[0].weight.detach().clone()
+        train(model, task, TrainConfig(lr=0.01, weight_decay=0.0, max_steps=1, warmup_steps=warmup, stop_at_test_acc=None))
+        return (model.mlp[0].weight.detach() - before).abs().max().item()
+
+    assert first_change(0) == pytest.approx(0.01, rel=1e-3)
+    assert first_change(10) == pytest.approx(0.001, rel=1e-3)
+
+
+def test_flops_match_the_matmul_count(task):
+    model = small()
+    config = TrainConfig(max_steps=4, eval_dense_until=0, eval_every=2, stop_at_test_acc=None)
+    result = train(model, task, config)
+    per_sample = 2 * (16 * 16 + 16 * 13)  # two linear layers, 2 FLOPs per multiply-add
+    n_train, n_test = len(task.y_train), len(task.y_test)
+    assert result.flops_per_step == 3 * n_train * per_sample  # backward costs twice the forward
+    evals = len(result.history)
+    assert result.flops == 4 * result.flops_per_step + evals * (n_train + n_test) * per_sample
+
+
+def test_merge_event_swaps_the_embedding_and_training_goes_on(task):
+    target = FNN(13, 13, embed_dim=16, width=16, depth=1, seed=1)
+    transfer_embedding(small(), target)
+    config = TrainConfig(max_steps=10, stop_at_test_acc=None, lr=0.01)
+    result = train(target, task, config, events={4: merge_factorized_embedding})
+    embedding = target.get_input_embeddings()
+    assert isinstance(embedding, torch.nn.Embedding) and result.steps == 10
+    # The merged matrix kept learning after step 4.
+    assert embedding.weight.requires_grad and math.isfinite(result.history[-1]["train_loss"])
+
+
+def test_frozen_a_does_not_move(task):
+    target = FNN(13, 13, embed_dim=16, width=16, depth=1, seed=1)
+    module = transfer_embedding(small(), target, freeze_a=True)
+    a_before, b_before = module.A.detach().clone(), module.B.detach().clone()
+    train(target, task, TrainConfig(max_steps=5, stop_at_test_acc=None, lr=0.01))
+    assert torch.equal(module.A.detach(), a_before) and not torch.equal(module.B.detach(), b_before)
+
+
+def test_float64_option(task):
+    model = small()
+    train(model, task, TrainConfig(max_steps=2, stop_at_test_acc=None, dtype="float64"))
+    assert all(p.dtype == torch.float64 for p in model.parameters())
+
+
+def test_flush_denormal_is_set_on_cpu(task):
+    torch.set_flush_denormal(False)
+    train(small(), task, TrainConfig(max_steps=1, stop_at_test_acc=None))
+    assert torch.tensor([1e-40], dtype=torch.float32).item() == 0.0
+    torch.set_flush_denormal(False)

@@ -1,0 +1,154 @@
+"""The A·B embedding and the transfer, checked against explicit products."""
+
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from groktransfer import (
+    FNN,
+    ConfigError,
+    FactorizedEmbedding,
+    load_weak_embedding,
+    merge_factorized_embedding,
+    save_weak_embedding,
+    transfer_embedding,
+)
+
+
+def test_forward_equals_explicit_product_and_shapes():
+    torch.manual_seed(0)
+    a, b = torch.randn(11, 4), torch.randn(4, 32)
+    emb = FactorizedEmbedding(a, b)
+    tokens = torch.randint(0, 11, (50, 2))
+    out = emb(tokens)
+    assert out.shape == (50, 2, 32)
+    explicit = torch.stack([torch.stack([a[i] @ b for i in row]) for row in tokens.tolist()])
+    torch.testing.assert_close(out, explicit)
+    assert emb.weight.shape == (11, 32) and emb.num_embeddings == 11 and emb.embedding_dim == 32
+
+
+def test_identity_b_is_a_plain_embedding():
+    weight = torch.randn(9, 6)
+    plain = nn.Embedding(9, 6)
+    with torch.no_grad():
+        plain.weight.copy_(weight)
+    factored = FactorizedEmbedding(weight, torch.eye(6))
+    tokens = torch.randint(0, 9, (20, 2))
+    torch.testing.assert_close(factored(tokens), plain(tokens))
+
+
+def test_gradients_reach_a_and_b_and_match_the_chain_rule():
+    a, b = torch.randn(7, 3), torch.randn(3, 5)
+    emb = FactorizedEmbedding(a, b)
+    tokens = torch.tensor([[0, 1], [2, 2], [6, 0]])
+    upstream = torch.randn(3, 2, 5)
+    (emb(tokens) * upstream).sum().backward()
+    # d/dE of sum(E[tokens] * upstream) scatters upstream rows onto E's rows.
+    grad_e = torch.zeros(7, 5).index_add_(0, tokens.reshape(-1), upstream.reshape(-1, 5))
+    torch.testing.assert_close(emb.A.grad, grad_e @ b.T)
+    torch.testing.assert_close(emb.B.grad, a.T @ grad_e)
+
+
+def test_transfer_copies_the_weak_embedding_and_draws_b_in_bounds():
+    weak = FNN(13, 13, embed_dim=4, width=8, depth=1, seed=0)
+    target = FNN(13, 13, embed_dim=64, width=32, depth=2, seed=1)
+    module = transfer_embedding(weak, target, b_scale=0.5, seed=3)
+    assert target.get_input_embeddings() is module
+    assert torch.equal(module.A.detach(), weak.embedding.weight.detach())
+    assert module.B.shape == (4, 64)
+    assert module.B.abs().max() <= 0.5 / math.sqrt(4)
+    assert module.A.requires_grad and module.B.requires_grad
+    again = transfer_embedding(weak, FNN(13, 13, embed_dim=64, width=32, depth=2, seed=1), b_scale=0.5, seed=3)
+    assert torch.equal(again.B, module.B)
+
+
+def test_transferred_target_trains_both_factors():
+    weak = FNN(13, 13, embed_dim=4, width=8, depth=1, seed=0)
+    target = FNN(13, 13, embed_dim=16, width=32, depth=2, seed=1)
+    module = transfer_embedding(weak, target, seed=0)
+    x = torch.randint(0, 13, (40, 2))
+    nn.functional.cross_entropy(target(x), x.sum(1) % 13).backward()
+    assert module.A.grad.abs().sum() > 0 and module.B.grad.abs().sum() > 0
+
+
+def test_freeze_a():
+    weak = FNN(13, 13, embed_dim=4, width=8, depth=1, seed=0)
+    target = FNN(13, 13, embed_dim=16, width=32, depth=2, seed=1)
+    module = transfer_embedding(weak, target, freeze_a=True)
+    assert not module.A.requires_grad and module.B.requires_grad
+
+
+def test_random_a_is_not_the_weak_embedding():
+    weak = FNN(13, 13, embed_dim=4, width=8, depth=1, seed=0)
+    module = transfer_embedding(weak, FNN(13, 13, embed_dim=16, width=8, depth=1), random_a=True, seed=1)
+    assert module.A.shape == (13, 4) and not torch.allclose(module.A, weak.embedding.weight)
+
+
+def test_merge_keeps_the_function_and_makes_one_matrix():
+    weak = FNN(13, 13, embed_dim=4, width=8, depth=1, seed=0)
+    target = FNN(13, 13, embed_dim=16, width=32, depth=2, seed=1)
+    module = transfer_embedding(weak, target)
+    x = torch.randint(0, 13, (30, 2))
+    before = target(x)
+    assert merge_factorized_embedding(target)
+    merged = target.get_input_embeddings()
+    assert isinstance(merged, nn.Embedding)
+    torch.testing.assert_close(merged.weight, (module.A @ module.B).detach())
+    torch.testing.assert_close(target(x), before)
+    assert not merge_factorized_embedding(target)  # already dense
+
+
+def test_vocabulary_mismatch_is_refused():
+    weak = FNN(13, 13, embed_dim=4, width=8, depth=1)
+    with pytest.raises(ConfigError, match="vocabulary sizes differ: weak embedding has 13 rows, target has 17"):
+        transfer_embedding(weak, FNN(17, 17, embed_dim=16, width=8, depth=1))
+
+
+def test_model_without_the_embedding_interface_is_refused():
+    with pytest.raises(ConfigError, match="get_input_embeddings"):
+        transfer_embedding(torch.randn(5, 2), nn.Linear(3, 3))
+
+
+def test_users_own_model_with_the_two_methods_works():
+    class BagOfTokens(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.tok = nn.Embedding(10, 24)
+            self.head = nn.Linear(24, 10)
+
+        def get_input_embeddings(self):
+            return self.tok
+
+        def set_input_embeddings(self, module):
+            self.tok = module
+
+        def forward(self, x):
+            return self.head(self.tok(x).mean(1))
+
+    model = BagOfTokens()
+    module = transfer_embedding(torch.randn(10, 3), model)
+    model(torch.randint(0, 10, (4, 5))).sum().backward()
+    assert module.A.grad is not None and module.B.grad is not None and module.B.shape == (3, 24)
+
+
+def test_weak_embedding_file_round_trip(tmp_path):
+    weak = FNN(13, 13, embed_dim=4, width=8, depth=1, seed=0)
+    path = tmp_path / "weak.safetensors"
+    save_weak_embedding(weak, path, metadata={"step": 12, "test_acc": 0.5})
+    matrix, meta = load_weak_embedding(path)
+    assert torch.equal(matrix, weak.embedding.weight.detach())
+    assert meta == {"step": 12, "test_acc": 0.5}
+    module = transfer_embedding(path, FNN(13, 13, embed_dim=16, width=8, depth=1))
+    assert torch.equal(module.A.detach(), matrix)
+
+
+def test_corrupt_or_missing_weak_embedding_file(tmp_path):
+    path = tmp_path / "weak.safetensors"
+    save_weak_embedding(torch.randn(5, 2), path)
+    path.write_bytes(path.read_bytes()[:20])
+    with pytest.raises(ConfigError, match="weak.safetensors.*unreadable"):
+        load_weak_embedding(path)
+    with pytest.raises(ConfigError, match="not found"):
+        load_weak_embedding(tmp_path / "missing.safetensors")
