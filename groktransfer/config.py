@@ -222,11 +222,59 @@ class TrainConfig(Config):
 
 
 @dataclass
+class GrokFastConfig(Config):
+    """GrokFast's gradient filter (Lee et al. 2024); see groktransfer.methods.grokfast."""
+
+    filter: Literal["ema", "ma"] = "ema"  # exponential or windowed moving average of past gradients
+    alpha: float = 0.98  # EMA momentum (reference default)
+    lamb: Optional[float] = None  # amplification λ; None = the reference default, 2.0 for ema and 5.0 for ma
+    window: int = 100  # MA window (reference default)
+    start_step: int = 0  # the filter is off before this step
+    warmup_steps: int = 0  # λ ramps linearly from 0 over this many steps after start_step
+
+    def check(self) -> None:
+        _require(0.0 <= self.alpha < 1.0, f"alpha: got {self.alpha}; must be in [0, 1)")
+        _require(self.lamb is None or self.lamb >= 0, f"lamb: got {self.lamb}; must be >= 0")
+        _require(self.window >= 1, f"window: got {self.window}; must be >= 1")
+        _require(self.start_step >= 0, f"start_step: got {self.start_step}; must be >= 0")
+        _require(self.warmup_steps >= 0, f"warmup_steps: got {self.warmup_steps}; must be >= 0")
+
+    def resolved_lamb(self) -> float:
+        if self.lamb is not None:
+            return self.lamb
+        return 2.0 if self.filter == "ema" else 5.0
+
+
+@dataclass
+class MethodsConfig(Config):
+    """Grokking accelerators applied while a stage trains (all off by default)."""
+
+    grokfast: Optional[GrokFastConfig] = None  # gradient low-pass filter; None = off
+    orthograd: bool = False  # ⊥Grad: keep only the gradient component orthogonal to the weights
+    loss: Literal["cross_entropy", "stablemax"] = "cross_entropy"  # stablemax: Prieto et al.'s float64 loss
+    norm_constraint: Optional[float] = None  # Omnigrok: keep the total weight norm at this × its initial value
+
+    def check(self) -> None:
+        _require(
+            self.norm_constraint is None or self.norm_constraint > 0,
+            f"norm_constraint: got {self.norm_constraint}; must be > 0 or null",
+        )
+
+
+@dataclass
 class StageConfig(Config):
     """One model trained one way."""
 
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    methods: MethodsConfig = field(default_factory=MethodsConfig)
+
+    def check(self) -> None:
+        # Decay would fight the constraint every step; Omnigrok trains the constrained net without it.
+        _require(
+            self.methods.norm_constraint is None or self.train.weight_decay == 0,
+            "methods.norm_constraint: needs train.weight_decay: 0 (the constraint replaces weight decay)",
+        )
 
 
 @dataclass

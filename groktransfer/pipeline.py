@@ -24,6 +24,7 @@ from typing import Callable, Optional, Union
 import torch
 
 from .config import ConfigError, RunConfig, StageConfig, dump_yaml
+from .methods import build_hooks, loss_function
 from .models import FNN
 from .plots import plot_run
 from .records import RunDirectory, check_new_run_dir, environment
@@ -86,6 +87,8 @@ def run_experiment(
             stage.train,
             stage=name,
             seed=config.seed,
+            loss_fn=loss_function(stage.methods),
+            hooks=build_hooks(model, stage.methods),
             events=events,
             on_eval=(lambda row: run_dir.append_metrics(name, row)) if run_dir is not None else None,
             progress=progress,

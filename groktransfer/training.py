@@ -26,7 +26,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Optional
+from typing import Callable, Optional, Sequence
 
 import torch
 from torch import nn
@@ -156,10 +156,16 @@ def train(
     seed: int = 0,
     loss_fn: LossFn = nn.functional.cross_entropy,
     events: Optional[dict[int, Callable[[nn.Module], None]]] = None,
+    hooks: Sequence = (),
     on_eval: Optional[Callable[[dict], None]] = None,
     progress: bool = False,
 ) -> TrainResult:
-    """Train ``model`` on ``task`` (anything with x_train, y_train, x_test, y_test tensors)."""
+    """Train ``model`` on ``task`` (anything with x_train, y_train, x_test, y_test tensors).
+
+    ``hooks`` are method objects (see :mod:`groktransfer.methods`): each one's
+    ``after_backward(step)`` runs between ``backward()`` and the optimizer step, and its
+    ``after_step(step)`` right after the optimizer step, in list order.
+    """
     device = task.x_train.device
     if device.type == "cpu":
         set_cpu_flush_denormal()
@@ -244,7 +250,11 @@ def train(
         loss = loss_fn(model(xb), yb)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
+        for hook in hooks:
+            hook.after_backward(step)
         optimizer.step()
+        for hook in hooks:
+            hook.after_step(step)
         bad_now = ~torch.isfinite(loss.detach())
         first_bad_step = torch.where(bad_now & (first_bad_step < 0), step, first_bad_step)
         step += 1
