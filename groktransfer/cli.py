@@ -5,6 +5,8 @@
     groktransfer run CONFIG.yaml --out DIR [k=v ...]    a config file (YAML or JSON)
     groktransfer plot RUN_DIR                           redraw accuracy.png and loss.png from metrics.csv
     groktransfer presets [NAME]                         list presets, or print one as YAML
+    groktransfer compare --methods A,B --seeds 5 --out DIR [--spec NAME|FILE] [--task OP] [--tuned best.yaml]
+    groktransfer tune --methods A,B --seeds 2 --out DIR [--spec ...] [--grid small|paper|FILE] [--configs K]
 
 Bad input (unknown preset, key or value, unreadable file, existing run directory) gives a
 one-line message and exit code 2, and writes nothing.
@@ -22,7 +24,9 @@ from typing import Optional, Sequence
 from . import __version__
 from .config import ConfigError, apply_overrides, dump_yaml, load_config_file, run_config_from_dict
 from .pipeline import WeakModelWarning, format_table, run_experiment
+from .compare import METHODS, load_comparison, load_tuned, method_run_config, parse_methods, run_comparison
 from .plots import plot_run
+from .tune import run_tune
 from .presets import load_preset, preset_description, preset_names, preset_path
 
 EXIT_USAGE = 2
@@ -61,7 +65,60 @@ def _build_parser() -> argparse.ArgumentParser:
 
     presets = sub.add_parser("presets", help="list the presets, or print one")
     presets.add_argument("name", nargs="?")
+
+    for name, helptext in (("compare", "every method on the same seeds, splits and budget"),
+                           ("tune", "hyperparameter search with an equal budget per method")):
+        cmd = sub.add_parser(name, help=helptext)
+        cmd.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="overrides of the comparison spec")
+        cmd.add_argument("--spec", default="paper-fnn", help="a comparison spec name or YAML file (default paper-fnn)")
+        cmd.add_argument("--task", help="shortcut for task.op=OP")
+        cmd.add_argument("--methods", required=True, help="comma-separated: " + ", ".join(METHODS))
+        cmd.add_argument("--seeds", default="5", help="N (seeds 0..N-1) or a list like 0,3,7 (default 5)")
+        cmd.add_argument("--out", required=True, help="output directory; finished runs in it are reused")
+        cmd.add_argument("--no-progress", action="store_true", help="no progress bars")
+        if name == "compare":
+            cmd.add_argument("--tuned", help="best.yaml written by `groktransfer tune`")
+        else:
+            cmd.add_argument("--grid", default="small", help="small, paper, or a YAML file of dotted key: [values]")
+            cmd.add_argument("--configs", type=int, help="configurations per method (default: the whole space)")
+            cmd.add_argument("--metric", default="test_acc_99_step", help="selection metric (default test_acc_99_step)")
     return parser
+
+
+def _parse_seeds(text: str) -> list[int]:
+    try:
+        if "," in text:
+            seeds = [int(part) for part in text.split(",") if part.strip()]
+        else:
+            seeds = list(range(int(text)))
+    except ValueError:
+        raise ConfigError(f"--seeds: got {text!r}; expected N or a comma-separated list of integers") from None
+    if not seeds or any(s < 0 for s in seeds) or len(set(seeds)) != len(seeds):
+        raise ConfigError(f"--seeds: got {text!r}; expected at least one distinct non-negative seed")
+    return seeds
+
+
+def _sweep(args: argparse.Namespace) -> int:
+    overrides = list(args.overrides) + ([f"task.op={args.task}"] if args.task else [])
+    spec = load_comparison(args.spec, overrides)
+    methods = parse_methods(args.methods)
+    seeds = _parse_seeds(args.seeds)
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {str(out)!r}: exists and is not a directory")
+    progress = not args.no_progress
+    if args.command == "compare":
+        tuned = load_tuned(args.tuned) if args.tuned else None
+        for method in methods:  # validate every run before training any
+            method_run_config(spec, method, seeds[0], (tuned or spec.hyperparameters).get(method, {}))
+        record = run_comparison(spec, methods, seeds, out, tuned=tuned, progress=progress, log=print)
+        print(f"\n{record['table']}\n\nwritten: {out / 'compare.json'}, {out / 'test_accuracy.png'}, {out / 'time_to_99.png'}")
+    else:
+        record = run_tune(spec, methods, seeds, out, grid=args.grid, configs=args.configs, metric=args.metric,
+                          progress=progress, log=print)
+        print(f"\nconfigurations per method: {record['configs_per_method']}")
+        print(f"written: {out / 'best.yaml'} (use with compare --tuned), {out / 'trials.csv'}")
+    return 0
 
 
 def _print_result(summary: dict, out: Path) -> None:
@@ -107,6 +164,8 @@ def _command(args: argparse.Namespace) -> int:
         for path in plot_run(run_dir):
             print(path)
         return 0
+    if args.command in ("compare", "tune"):
+        return _sweep(args)
     if args.command == "presets":
         if args.name:
             print(f"# {preset_description(args.name)}")
@@ -115,7 +174,7 @@ def _command(args: argparse.Namespace) -> int:
             for name in preset_names():
                 print(f"{name:10s} {preset_description(name)}")
         return 0
-    raise UsageError("a command is required: demo, run, plot or presets")
+    raise UsageError("a command is required: demo, run, plot, presets, compare or tune")
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -124,11 +183,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         # parse_known_args: `run` takes its config file and key=value items before or
         # after the options, which a plain nargs="*" positional would not.
         args, extra = parser.parse_known_args(argv)
-        unknown = [item for item in extra if item.startswith("-") or args.command != "run"]
+        positional = {"run": "items", "compare": "overrides", "tune": "overrides"}.get(args.command)
+        unknown = [item for item in extra if item.startswith("-") or positional is None]
         if unknown:
             raise UsageError(f"unrecognized arguments: {' '.join(unknown)}")
-        if args.command == "run":
-            args.items = list(args.items) + extra
+        if positional is not None:
+            setattr(args, positional, list(getattr(args, positional)) + extra)
         with warnings.catch_warnings():
             # The pipeline's warnings are printed through its log and under the result table.
             warnings.simplefilter("ignore", WeakModelWarning)

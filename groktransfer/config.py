@@ -62,6 +62,10 @@ def _coerce(value: Any, tp: Any, name: str) -> Any:
         if not isinstance(value, (list, tuple)) or len(value) != len(args):
             raise ConfigError(f"{name}: got {value!r}; expected a list of {len(args)} numbers")
         return tuple(_coerce(v, a, f"{name}[{i}]") for i, (v, a) in enumerate(zip(value, args)))
+    if tp is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{name}: got {value!r}; expected a mapping")
+        return value
     if dataclasses.is_dataclass(tp):
         if isinstance(value, tp):
             return value
@@ -349,6 +353,15 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     except yaml.YAMLError:
         raise ConfigError(f"override {text!r}: value is not valid YAML") from None
     return parts, value
+
+
+def deep_merge(base: dict, extra: dict) -> dict:
+    """``base`` updated by ``extra``, recursing into mappings present in both (inputs are not modified)."""
+    out = dict(base)
+    for key, value in extra.items():
+        both = isinstance(value, dict) and isinstance(out.get(key), dict)
+        out[key] = deep_merge(out[key], value) if both else value
+    return out
 
 
 def apply_overrides(data: dict, overrides: list[str]) -> dict:

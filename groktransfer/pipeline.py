@@ -75,7 +75,7 @@ def run_experiment(
 
     run_dir = RunDirectory(out, overwrite) if out is not None else None
     summary = environment(device)
-    summary.update({"name": config.name, "stages": {}, "warnings": []})
+    summary.update({"name": config.name, "complete": False, "stages": {}, "warnings": []})
     if run_dir is not None:
         run_dir.write_config_yaml(dump_yaml(config))
 
@@ -161,6 +161,7 @@ def run_experiment(
         if run_dir is not None:
             run_dir.close()
 
+    summary["complete"] = True  # sweeps skip run directories whose summary says so
     if run_dir is not None:
         run_dir.write_summary(summary)
         plot_run(run_dir.path, title=config.name)

@@ -62,3 +62,67 @@ def plot_run(run_dir: Union[str, Path], title: str = "") -> list[Path]:
     _draw(stages, ("train_acc", "test_acc"), "accuracy", accuracy, title, log_y=False)
     _draw(stages, ("train_loss", "test_loss"), "cross-entropy loss", loss, title, log_y=True)
     return [accuracy, loss]
+
+
+def _seed_curves(out: Path, method: str, seeds: list[int]) -> tuple[list[int], list[list[float]]]:
+    """Each seed's test accuracy on the union of evaluated steps; a finished run holds its last value."""
+    import numpy as np
+
+    runs = []
+    for seed in seeds:
+        stages = read_metrics(out / "runs" / method / f"seed{seed}")
+        rows = stages.get("target") or stages.get("scratch") or []
+        runs.append(([r["step"] for r in rows], [r["test_acc"] for r in rows]))
+    grid = sorted({s for steps, _ in runs for s in steps if s >= 1})
+    curves = [list(np.interp(grid, steps, accs, right=accs[-1])) for steps, accs in runs if steps]
+    return grid, curves
+
+
+def plot_comparison(out: Union[str, Path], methods: list[str], seeds: list[int], aggregates: dict, title: str = "") -> list[Path]:
+    """test_accuracy.png (median over seeds, min–max band) and time_to_99.png (median, IQR)."""
+    import numpy as np
+
+    out = Path(out)
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    fig, ax = plt.subplots(figsize=(7, 4.2), dpi=120)
+    for i, method in enumerate(methods):
+        grid, curves = _seed_curves(out, method, seeds)
+        if not grid:
+            continue
+        data = np.array(curves)
+        colour = colours[i % len(colours)]
+        ax.plot(grid, np.median(data, axis=0), color=colour, label=method)
+        ax.fill_between(grid, data.min(axis=0), data.max(axis=0), color=colour, alpha=0.15)
+    ax.set_xscale("log")
+    ax.set_xlabel("step (GrokTransfer: target stage)")
+    ax.set_ylabel("test accuracy")
+    ax.set_title(f"{title}: median over {len(seeds)} seeds, band = min–max")
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    accuracy_path = out / "test_accuracy.png"
+    fig.savefig(accuracy_path)
+    plt.close(fig)
+
+    fig, ax = plt.subplots(figsize=(7, 4.2), dpi=120)
+    finite = [aggregates[m]["time_to_99_s"]["q75"] or aggregates[m]["time_to_99_s"]["median"] or 0 for m in methods]
+    ceiling = max([v for v in finite if v] or [1.0]) * 1.15
+    for i, method in enumerate(methods):
+        stats = aggregates[method]["time_to_99_s"]
+        if stats["median"] is None:
+            ax.bar(i, ceiling, color="none", edgecolor="grey", hatch="//")
+            ax.text(i, ceiling, "never", ha="center", va="bottom", fontsize=8)
+            continue
+        lo = stats["median"] - (stats["q25"] if stats["q25"] is not None else stats["median"])
+        hi = (stats["q75"] if stats["q75"] is not None else ceiling) - stats["median"]
+        ax.bar(i, stats["median"], color=colours[i % len(colours)], yerr=[[lo], [hi]], capsize=4)
+        reached = aggregates[method]["success_99"]
+        ax.text(i, stats["median"], f"{reached:.0%}", ha="center", va="bottom", fontsize=7)
+    ax.set_xticks(range(len(methods)), methods, rotation=20, fontsize=8)
+    ax.set_ylabel("wall-clock to 99% test (s), incl. weak stage")
+    ax.set_title(f"{title}: median, IQR bars; label = seeds reaching 99%")
+    fig.tight_layout()
+    bar_path = out / "time_to_99.png"
+    fig.savefig(bar_path)
+    plt.close(fig)
+    return [accuracy_path, bar_path]

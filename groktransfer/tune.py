@@ -1,0 +1,176 @@
+"""Hyperparameter search with an equal budget for every method.
+
+Usage::
+
+    spec = load_comparison("demo")
+    result = run_tune(spec, ["scratch", "grokfast-ema"], seeds=[0, 1], out="runs/tune", grid="small", configs=6)
+    result["best"]["scratch"]          # the hyperparameters `compare --tuned runs/tune/best.yaml` will use
+
+The search space of a method is the shared grid (init scale × lr × weight decay) times
+its own parameters (GrokFast's λ and α or window, Omnigrok's norm factor, which replaces
+weight decay since Omnigrok trains without it). Every method trains the same number of
+configurations (``configs``, drawn by a seeded shuffle of its space; all of it when
+``configs`` is None) for the same step budget (the spec's ``train.max_steps``), on the
+same seeds.
+
+Selection follows the paper: the configuration that reaches 99% test accuracy fastest,
+averaged over seeds (``metric="test_acc_99_step"``). A seed that never reaches it counts
+as infinitely slow, so a configuration that always succeeds beats one that sometimes
+fails; ties among failures are broken by the mean over the seeds that did succeed.
+Finished trials are reused, so an interrupted tune continues where it stopped.
+"""
+
+from __future__ import annotations
+
+import csv
+import itertools
+import json
+import math
+import random
+from pathlib import Path
+from typing import Callable, Optional, Union
+
+import yaml
+
+from .compare import ComparisonConfig, method_components, method_run_config, run_numbers, run_or_reuse
+from .config import ConfigError, deep_merge, load_config_file
+from .records import atomic_write_text, environment
+from .training import resolve_device
+
+INIT_SCALES_PAPER = [0.05] + [round(0.1 * i, 1) for i in range(1, 16)]
+GRIDS: dict[str, dict[str, list]] = {
+    # The paper's grid (§3): 16 init scales × 8 learning rates × 9 weight decays.
+    "paper": {
+        "model.init_scale": INIT_SCALES_PAPER,
+        "train.lr": [1e-4, 5e-4, 1e-3, 5e-3, 1e-2, 1e-1, 0.5, 1.0],
+        "train.weight_decay": [1e-4, 1e-3, 1e-2, 1e-1, 1.0, 2.0, 3.0, 4.0, 5.0],
+    },
+    # A CPU-sized grid around the settings that work on the modular tasks.
+    "small": {
+        "model.init_scale": [0.5, 1.0],
+        "train.lr": [1e-3, 3e-3, 1e-2],
+        "train.weight_decay": [0.1, 1.0],
+    },
+}
+# Each method's own dimensions, added to the shared grid.
+METHOD_GRIDS: dict[str, dict[str, list]] = {
+    "grokfast-ema": {"methods.grokfast.lamb": [1.0, 2.0, 5.0], "methods.grokfast.alpha": [0.9, 0.98]},
+    "grokfast-ma": {"methods.grokfast.lamb": [2.0, 5.0], "methods.grokfast.window": [50, 100]},
+    "omnigrok": {"methods.norm_constraint": [0.5, 0.75, 1.0]},
+}
+METRICS = ("test_acc_99_step", "test_acc_95_step", "train_acc_95_step", "time_to_99_s", "time_gap", "wall_clock_s")
+
+
+def load_grid(name_or_path: str) -> dict[str, list]:
+    if name_or_path in GRIDS:
+        return GRIDS[name_or_path]
+    if not Path(name_or_path).suffix:
+        raise ConfigError(f"--grid {name_or_path!r}: unknown; allowed: {', '.join(GRIDS)} or a YAML file")
+    data = load_config_file(name_or_path)
+    for key, values in data.items():
+        if not isinstance(values, list) or not values:
+            raise ConfigError(f"grid {name_or_path!r}: {key}: expected a non-empty list of values")
+    return data
+
+
+def method_space(method: str, grid: dict[str, list]) -> list[dict[str, object]]:
+    """Every configuration (dotted path -> value) of ``method``'s search space, in grid order."""
+    dims = dict(grid)
+    for part in method_components(method):
+        if part == "omnigrok":
+            dims.pop("train.weight_decay", None)  # Omnigrok trains at weight decay 0
+        dims.update(METHOD_GRIDS.get(part, {}))
+    keys = list(dims)
+    return [dict(zip(keys, values)) for values in itertools.product(*(dims[k] for k in keys))]
+
+
+def to_hyper(point: dict[str, object]) -> dict:
+    """{'train.lr': 0.01} -> {'train': {'lr': 0.01}}."""
+    out: dict = {}
+    for path, value in point.items():
+        parts = path.split(".")
+        node = out
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+        node[parts[-1]] = value
+    return out
+
+
+def score(values: list[Optional[float]]) -> tuple[int, float]:
+    """(seeds that failed, mean over those that succeeded): lower is better."""
+    reached = [v for v in values if v is not None]
+    return len(values) - len(reached), (sum(reached) / len(reached) if reached else math.inf)
+
+
+def run_tune(
+    spec: ComparisonConfig,
+    methods: list[str],
+    seeds: list[int],
+    out: Union[str, Path],
+    *,
+    grid: str = "small",
+    configs: Optional[int] = None,
+    metric: str = "test_acc_99_step",
+    search_seed: int = 0,
+    progress: bool = False,
+    log: Callable[[str], None] = lambda message: None,
+) -> dict:
+    """Search each method's space; write trials.csv, best.yaml and tune.json in ``out``."""
+    if metric not in METRICS:
+        raise ConfigError(f"--metric {metric!r}: allowed: {', '.join(METRICS)}")
+    if configs is not None and configs < 1:
+        raise ConfigError(f"--configs: got {configs}; must be >= 1")
+    if not seeds:
+        raise ConfigError("--seeds: give at least one seed")
+    dims = load_grid(grid)
+    plans = {}
+    for method in methods:
+        space = method_space(method, dims)
+        random.Random(search_seed).shuffle(space)
+        plans[method] = space if configs is None else space[:configs]
+        for point in plans[method]:  # validate every trial before training anything
+            method_run_config(spec, method, seeds[0], _with_fixed(spec, method, point))
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    trials, best = [], {}
+    for method in methods:
+        ranked = []
+        for index, point in enumerate(plans[method]):
+            hyper = _with_fixed(spec, method, point)
+            values = []
+            for seed in seeds:
+                run_dir = out / "trials" / method / f"trial{index:04d}" / f"seed{seed}"
+                log(f"[tune] {method} trial {index + 1}/{len(plans[method])} seed {seed}: {point}")
+                summary = run_or_reuse(method_run_config(spec, method, seed, hyper), run_dir, progress)
+                values.append(run_numbers(summary, run_dir)[metric])
+            failures, mean = score(values)
+            trials.append({"method": method, "trial": index, "params": json.dumps(point), "metric": metric,
+                           "values": json.dumps(values), "failures": failures, "mean_reached": mean})
+            ranked.append(((failures, mean, index), hyper))
+        ranked.sort(key=lambda item: item[0])
+        best[method] = ranked[0][1]
+
+    with open(out / "trials.csv", "w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(trials[0]))
+        writer.writeheader()
+        writer.writerows(trials)
+    atomic_write_text(out / "best.yaml", yaml.safe_dump({"metric": metric, "hyperparameters": best}, sort_keys=False))
+    record = {
+        "methods": methods,
+        "seeds": seeds,
+        "grid": grid,
+        "configs_per_method": {m: len(plans[m]) for m in methods},
+        "max_steps": spec.train.max_steps,
+        "metric": metric,
+        "spec": spec.to_dict(),
+        "environment": environment(resolve_device(spec.device)),
+        "best": best,
+    }
+    atomic_write_text(out / "tune.json", json.dumps(record, indent=2) + "\n")
+    return record
+
+
+def _with_fixed(spec: ComparisonConfig, method: str, point: dict) -> dict:
+    """The spec's own settings for ``method`` (e.g. GrokTransfer's weak stage) plus the trial's."""
+    return deep_merge(spec.hyperparameters.get(method, {}), to_hyper(point))

@@ -1,0 +1,125 @@
+"""compare and tune end to end on a tiny task, and their statistics."""
+
+import csv
+import json
+import math
+
+import pytest
+import yaml
+
+from groktransfer import ConfigError
+from groktransfer.cli import main
+from groktransfer.compare import censored_stats, load_comparison, method_components, method_run_config, quantile
+from groktransfer.tune import method_space, score
+
+TINY = ["task.p=11", "task.train_fraction=0.5", "train.max_steps=40", "weak.train.max_steps=30", "train.eval_every=10"]
+
+
+def test_quantiles_with_never_reached_seeds():
+    assert quantile([1.0, 2.0, 3.0, 4.0, 5.0], 0.5) == 3.0
+    assert quantile([1.0, 2.0, 3.0, 4.0], 0.25) == pytest.approx(1.75)  # numpy's linear rule
+    stats = censored_stats([10, None, 30, None, 20])
+    assert stats["median"] == 30 and stats["q25"] == 20 and stats["q75"] is None and stats["n_reached"] == 3
+    assert censored_stats([None, None, 5])["median"] is None
+
+
+def test_method_combinations():
+    assert method_components("groktransfer+grokfast-ema") == ["groktransfer", "grokfast-ema"]
+    for bad, message in [("grokfast-ema+grokfast-ma", "one GrokFast filter"), ("scratch+orthograd", "combines with nothing"),
+                         ("orthograd+orthograd", "twice"), ("adam", "unknown")]:
+        with pytest.raises(ConfigError, match=message):
+            method_components(bad)
+
+
+def test_every_method_shares_the_seed_split_budget_and_architecture():
+    spec = load_comparison("demo")
+    configs = {m: method_run_config(spec, m, 3) for m in ("scratch", "grokfast-ma", "omnigrok", "groktransfer")}
+    stages = {m: (c.target or c.scratch) for m, c in configs.items()}
+    assert {c.seed for c in configs.values()} == {3} and {c.task.data_seed for c in configs.values()} == {3}
+    assert len({s.train.max_steps for s in stages.values()}) == 1
+    assert len({(s.model.embed_dim, s.model.width, s.model.depth) for s in stages.values()}) == 1
+    assert stages["omnigrok"].train.weight_decay == 0.0 and stages["omnigrok"].methods.norm_constraint == 1.0
+    assert stages["grokfast-ma"].methods.grokfast.filter == "ma"
+    assert configs["groktransfer"].weak is not None and configs["scratch"].weak is None
+    with pytest.raises(ConfigError, match="fixed by the comparison"):
+        method_run_config(spec, "scratch", 0, {"train": {"max_steps": 5}})
+
+
+def test_search_spaces_and_scores():
+    grid = {"train.lr": [0.1, 0.2], "train.weight_decay": [0.0, 1.0]}
+    assert len(method_space("scratch", grid)) == 4
+    assert len(method_space("grokfast-ema", grid)) == 4 * 6
+    omni = method_space("omnigrok", grid)
+    assert len(omni) == 2 * 3 and all("train.weight_decay" not in p for p in omni)
+    assert score([10, 20]) < score([5, None]) < score([None, None])
+
+
+def test_compare_end_to_end(tmp_path, capsys):
+    out = tmp_path / "cmp"
+    argv = ["compare", "--spec", "demo", "--methods", "scratch,grokfast-ema,groktransfer", "--seeds", "2",
+            "--out", str(out), "--no-progress", *TINY]
+    assert main(argv) == 0
+    assert "| groktransfer |" in capsys.readouterr().out
+    record = json.loads((out / "compare.json").read_text())
+    assert record["seeds"] == [0, 1] and set(record["aggregate"]) == {"scratch", "grokfast-ema", "groktransfer"}
+    rows = list(csv.DictReader(open(out / "runs.csv")))
+    assert len(rows) == 6
+    # The aggregate's median is the median of the per-run numbers it reports.
+    for method in record["methods"]:
+        gaps = [record["per_run"][method][s]["train_acc_95_step"] for s in ("0", "1")]
+        stats = record["aggregate"][method]["train_acc_95_step"]
+        if None not in gaps:
+            assert stats["median"] == pytest.approx(sum(gaps) / 2)
+    for name in ("table.md", "test_accuracy.png", "time_to_99.png"):
+        assert (out / name).is_file()
+    # GrokTransfer's cost includes its weak stage.
+    gt_run = json.loads((out / "runs" / "groktransfer" / "seed0" / "summary.json").read_text())
+    assert record["per_run"]["groktransfer"]["0"]["wall_clock_s"] == pytest.approx(
+        gt_run["stages"]["weak"]["wall_clock_s"] + gt_run["stages"]["target"]["wall_clock_s"])
+    # A second call reuses every finished run.
+    stamp = (out / "runs" / "scratch" / "seed1" / "summary.json").stat().st_mtime_ns
+    assert main(argv) == 0
+    assert (out / "runs" / "scratch" / "seed1" / "summary.json").stat().st_mtime_ns == stamp
+
+
+def test_tune_end_to_end_and_compare_reads_its_result(tmp_path):
+    out = tmp_path / "tune"
+    argv = ["tune", "--spec", "demo", "--methods", "scratch,omnigrok", "--seeds", "0,1", "--configs", "2",
+            "--out", str(out), "--no-progress", "--metric", "train_acc_95_step", *TINY]
+    assert main(argv) == 0
+    best = yaml.safe_load((out / "best.yaml").read_text())
+    trials = list(csv.DictReader(open(out / "trials.csv")))
+    assert len(trials) == 4 and {t["method"] for t in trials} == {"scratch", "omnigrok"}
+    # The winner is the trial with the fewest failures, then the lowest mean.
+    scratch = sorted((t for t in trials if t["method"] == "scratch"),
+                     key=lambda t: (int(t["failures"]), float(t["mean_reached"]), int(t["trial"])))
+    winner = json.loads(scratch[0]["params"])
+    assert best["hyperparameters"]["scratch"]["train"]["lr"] == winner["train.lr"]
+    assert json.loads((out / "tune.json").read_text())["configs_per_method"] == {"scratch": 2, "omnigrok": 2}
+
+    cmp_out = tmp_path / "cmp"
+    assert main(["compare", "--spec", "demo", "--methods", "scratch", "--seeds", "1", "--out", str(cmp_out),
+                 "--tuned", str(out / "best.yaml"), "--no-progress", *TINY]) == 0
+    record = json.loads((cmp_out / "compare.json").read_text())
+    assert record["hyperparameters"]["scratch"]["scratch"]["train"]["lr"] == winner["train.lr"]
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["compare", "--methods", "adam", "--out", "X"], "unknown"),
+        (["compare", "--methods", "scratch", "--seeds", "x", "--out", "X"], "--seeds"),
+        (["compare", "--methods", "scratch", "--spec", "nope", "--out", "X"], "unknown comparison"),
+        (["compare", "--methods", "scratch", "--out", "X", "train.lr=-1"], "train.lr"),
+        (["compare", "--methods", "scratch", "--out", "X", "--tuned", "missing.yaml"], "not found"),
+        (["tune", "--methods", "scratch", "--grid", "huge", "--out", "X"], "--grid"),
+        (["tune", "--methods", "scratch", "--metric", "speed", "--out", "X"], "--metric"),
+        (["tune", "--methods", "scratch", "--configs", "0", "--out", "X"], "--configs"),
+    ],
+)
+def test_sweep_bad_input(tmp_path, monkeypatch, capsys, argv, message):
+    monkeypatch.chdir(tmp_path)
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and message in err[0]
+    assert not (tmp_path / "X").exists()
