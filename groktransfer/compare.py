@@ -160,7 +160,7 @@ def run_or_reuse(config: RunConfig, out: Path, progress: bool = False) -> dict:
             done, same = {}, False
         if done.get("complete") and same:
             return done
-    return run_experiment(config, out, overwrite=True, progress=progress)
+    return run_experiment(config, out, overwrite=True, progress=progress, plots=False)
 
 
 def run_numbers(summary: dict, run_dir: Optional[Path] = None) -> dict:

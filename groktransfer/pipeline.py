@@ -61,9 +61,13 @@ def run_experiment(
     *,
     overwrite: bool = False,
     progress: bool = False,
+    plots: bool = True,
     log: Callable[[str], None] = lambda message: None,
 ) -> dict:
     """Run every stage ``config`` asks for; write a run directory when ``out`` is given.
+
+    ``plots=False`` skips accuracy.png/loss.png (sweeps draw their own summary plots;
+    ``groktransfer plot RUN_DIR`` draws them later from metrics.csv).
 
     Returns the summary dict (the content of ``summary.json``).
     """
@@ -164,7 +168,8 @@ def run_experiment(
     summary["complete"] = True  # sweeps skip run directories whose summary says so
     if run_dir is not None:
         run_dir.write_summary(summary)
-        plot_run(run_dir.path, title=config.name)
+        if plots:
+            plot_run(run_dir.path, title=config.name)
     return summary
 
 
