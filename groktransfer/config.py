@@ -202,6 +202,7 @@ class TrainConfig(Config):
     stop_at_test_acc: Optional[float] = 0.99  # stop once test accuracy >= this ...; None = run the whole budget
     stop_patience: int = 1  # ... for this many consecutive evaluations
     dtype: Literal["float32", "float64"] = "float32"  # the paper trains in float32
+    diagnostics: bool = True  # log per-parameter norms, softmax collapse, zero loss, A·B rank at each evaluation
 
     def check(self) -> None:
         _require(self.lr > 0, f"lr: got {self.lr}; must be > 0")

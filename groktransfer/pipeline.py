@@ -24,6 +24,7 @@ from typing import Callable, Optional, Union
 import torch
 
 from .config import ConfigError, RunConfig, StageConfig, dump_yaml
+from .diagnostics import Diagnostics
 from .methods import build_hooks, loss_function
 from .models import FNN
 from .plots import plot_run
@@ -83,7 +84,12 @@ def run_experiment(
     if run_dir is not None:
         run_dir.write_config_yaml(dump_yaml(config))
 
-    def run_stage(name: str, model, stage: StageConfig, events=None) -> TrainResult:
+    def record_eval(name: str, row: dict) -> None:
+        run_dir.append_metrics(name, row)
+        if "diagnostics" in row:
+            run_dir.append_diagnostics(name, row["step"], row["diagnostics"])
+
+    def run_stage(name: str, model, stage: StageConfig, events=None, weak_matrix=None) -> TrainResult:
         log(f"[{name}] training {sum(p.numel() for p in model.parameters()):,} parameters on {task}")
         result = train(
             model,
@@ -94,7 +100,8 @@ def run_experiment(
             loss_fn=loss_function(stage.methods),
             hooks=build_hooks(model, stage.methods),
             events=events,
-            on_eval=(lambda row: run_dir.append_metrics(name, row)) if run_dir is not None else None,
+            diagnostics=Diagnostics(weak_matrix) if stage.train.diagnostics else None,
+            on_eval=(lambda row: record_eval(name, row)) if run_dir is not None else None,
             progress=progress,
         )
         summary["stages"][name] = result.summary()
@@ -137,7 +144,7 @@ def run_experiment(
             target = _build(config.target, task, config.seed + 1)
             if weak_source is None:  # a random A (the paper's control) only needs a shape
                 weak_source = torch.zeros(task.vocab_size, config.transfer.random_a_dim)
-            transfer_embedding(
+            installed = transfer_embedding(
                 weak_source,
                 target,
                 b_init=config.transfer.b_init,
@@ -149,7 +156,8 @@ def run_experiment(
             events = {}
             if config.transfer.merge_at_step is not None:
                 events[config.transfer.merge_at_step] = merge_factorized_embedding
-            run_stage("target", target, config.target, events)
+            weak_matrix = installed.A.detach().clone() if config.transfer.a_init == "weak" else None
+            run_stage("target", target, config.target, events, weak_matrix=weak_matrix)
             stages = summary["stages"]
             weak_summary = stages.get("weak", {})
             summary["groktransfer"] = {

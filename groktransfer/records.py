@@ -4,6 +4,8 @@ A run directory holds::
 
     config.yaml                  the resolved config (every default filled in)
     metrics.csv                  one row per evaluation: stage, step, losses, accuracies, weight norm, time
+    diagnostics.csv              long format (stage, step, name, value): per-parameter norms, softmax
+                                 collapse, zero-loss fraction, A·B rank/effective rank/CKA to E_W
     summary.json                 per-stage results and the environment (schema below)
     weak_embedding.safetensors   the weak model's embedding E_W, when a weak stage ran
     accuracy.png, loss.png       curves against step on a log-x axis
@@ -80,6 +82,14 @@ class RunDirectory:
         self._writer = csv.DictWriter(self._metrics, fieldnames=METRICS_FIELDS)
         self._writer.writeheader()
         self._metrics.flush()
+        self._diagnostics = None  # opened on the first diagnostics row
+
+    def append_diagnostics(self, stage: str, step: int, values: dict) -> None:
+        if self._diagnostics is None:
+            self._diagnostics = open(self.path / "diagnostics.csv", "w", newline="", encoding="utf-8")
+            self._diagnostics.write("stage,step,name,value\n")
+        self._diagnostics.writelines(f"{stage},{step},{name},{value!r}\n" for name, value in values.items())
+        self._diagnostics.flush()
 
     def write_config_yaml(self, text: str) -> None:
         atomic_write_text(self.path / "config.yaml", text)
@@ -93,6 +103,8 @@ class RunDirectory:
 
     def close(self) -> None:
         self._metrics.close()
+        if self._diagnostics is not None:
+            self._diagnostics.close()
 
 
 def read_metrics(path: Union[str, Path]) -> dict[str, list[dict]]:

@@ -85,10 +85,10 @@ def weight_norm(model: nn.Module) -> torch.Tensor:
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss_fn: LossFn) -> tuple[torch.Tensor, torch.Tensor]:
-    """Mean loss and accuracy on (x, y), as device tensors."""
+def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss_fn: LossFn) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Mean loss, accuracy and the logits on (x, y), as device tensors."""
     logits = model(x)
-    return loss_fn(logits, y), (logits.argmax(dim=-1) == y).float().mean()
+    return loss_fn(logits, y), (logits.argmax(dim=-1) == y).float().mean(), logits
 
 
 @dataclass
@@ -157,6 +157,7 @@ def train(
     loss_fn: LossFn = nn.functional.cross_entropy,
     events: Optional[dict[int, Callable[[nn.Module], None]]] = None,
     hooks: Sequence = (),
+    diagnostics: Optional[Callable[[nn.Module, torch.Tensor, torch.Tensor], dict]] = None,
     on_eval: Optional[Callable[[dict], None]] = None,
     progress: bool = False,
 ) -> TrainResult:
@@ -165,6 +166,8 @@ def train(
     ``hooks`` are method objects (see :mod:`groktransfer.methods`): each one's
     ``after_backward(step)`` runs between ``backward()`` and the optimizer step, and its
     ``after_step(step)`` right after the optimizer step, in list order.
+    ``diagnostics(model, train_logits, train_labels)`` returns named device tensors that are
+    read back with the evaluation and stored in each history row under ``"diagnostics"``.
     """
     device = task.x_train.device
     if device.type == "cpu":
@@ -204,14 +207,18 @@ def train(
             optimizer = _rebuild_optimizer(optimizer, model, config)
 
         if step == next_eval or step == config.max_steps:
-            train_loss, train_acc = evaluate(model, x_train, y_train, loss_fn)
-            test_loss, test_acc = evaluate(model, x_test, y_test, loss_fn)
+            train_loss, train_acc, train_logits = evaluate(model, x_train, y_train, loss_fn)
+            test_loss, test_acc, _ = evaluate(model, x_test, y_test, loss_fn)
+            extra = diagnostics(model, train_logits, y_train) if diagnostics is not None else {}
             # One host sync per evaluation: every number leaves the device together.
             values = torch.stack(
                 [train_loss.double(), train_acc.double(), test_loss.double(), test_acc.double(),
                  weight_norm(model).double(), first_bad_step.double()]
+                + [v.double().reshape(()) for v in extra.values()]
             ).tolist()
             row = dict(zip(HISTORY_KEYS, [step, *values[:5], time.perf_counter() - start]))
+            if extra:
+                row["diagnostics"] = dict(zip(extra, values[6:]))
             history.append(row)
             if on_eval is not None:
                 on_eval(row)

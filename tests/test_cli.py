@@ -1,5 +1,6 @@
 """The command line: error paths, tiny runs, plot, and the demo end to end."""
 
+import csv
 import json
 import subprocess
 import sys
@@ -102,6 +103,10 @@ def test_run_writes_every_record_and_plot_redraws(tmp_path, tiny_config, capsys)
     metrics = read_metrics(out)
     assert set(metrics) == {"weak", "target", "scratch"}
     assert metrics["target"][-1]["test_acc"] == summary["stages"]["target"]["final_test_acc"]
+    diagnostics = list(csv.DictReader(open(out / "diagnostics.csv")))
+    target_names = {r["name"] for r in diagnostics if r["stage"] == "target"}
+    assert {"embedding_rank", "embedding_cka_to_weak", "softmax_collapse", "norm/embedding.B"} <= target_names
+    assert "embedding_rank" not in {r["name"] for r in diagnostics if r["stage"] == "scratch"}
     resolved = yaml.safe_load((out / "config.yaml").read_text())
     assert resolved["target"]["train"]["betas"] == [0.9, 0.999]  # defaults are written out
 

@@ -1,0 +1,84 @@
+"""Diagnostics logged at evaluation points, beside accuracy and loss.
+
+- ``norm/<parameter>``: the L2 norm of each parameter tensor (Omnigrok's view of grokking).
+- ``softmax_collapse``: the fraction of training samples whose float32 softmax has
+  collapsed, i.e. ``sum(exp(logit - max)) == 1`` exactly: every other class underflowed,
+  so the gradient of those samples is exactly zero (Prieto et al. 2025).
+- ``zero_loss``: the fraction of training samples whose float32 cross-entropy is exactly 0.
+- For an A·B input embedding: ``embedding_rank`` (numerical rank of A·B),
+  ``embedding_effective_rank`` (exp of the entropy of the normalised singular values,
+  Roy & Vetterli 2007) and ``embedding_cka_to_weak``, the linear CKA similarity
+  (Kornblith et al. 2019) between A·B and the weak embedding E_W. CKA compares the two
+  matrices' row geometry, so their widths (d_T and d_W) may differ.
+
+All values are device tensors; the trainer reads them back in its one sync per evaluation.
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import torch
+from torch import nn
+
+from .transfer import FactorizedEmbedding
+
+
+def collapse_fractions(logits: torch.Tensor, labels: torch.Tensor) -> dict[str, torch.Tensor]:
+    logits = logits.detach().float()
+    shifted = logits - logits.max(dim=-1, keepdim=True).values
+    collapsed = shifted.exp().sum(dim=-1) == 1.0
+    losses = nn.functional.cross_entropy(logits, labels, reduction="none")
+    return {"softmax_collapse": collapsed.float().mean(), "zero_loss": (losses == 0).float().mean()}
+
+
+def parameter_norms(model: nn.Module) -> dict[str, torch.Tensor]:
+    return {f"norm/{name}": p.detach().float().norm() for name, p in model.named_parameters()}
+
+
+def effective_rank(matrix: torch.Tensor) -> torch.Tensor:
+    s = torch.linalg.svdvals(matrix.detach().double())
+    p = s / s.sum().clamp_min(1e-300)
+    p = p[p > 0]
+    return torch.exp(-(p * p.log()).sum())
+
+
+def linear_cka(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Linear CKA between two representations of the same rows (n × d1, n × d2)."""
+    x = x.detach().double()
+    y = y.detach().double()
+    x = x - x.mean(dim=0, keepdim=True)
+    y = y - y.mean(dim=0, keepdim=True)
+    cross = (y.T @ x).pow(2).sum()
+    return cross / ((x.T @ x).norm() * (y.T @ y).norm()).clamp_min(1e-300)
+
+
+def embedding_diagnostics(embedding: nn.Module, weak_matrix: Optional[torch.Tensor]) -> dict[str, torch.Tensor]:
+    if not isinstance(embedding, FactorizedEmbedding):
+        return {}
+    product = embedding.weight.detach()
+    out = {
+        # The rank tolerance must be that of the dtype A·B was computed in: float32 rounding
+        # leaves singular values near 1e-7 that a float64 tolerance would count.
+        "embedding_rank": torch.linalg.matrix_rank(product).double(),
+        "embedding_effective_rank": effective_rank(product),
+    }
+    if weak_matrix is not None:
+        out["embedding_cka_to_weak"] = linear_cka(product, weak_matrix.to(product.device))
+    return out
+
+
+class Diagnostics:
+    """Computes every diagnostic of a model at an evaluation point."""
+
+    def __init__(self, weak_matrix: Optional[torch.Tensor] = None) -> None:
+        self.weak_matrix = None if weak_matrix is None else weak_matrix.detach().clone()
+
+    @torch.no_grad()
+    def __call__(self, model: nn.Module, train_logits: torch.Tensor, train_labels: torch.Tensor) -> dict[str, torch.Tensor]:
+        values = collapse_fractions(train_logits, train_labels)
+        values.update(parameter_norms(model))
+        getter = getattr(model, "get_input_embeddings", None)
+        if getter is not None:
+            values.update(embedding_diagnostics(getter(), self.weak_matrix))
+        return values
