@@ -210,3 +210,25 @@ def test_methods_run_through_the_config_and_pipeline():
 def test_norm_constraint_refuses_weight_decay():
     with pytest.raises(ConfigError, match="scratch.methods.norm_constraint: needs train.weight_decay: 0"):
         load_preset("demo", ["scratch.methods.norm_constraint=1.0"])
+
+
+@pytest.mark.parametrize("make", [lambda m: GrokFastEMA(m, alpha=0.9), lambda m: GrokFastMA(m, window=7)])
+def test_filter_reload_is_bit_exact(make):
+    """Saving and loading the filter state mid-run changes nothing, to the last bit."""
+    finals = []
+    for reload_at in (None, 45):
+        model = make_model()
+        opt = torch.optim.SGD(model.parameters(), lr=0.05)
+        filt = make(model)
+        for step in range(60):
+            x, y = batch(step)
+            opt.zero_grad(set_to_none=True)
+            nn.functional.cross_entropy(model(x), y).backward()
+            if step == reload_at:
+                state = copy.deepcopy(filt.state_dict())
+                filt = make(model)
+                filt.load_state_dict(state)
+            filt.after_backward(step)
+            opt.step()
+        finals.append([p.detach().clone() for p in model.parameters()])
+    assert all(torch.equal(a, b) for a, b in zip(*finals))

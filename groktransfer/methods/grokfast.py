@@ -55,6 +55,17 @@ class _GradientFilter:
             return self.lamb
         return self.lamb * min(1.0, (step - self.start_step + 1) / self.warmup_steps)
 
+    @torch.no_grad()
+    def after_backward(self, step: int) -> None:
+        if step < self.start_step:
+            return
+        lamb = self._lamb_at(step)
+        for name, grad in self._grads():
+            self._filter(name, grad, lamb)
+
+    def _filter(self, name: str, grad: torch.Tensor, lamb: float) -> None:
+        raise NotImplementedError
+
     def after_step(self, step: int) -> None:
         pass
 
@@ -67,18 +78,13 @@ class GrokFastEMA(_GradientFilter):
         self.alpha = alpha
         self.ema: dict[str, torch.Tensor] = {}
 
-    @torch.no_grad()
-    def after_backward(self, step: int) -> None:
-        if step < self.start_step:
-            return
-        lamb = self._lamb_at(step)
-        for name, grad in self._grads():
-            h = self.ema.get(name)
-            if h is None:
-                h = self.ema[name] = grad.detach().clone()  # a copy: never alias p.grad
-            else:
-                h.mul_(self.alpha).add_(grad, alpha=1.0 - self.alpha)
-            grad.add_(h, alpha=lamb)
+    def _filter(self, name: str, grad: torch.Tensor, lamb: float) -> None:
+        h = self.ema.get(name)
+        if h is None:
+            h = self.ema[name] = grad.detach().clone()  # a copy: never alias p.grad
+        else:
+            h.mul_(self.alpha).add_(grad, alpha=1.0 - self.alpha)
+        grad.add_(h, alpha=lamb)
 
     def state_dict(self) -> dict:
         return {"ema": {k: v.clone() for k, v in self.ema.items()}}
@@ -98,34 +104,34 @@ class GrokFastMA(_GradientFilter):
         self._sums: dict[str, torch.Tensor] = {}
         self._updates_since_resum: dict[str, int] = {}
 
-    @torch.no_grad()
-    def after_backward(self, step: int) -> None:
-        if step < self.start_step:
-            return
-        lamb = self._lamb_at(step)
-        for name, grad in self._grads():
-            queue = self.history.setdefault(name, deque())
-            g = grad.detach().clone()  # a copy: never alias p.grad
-            queue.append(g)
-            if name not in self._sums:
-                self._sums[name] = g.clone()
-                self._updates_since_resum[name] = 0
-            else:
-                self._sums[name].add_(g)
-            if len(queue) > self.window:
-                self._sums[name].sub_(queue.popleft())
-            self._updates_since_resum[name] += 1
-            if self._updates_since_resum[name] >= self.window:
-                # An exact re-sum once per window bounds the rounding drift of the running sum.
-                self._sums[name] = torch.stack(tuple(queue)).sum(dim=0)
-                self._updates_since_resum[name] = 0
-            if len(queue) == self.window:
-                grad.add_(self._sums[name], alpha=lamb / self.window)
+    def _filter(self, name: str, grad: torch.Tensor, lamb: float) -> None:
+        queue = self.history.setdefault(name, deque())
+        g = grad.detach().clone()  # a copy: never alias p.grad
+        queue.append(g)
+        if name not in self._sums:
+            self._sums[name] = g.clone()
+            self._updates_since_resum[name] = 0
+        else:
+            self._sums[name].add_(g)
+        if len(queue) > self.window:
+            self._sums[name].sub_(queue.popleft())
+        self._updates_since_resum[name] += 1
+        if self._updates_since_resum[name] >= self.window:
+            # An exact re-sum once per window bounds the rounding drift of the running sum.
+            self._sums[name] = torch.stack(tuple(queue)).sum(dim=0)
+            self._updates_since_resum[name] = 0
+        if len(queue) == self.window:
+            grad.add_(self._sums[name], alpha=lamb / self.window)
 
     def state_dict(self) -> dict:
-        return {"history": {k: [t.clone() for t in q] for k, q in self.history.items()}}
+        # The running sums and re-sum counters are saved too, so a reloaded filter continues bit for bit.
+        return {
+            "history": {k: [t.clone() for t in q] for k, q in self.history.items()},
+            "sums": {k: v.clone() for k, v in self._sums.items()},
+            "updates_since_resum": dict(self._updates_since_resum),
+        }
 
     def load_state_dict(self, state: dict) -> None:
         self.history = {k: deque(t.clone() for t in q) for k, q in state["history"].items()}
-        self._sums = {k: torch.stack(tuple(q)).sum(dim=0) for k, q in self.history.items() if q}
-        self._updates_since_resum = {k: 0 for k in self._sums}
+        self._sums = {k: v.clone() for k, v in state["sums"].items()}
+        self._updates_since_resum = dict(state["updates_since_resum"])
