@@ -167,8 +167,12 @@ def run_numbers(summary: dict, run_dir: Optional[Path] = None) -> dict:
     """The per-run figures a comparison reports, GrokTransfer's weak stage included in its cost."""
     stages = summary["stages"]
     main = "target" if "target" in stages else "scratch"
-    stage = stages[main]
     weak = stages.get("weak", {})
+    if main not in stages:  # the weak stage diverged and the target was skipped
+        stage = {"status": "skipped", "wall_clock_s": 0.0, "flops": 0.0, "final_test_acc": None, "time_gap": None,
+                 "train_acc_95_step": None, "test_acc_95_step": None, "test_acc_99_step": None}
+    else:
+        stage = stages[main]
     weak_s, weak_flops = weak.get("wall_clock_s", 0.0), weak.get("flops", 0.0)
     time_to_99 = None
     if stage["test_acc_99_step"] is not None and run_dir is not None:

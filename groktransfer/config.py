@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -33,14 +34,7 @@ class ConfigError(ValueError):
     """A configuration value is invalid. The message is one line naming the field."""
 
 
-def _type_name(tp: Any) -> str:
-    if typing.get_origin(tp) is Literal:
-        return "one of " + ", ".join(repr(a) for a in typing.get_args(tp))
-    if isinstance(tp, type):
-        return {"int": "an integer", "float": "a number", "bool": "true or false", "str": "a string"}.get(
-            tp.__name__, tp.__name__
-        )
-    return str(tp)
+_SCIENTIFIC = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)[eE][+-]?\d+$")
 
 
 def _coerce(value: Any, tp: Any, name: str) -> Any:
@@ -79,6 +73,9 @@ def _coerce(value: Any, tp: Any, name: str) -> Any:
             raise ConfigError(f"{name}: got {value!r}; expected an integer")
         return value
     if tp is float:
+        if isinstance(value, str) and _SCIENTIFIC.match(value.strip()):
+            # YAML 1.1 (PyYAML) reads 1e-3 without a decimal point as a string; users mean a number.
+            return float(value)
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(f"{name}: got {value!r}; expected a number")
         return float(value)

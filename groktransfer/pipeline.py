@@ -118,7 +118,14 @@ def run_experiment(
             result = run_stage("weak", weak, config.weak)
             weak_source, weak_stage = weak, "trained"
             weak_acc = result.history[-1]["test_acc"]
-            if config.target is not None and weak_acc < config.transfer.warn_below_test_acc:
+            if result.status == "diverged" and config.target is not None:
+                # A NaN embedding cannot start anything: say so instead of training a doomed target.
+                message = f"weak stage diverged at step {result.diverged_step}; the target stage was skipped"
+                summary["warnings"].append(message)
+                warnings.warn(message, WeakModelWarning, stacklevel=2)
+                log(f"warning: {message}")
+                weak_source = None
+            elif config.target is not None and weak_acc < config.transfer.warn_below_test_acc:
                 message = (
                     f"weak model test accuracy is {weak_acc:.3f} at transfer (< {config.transfer.warn_below_test_acc}):"
                     " it may not have begun to generalise, and its embedding can slow the target down"
@@ -140,7 +147,7 @@ def run_experiment(
         elif weak_matrix is not None:
             weak_source, weak_stage = weak_matrix, "file"
 
-        if config.target is not None:
+        if config.target is not None and not (weak_stage == "trained" and weak_source is None):
             target = _build(config.target, task, config.seed + 1)
             if weak_source is None:  # a random A (the paper's control) only needs a shape
                 weak_source = torch.zeros(task.vocab_size, config.transfer.random_a_dim)

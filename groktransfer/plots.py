@@ -11,6 +11,7 @@ length is in the legend, since GrokTransfer's cost includes it.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Union
 
@@ -31,15 +32,21 @@ def _label(stage: str, rows: list[dict]) -> str:
 
 
 def _draw(stages: dict[str, list[dict]], keys: tuple[str, str], ylabel: str, path: Path, title: str, log_y: bool) -> None:
+    def drawable(value: float) -> bool:
+        # A diverged run logs NaN/inf, and a log axis cannot show values <= 0.
+        return math.isfinite(value) and (value > 0 or not log_y)
+
     fig, ax = plt.subplots(figsize=(7, 4.2), dpi=120)
     for stage, rows in stages.items():
         rows = [r for r in rows if r["step"] >= 1]
         if not rows:
             continue
         colour = STAGE_COLOURS.get(stage)
-        steps = [r["step"] for r in rows]
-        ax.plot(steps, [r[keys[0]] for r in rows], "--", color=colour, alpha=0.8, label=_label(stage, rows) + " train")
-        ax.plot(steps, [r[keys[1]] for r in rows], "-", color=colour, label=_label(stage, rows) + " test")
+        for key, style, suffix in ((keys[0], "--", " train"), (keys[1], "-", " test")):
+            points = [(r["step"], r[key]) for r in rows if drawable(r[key])]
+            if points:
+                ax.plot(*zip(*points), style, color=colour, alpha=0.8 if suffix == " train" else 1.0,
+                        label=_label(stage, rows) + suffix)
     ax.set_xscale("log")
     if log_y:
         ax.set_yscale("log")
@@ -47,7 +54,10 @@ def _draw(stages: dict[str, list[dict]], keys: tuple[str, str], ylabel: str, pat
     ax.set_ylabel(ylabel)
     ax.set_title(title)
     ax.grid(True, which="major", alpha=0.3)
-    ax.legend(fontsize=7, loc="best")
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=7, loc="best")
+    else:
+        ax.text(0.5, 0.5, "no finite values to draw", transform=ax.transAxes, ha="center")
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)

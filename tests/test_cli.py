@@ -153,3 +153,14 @@ def test_demo_removes_grokking_and_the_target_reruns_from_the_saved_embedding(tm
     assert strip(rerun) == strip(first)
     summary = json.loads((again / "summary.json").read_text())
     assert summary["groktransfer"]["weak_stage"] == "file" and "weak" not in summary["stages"]
+
+
+def test_a_diverged_weak_stage_skips_the_target(tmp_path, capsys):
+    out = tmp_path / "nan"
+    argv = ["run", "--preset", "demo", "--out", str(out), "--no-progress", "task.p=11", "scratch=null",
+            "weak.train.lr=1e30", "weak.train.max_steps=20"]
+    assert main(argv) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["stages"]["weak"]["status"] == "diverged" and "target" not in summary["stages"]
+    assert any("diverged" in w for w in summary["warnings"]) and summary["complete"]
+    assert "the target stage was skipped" in capsys.readouterr().out

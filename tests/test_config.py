@@ -74,3 +74,15 @@ def test_round_trip_through_dict():
     config = load_preset("fig6a")
     assert from_dict(RunConfig, config.to_dict()) == config
     assert apply_overrides(config.to_dict(), []) == config.to_dict()
+
+
+def test_scientific_notation_is_a_number_on_the_command_line_and_in_files(tmp_path):
+    # PyYAML reads "1e-3" (no decimal point) as a string; a user means 0.001.
+    config = load_preset("demo", ["target.train.lr=1e-3", "target.train.eps=1E-10", "weak.train.lr=2.5e+1"])
+    assert (config.target.train.lr, config.target.train.eps, config.weak.train.lr) == (0.001, 1e-10, 25.0)
+    path = tmp_path / "c.yaml"
+    path.write_text("scratch:\n  train: {lr: 3e-4, weight_decay: 1e0}\n")
+    loaded = from_dict(RunConfig, load_config_file(path))
+    assert (loaded.scratch.train.lr, loaded.scratch.train.weight_decay) == (3e-4, 1.0)
+    with pytest.raises(ConfigError, match="expected an integer"):
+        load_preset("demo", ["task.p=1e2"])  # integers stay integers
