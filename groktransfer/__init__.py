@@ -29,6 +29,7 @@ from .config import (  # noqa: E402
     TransferConfig,
     from_dict,
 )
+from .compare import METHODS, load_comparison, run_comparison  # noqa: E402
 from .metrics import first_step_at, inverse_time_gap, summarize_history, time_gap  # noqa: E402
 from .models import FNN  # noqa: E402
 from .pipeline import format_table, run_experiment  # noqa: E402
@@ -36,6 +37,7 @@ from .plots import plot_run  # noqa: E402
 from .presets import load_preset, preset_names  # noqa: E402
 from .records import read_metrics  # noqa: E402
 from .tasks import ModularTask  # noqa: E402
+from .tune import run_tune  # noqa: E402
 from .training import EvalSchedule, TrainResult, train  # noqa: E402
 from .transfer import (  # noqa: E402
     FactorizedEmbedding,
@@ -50,6 +52,7 @@ __all__ = [
     "EvalSchedule",
     "FNN",
     "FactorizedEmbedding",
+    "METHODS",
     "ModelConfig",
     "ModularTask",
     "RunConfig",
@@ -62,13 +65,16 @@ __all__ = [
     "format_table",
     "from_dict",
     "inverse_time_gap",
+    "load_comparison",
     "load_preset",
     "load_weak_embedding",
     "merge_factorized_embedding",
     "plot_run",
     "preset_names",
     "read_metrics",
+    "run_comparison",
     "run_experiment",
+    "run_tune",
     "save_weak_embedding",
     "summarize_history",
     "time_gap",

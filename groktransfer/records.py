@@ -67,17 +67,41 @@ def check_new_run_dir(path: Union[str, Path], overwrite: bool = False) -> Path:
     return path
 
 
+LOCK_FILE = ".lock"
+
+
+def _lock(path: Path):
+    """An exclusive, non-blocking lock on ``path/.lock``; None where the OS has no flock."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows: no lock
+        return None
+    handle = open(path / LOCK_FILE, "a")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        handle.close()
+        raise ConfigError(f"--out {str(path)!r}: in use by another groktransfer process") from None
+    return handle
+
+
 class RunDirectory:
-    """Creates a run directory and writes its files."""
+    """Creates a run directory and writes its files.
+
+    The directory is locked while it is open: a second process started on the same
+    directory (even with --overwrite) is refused instead of corrupting it.
+    """
 
     def __init__(self, path: Union[str, Path], overwrite: bool = False) -> None:
         self.path = check_new_run_dir(path, overwrite)
         if self.path.is_dir() and overwrite:
+            _lock(self.path).close()  # refuse to delete a directory another process is writing
             shutil.rmtree(self.path)
         try:
             self.path.mkdir(parents=True, exist_ok=True)
         except OSError as err:
             raise ConfigError(f"--out {str(self.path)!r}: cannot create ({err.strerror})") from None
+        self._lock = _lock(self.path)
         self._metrics = open(self.path / "metrics.csv", "w", newline="", encoding="utf-8")
         self._writer = csv.DictWriter(self._metrics, fieldnames=METRICS_FIELDS)
         self._writer.writeheader()
@@ -105,6 +129,8 @@ class RunDirectory:
         self._metrics.close()
         if self._diagnostics is not None:
             self._diagnostics.close()
+        if self._lock is not None:
+            self._lock.close()
 
 
 def read_metrics(path: Union[str, Path]) -> dict[str, list[dict]]:
