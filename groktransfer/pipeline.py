@@ -180,6 +180,7 @@ def run_experiment(
         if run_dir is not None:
             run_dir.close()
 
+    summary["total_wall_clock_s"] = sum(stage["wall_clock_s"] for stage in summary["stages"].values())
     summary["complete"] = True  # sweeps skip run directories whose summary says so
     if run_dir is not None:
         run_dir.write_summary(summary)

@@ -20,6 +20,7 @@ A run directory holds::
              final_train_acc, final_test_acc, final_train_loss, final_test_loss, best_test_acc,
              wall_clock_s, flops, flops_per_step, n_params, n_evals}},
     groktransfer: {wall_clock_s, flops, weak_stage: "trained"|"file"|"none"} (when a target ran),
+    total_wall_clock_s (every stage),
     warnings: [...]
 
 ``time_gap`` is null when it is infinite (95% test accuracy never reached).

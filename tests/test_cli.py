@@ -96,6 +96,7 @@ def test_run_writes_every_record_and_plot_redraws(tmp_path, tiny_config, capsys)
             assert key in summary["stages"][stage], (stage, key)
     for key in ("groktransfer_version", "git_commit", "torch_version", "device"):
         assert key in summary
+    assert summary["total_wall_clock_s"] == pytest.approx(sum(s["wall_clock_s"] for s in summary["stages"].values()))
     gt = summary["groktransfer"]
     assert gt["wall_clock_s"] == pytest.approx(
         summary["stages"]["weak"]["wall_clock_s"] + summary["stages"]["target"]["wall_clock_s"]
