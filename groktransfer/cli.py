@@ -3,6 +3,7 @@
     groktransfer demo [--out DIR]                       weak -> GrokTransfer target vs scratch, ~1 minute on CPU
     groktransfer run --preset NAME --out DIR [k=v ...]  a preset, with dotted overrides (target.train.lr=0.01)
     groktransfer run CONFIG.yaml --out DIR [k=v ...]    a config file (YAML or JSON)
+    groktransfer resume RUN_DIR                         continue an interrupted run from its last checkpoint
     groktransfer plot RUN_DIR                           redraw accuracy.png and loss.png from metrics.csv
     groktransfer presets [NAME]                         list presets, or print one as YAML
     groktransfer compare --methods A,B --seeds 5 --out DIR [--spec NAME|FILE] [--task OP] [--tuned best.yaml]
@@ -23,7 +24,8 @@ from typing import Optional, Sequence
 
 from . import __version__
 from .config import ConfigError, apply_overrides, dump_yaml, load_config_file, run_config_from_dict
-from .pipeline import WeakModelWarning, format_table, run_experiment
+from .pipeline import WeakModelWarning, format_table, resume_experiment, run_experiment
+from .training import RunInterrupted
 from .compare import METHODS, load_comparison, load_tuned, method_run_config, parse_methods, run_comparison
 from .plots import plot_run
 from .tune import run_tune
@@ -59,6 +61,12 @@ def _build_parser() -> argparse.ArgumentParser:
     run.add_argument("--out", required=True, help="run directory to create")
     run.add_argument("--overwrite", action="store_true", help="replace an existing run directory")
     run.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+    run.add_argument("--resume", action="store_true", help="continue the run in --out if it was interrupted")
+
+    resume = sub.add_parser("resume", help="continue an interrupted run from its last checkpoint")
+    resume.add_argument("run_dir")
+    resume.add_argument("--no-progress", action="store_true", help="no progress bars")
 
     plot = sub.add_parser("plot", help="redraw the plots of a run directory from its metrics.csv")
     plot.add_argument("run_dir")
@@ -154,7 +162,19 @@ def _command(args: argparse.Namespace) -> int:
     if args.command == "run":
         config = _config_for_run(args)
         out = Path(args.out)
-        summary = run_experiment(config, out, overwrite=args.overwrite, progress=not args.no_progress, log=print)
+        if args.resume and (out / "config.yaml").is_file():
+            saved = load_config_file(out / "config.yaml")
+            if saved != config.to_dict():
+                raise ConfigError(f"--resume: the config differs from the one in {str(out)!r}; "
+                                  f"use `groktransfer resume {out}` to continue that run")
+            summary = resume_experiment(out, progress=not args.no_progress, log=print)
+        else:
+            summary = run_experiment(config, out, overwrite=args.overwrite, progress=not args.no_progress, log=print)
+        _print_result(summary, out)
+        return 0
+    if args.command == "resume":
+        out = Path(args.run_dir)
+        summary = resume_experiment(out, progress=not args.no_progress, log=print)
         _print_result(summary, out)
         return 0
     if args.command == "plot":
@@ -174,7 +194,7 @@ def _command(args: argparse.Namespace) -> int:
             for name in preset_names():
                 print(f"{name:10s} {preset_description(name)}")
         return 0
-    raise UsageError("a command is required: demo, run, plot, presets, compare or tune")
+    raise UsageError("a command is required: demo, run, resume, plot, presets, compare or tune")
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -196,6 +216,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except (UsageError, ConfigError) as err:
         print(f"groktransfer: error: {err}", file=sys.stderr)
         return EXIT_USAGE
+    except RunInterrupted as stop:
+        where = f" ({stop})" if str(stop) else ""
+        print(f"groktransfer: stopped{where}; checkpoint written, continue with `groktransfer resume DIR`",
+              file=sys.stderr)
+        return 130
     except KeyboardInterrupt:
         print("groktransfer: interrupted", file=sys.stderr)
         return 130

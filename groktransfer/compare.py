@@ -46,7 +46,7 @@ from .config import (
     from_dict,
     load_config_file,
 )
-from .pipeline import run_experiment
+from .pipeline import CHECKPOINT_FILE, resume_experiment, run_experiment
 from .records import atomic_write_text, environment, read_metrics
 from .training import resolve_device
 
@@ -150,7 +150,8 @@ def method_run_config(spec: ComparisonConfig, method: str, seed: int, hyper: Opt
 
 
 def run_or_reuse(config: RunConfig, out: Path, progress: bool = False) -> dict:
-    """Run ``config`` into ``out`` unless a complete run of the same config is already there."""
+    """Run ``config`` into ``out`` unless a complete run of the same config is already there;
+    an interrupted run of the same config continues from its checkpoint."""
     summary_path, config_path = out / "summary.json", out / "config.yaml"
     if summary_path.is_file() and config_path.is_file():
         try:
@@ -160,6 +161,8 @@ def run_or_reuse(config: RunConfig, out: Path, progress: bool = False) -> dict:
             done, same = {}, False
         if done.get("complete") and same:
             return done
+        if same and (out / CHECKPOINT_FILE).is_file():
+            return resume_experiment(out, progress=progress, plots=False)
     return run_experiment(config, out, overwrite=True, progress=progress, plots=False)
 
 

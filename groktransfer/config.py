@@ -303,6 +303,21 @@ class TransferConfig(Config):
         )
 
 
+@dataclass
+class CheckpointConfig(Config):
+    """How often a run directory's checkpoint.safetensors is refreshed (also at every stage end and on SIGINT/SIGTERM)."""
+
+    every_steps: Optional[int] = 2000  # steps between checkpoints; None = not by steps
+    every_seconds: Optional[float] = 300.0  # seconds between checkpoints; None = not by time
+
+    def check(self) -> None:
+        _require(self.every_steps is None or self.every_steps >= 1, f"every_steps: got {self.every_steps}; must be >= 1 or null")
+        _require(
+            self.every_seconds is None or self.every_seconds > 0,
+            f"every_seconds: got {self.every_seconds}; must be > 0 or null",
+        )
+
+
 DEVICES = ("auto", "cpu", "cuda", "mps")
 
 
@@ -317,6 +332,7 @@ class RunConfig(Config):
     target: Optional[StageConfig] = None  # the GrokTransfer target
     scratch: Optional[StageConfig] = None  # the same target architecture trained from scratch
     transfer: TransferConfig = field(default_factory=TransferConfig)
+    checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)  # for `groktransfer resume`
     name: str = "run"  # a label for tables and plots
 
     def check(self) -> None:

@@ -17,20 +17,25 @@ file) is checked before the run directory is created, so bad input writes nothin
 
 from __future__ import annotations
 
+import json
+import signal
+import threading
 import warnings
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable, Optional, Union
 
 import torch
 
-from .config import ConfigError, RunConfig, StageConfig, dump_yaml
+from .checkpoint import load_checkpoint, save_checkpoint
+from .config import ConfigError, RunConfig, StageConfig, dump_yaml, load_config_file, run_config_from_dict
 from .diagnostics import Diagnostics
 from .methods import build_hooks, loss_function
 from .models import FNN
 from .plots import plot_run
 from .records import RunDirectory, check_new_run_dir, environment
 from .tasks import ModularTask
-from .training import TrainResult, resolve_device, train
+from .training import Checkpointer, resolve_device, train
 from .transfer import load_weak_embedding, merge_factorized_embedding, save_weak_embedding, transfer_embedding
 
 WEAK_EMBEDDING_FILE = "weak_embedding.safetensors"
@@ -56,6 +61,30 @@ def _check_weak_file(config: RunConfig, task: ModularTask) -> Optional[torch.Ten
     return matrix
 
 
+CHECKPOINT_FILE = "checkpoint.safetensors"
+
+
+@contextmanager
+def _stop_on_signals():
+    """SIGINT/SIGTERM set a flag that the trainer polls: it checkpoints and stops cleanly."""
+    flag = {"stop": False}
+    if threading.current_thread() is not threading.main_thread():
+        yield flag
+        return
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+
+    def handler(signum, frame):
+        flag["stop"] = True
+
+    for sig in previous:
+        signal.signal(sig, handler)
+    try:
+        yield flag
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
 def run_experiment(
     config: RunConfig,
     out: Optional[Union[str, Path]] = None,
@@ -64,33 +93,63 @@ def run_experiment(
     progress: bool = False,
     plots: bool = True,
     log: Callable[[str], None] = lambda message: None,
+    resume_state: Optional[dict] = None,
 ) -> dict:
     """Run every stage ``config`` asks for; write a run directory when ``out`` is given.
 
     ``plots=False`` skips accuracy.png/loss.png (sweeps draw their own summary plots;
-    ``groktransfer plot RUN_DIR`` draws them later from metrics.csv).
+    ``groktransfer plot RUN_DIR`` draws them later from metrics.csv). With a run
+    directory, the run is checkpointed (``config.checkpoint``, every stage end, and on
+    SIGINT/SIGTERM, which then raise :class:`RunInterrupted`); ``resume_state`` is such a
+    checkpoint, used by :func:`resume_experiment`.
 
     Returns the summary dict (the content of ``summary.json``).
     """
-    if out is not None:
+    if out is not None and resume_state is None:
         check_new_run_dir(out, overwrite)
     device = resolve_device(config.device)
     task = ModularTask.from_config(config.task, device=device)
     weak_matrix = _check_weak_file(config, task)
 
-    run_dir = RunDirectory(out, overwrite) if out is not None else None
-    summary = environment(device)
-    summary.update({"name": config.name, "complete": False, "stages": {}, "warnings": []})
-    if run_dir is not None:
-        run_dir.write_config_yaml(dump_yaml(config))
+    done: list[str] = []
+    if resume_state is not None:
+        summary, done = resume_state["summary"], list(resume_state["done"])
+        current, current_step = resume_state["stage"], resume_state["train"]["step"] if resume_state["train"] else 0
+
+        def keep(stage: str, step: int) -> bool:
+            return stage in done or (stage == current and step < current_step)
+
+        run_dir = RunDirectory(out, keep=keep)
+    else:
+        run_dir = RunDirectory(out, overwrite) if out is not None else None
+        summary = environment(device)
+        summary.update({"name": config.name, "complete": False, "stages": {}, "warnings": []})
+        if run_dir is not None:
+            run_dir.write_config_yaml(dump_yaml(config))
 
     def record_eval(name: str, row: dict) -> None:
         run_dir.append_metrics(name, row)
         if "diagnostics" in row:
             run_dir.append_diagnostics(name, row["step"], row["diagnostics"])
 
-    def run_stage(name: str, model, stage: StageConfig, events=None, weak_matrix=None) -> TrainResult:
+    def checkpoint(stage: Optional[str], train_state: Optional[dict]) -> None:
+        state = {"version": 1, "done": list(done), "stage": stage, "train": train_state, "summary": summary}
+        save_checkpoint(run_dir.path / CHECKPOINT_FILE, state)
+
+    def run_stage(name: str, model, stage: StageConfig, stop_flag: dict, events=None, weak_matrix=None) -> None:
         log(f"[{name}] training {sum(p.numel() for p in model.parameters()):,} parameters on {task}")
+        resume = None
+        if resume_state is not None and resume_state["stage"] == name:
+            resume = resume_state["train"]
+            log(f"[{name}] resuming at step {resume['step']}")
+        checkpointer = None
+        if run_dir is not None:
+            checkpointer = Checkpointer(
+                save=lambda train_state: checkpoint(name, train_state),
+                every_steps=config.checkpoint.every_steps,
+                every_seconds=config.checkpoint.every_seconds,
+                stop_requested=lambda: stop_flag["stop"],
+            )
         result = train(
             model,
             task,
@@ -101,81 +160,74 @@ def run_experiment(
             hooks=build_hooks(model, stage.methods),
             events=events,
             diagnostics=Diagnostics(weak_matrix) if stage.train.diagnostics else None,
+            checkpointer=checkpointer,
+            resume=resume,
             on_eval=(lambda row: record_eval(name, row)) if run_dir is not None else None,
             progress=progress,
         )
         summary["stages"][name] = result.summary()
         log(f"[{name}] {result.status} after {result.steps} steps, test accuracy {result.history[-1]['test_acc']:.3f}")
+        if name == "weak" and run_dir is not None:
+            save_weak_embedding(
+                model,
+                run_dir.path / WEAK_EMBEDDING_FILE,
+                metadata={"step": result.steps, "test_acc": result.history[-1]["test_acc"],
+                          "task": config.task.to_dict(), "model": config.weak.model.to_dict()},
+            )
+        if name == "weak":
+            _warn_about_weak(summary, config, log)
+        done.append(name)
         if run_dir is not None:
             run_dir.write_summary(summary)
-        return result
+            checkpoint(None, None)
 
     try:
-        weak_source = None
-        weak_stage = "none"
-        if config.weak is not None:
-            weak = _build(config.weak, task, config.seed)
-            result = run_stage("weak", weak, config.weak)
-            weak_source, weak_stage = weak, "trained"
-            weak_acc = result.history[-1]["test_acc"]
-            if result.status == "diverged" and config.target is not None:
-                # A NaN embedding cannot start anything: say so instead of training a doomed target.
-                message = f"weak stage diverged at step {result.diverged_step}; the target stage was skipped"
-                summary["warnings"].append(message)
-                warnings.warn(message, WeakModelWarning, stacklevel=2)
-                log(f"warning: {message}")
-                weak_source = None
-            elif config.target is not None and weak_acc < config.transfer.warn_below_test_acc:
-                message = (
-                    f"weak model test accuracy is {weak_acc:.3f} at transfer (< {config.transfer.warn_below_test_acc}):"
-                    " it may not have begun to generalise, and its embedding can slow the target down"
-                )
-                summary["warnings"].append(message)
-                warnings.warn(message, WeakModelWarning, stacklevel=2)
-                log(f"warning: {message}")
-            if run_dir is not None:
-                save_weak_embedding(
-                    weak,
-                    run_dir.path / WEAK_EMBEDDING_FILE,
-                    metadata={
-                        "step": result.steps,
-                        "test_acc": weak_acc,
-                        "task": config.task.to_dict(),
-                        "model": config.weak.model.to_dict(),
-                    },
-                )
-        elif weak_matrix is not None:
-            weak_source, weak_stage = weak_matrix, "file"
+        with _stop_on_signals() as stop_flag:
+            weak_source = None
+            weak_stage = "none"
+            if config.weak is not None:
+                weak_stage = "trained"
+                if "weak" not in done:
+                    weak = _build(config.weak, task, config.seed)
+                    run_stage("weak", weak, config.weak, stop_flag)
+                    weak_source = weak
+                else:  # finished before an interruption: its embedding is in the run directory
+                    weak_source = load_weak_embedding(run_dir.path / WEAK_EMBEDDING_FILE)[0].to(device)
+                if summary["stages"]["weak"]["status"] == "diverged":
+                    weak_source = None
+            elif weak_matrix is not None:
+                weak_source, weak_stage = weak_matrix, "file"
 
-        if config.target is not None and not (weak_stage == "trained" and weak_source is None):
-            target = _build(config.target, task, config.seed + 1)
-            if weak_source is None:  # a random A (the paper's control) only needs a shape
-                weak_source = torch.zeros(task.vocab_size, config.transfer.random_a_dim)
-            installed = transfer_embedding(
-                weak_source,
-                target,
-                b_init=config.transfer.b_init,
-                b_scale=config.target.model.init_scale,
-                freeze_a=config.transfer.freeze_a,
-                random_a=config.transfer.a_init == "random",
-                seed=config.seed + 2,
-            )
-            events = {}
-            if config.transfer.merge_at_step is not None:
-                events[config.transfer.merge_at_step] = merge_factorized_embedding
-            weak_matrix = installed.A.detach().clone() if config.transfer.a_init == "weak" else None
-            run_stage("target", target, config.target, events, weak_matrix=weak_matrix)
-            stages = summary["stages"]
-            weak_summary = stages.get("weak", {})
-            summary["groktransfer"] = {
-                "weak_stage": weak_stage,
-                "wall_clock_s": weak_summary.get("wall_clock_s", 0.0) + stages["target"]["wall_clock_s"],
-                "flops": weak_summary.get("flops", 0.0) + stages["target"]["flops"],
-            }
+            if config.target is not None and not (weak_stage == "trained" and weak_source is None):
+                if "target" not in done:
+                    target = _build(config.target, task, config.seed + 1)
+                    if weak_source is None:  # a random A (the paper's control) only needs a shape
+                        weak_source = torch.zeros(task.vocab_size, config.transfer.random_a_dim)
+                    installed = transfer_embedding(
+                        weak_source,
+                        target,
+                        b_init=config.transfer.b_init,
+                        b_scale=config.target.model.init_scale,
+                        freeze_a=config.transfer.freeze_a,
+                        random_a=config.transfer.a_init == "random",
+                        seed=config.seed + 2,
+                    )
+                    events = {}
+                    if config.transfer.merge_at_step is not None:
+                        events[config.transfer.merge_at_step] = merge_factorized_embedding
+                    initial_a = installed.A.detach().clone() if config.transfer.a_init == "weak" else None
+                    run_stage("target", target, config.target, stop_flag, events, weak_matrix=initial_a)
+                stages = summary["stages"]
+                weak_summary = stages.get("weak", {})
+                summary["groktransfer"] = {
+                    "weak_stage": weak_stage,
+                    "wall_clock_s": weak_summary.get("wall_clock_s", 0.0) + stages["target"]["wall_clock_s"],
+                    "flops": weak_summary.get("flops", 0.0) + stages["target"]["flops"],
+                }
 
-        if config.scratch is not None:
-            scratch = _build(config.scratch, task, config.seed + 1)
-            run_stage("scratch", scratch, config.scratch)
+            if config.scratch is not None and "scratch" not in done:
+                scratch = _build(config.scratch, task, config.seed + 1)
+                run_stage("scratch", scratch, config.scratch, stop_flag)
     finally:
         if run_dir is not None:
             run_dir.close()
@@ -187,6 +239,59 @@ def run_experiment(
         if plots:
             plot_run(run_dir.path, title=config.name)
     return summary
+
+
+def _warn_about_weak(summary: dict, config: RunConfig, log: Callable[[str], None]) -> None:
+    """Record (and raise as a Python warning) what makes a weak embedding a poor start."""
+    if config.target is None:
+        return
+    weak = summary["stages"]["weak"]
+    if weak["status"] == "diverged":
+        # A NaN embedding cannot start anything: say so instead of training a doomed target.
+        message = f"weak stage diverged at step {weak['diverged_step']}; the target stage was skipped"
+    elif weak["final_test_acc"] < config.transfer.warn_below_test_acc:
+        message = (
+            f"weak model test accuracy is {weak['final_test_acc']:.3f} at transfer (< {config.transfer.warn_below_test_acc}):"
+            " it may not have begun to generalise, and its embedding can slow the target down"
+        )
+    else:
+        return
+    summary["warnings"].append(message)
+    warnings.warn(message, WeakModelWarning, stacklevel=3)
+    log(f"warning: {message}")
+
+
+def resume_experiment(
+    run_dir: Union[str, Path],
+    *,
+    progress: bool = False,
+    plots: bool = True,
+    log: Callable[[str], None] = lambda message: None,
+) -> dict:
+    """Continue an interrupted run from its last checkpoint (a finished run is returned as is).
+
+    On the CPU the resumed run's metrics.csv (but for the elapsed_s column) and final
+    weights equal those of a run that was never interrupted.
+    """
+    run_dir = Path(run_dir)
+    config_path = run_dir / "config.yaml"
+    if not config_path.is_file():
+        raise ConfigError(f"resume: {str(run_dir)!r} is not a run directory (no config.yaml)")
+    config = run_config_from_dict(load_config_file(config_path))
+    summary_path = run_dir / "summary.json"
+    if summary_path.is_file():
+        try:
+            finished = json.loads(summary_path.read_text(encoding="utf-8"))
+        except ValueError:
+            finished = {}
+        if finished.get("complete"):
+            log(f"{run_dir} is already complete")
+            return finished
+    if not (run_dir / CHECKPOINT_FILE).is_file():
+        log(f"{run_dir} has no checkpoint yet: starting it again")
+        return run_experiment(config, run_dir, overwrite=True, progress=progress, plots=plots, log=log)
+    state = load_checkpoint(run_dir / CHECKPOINT_FILE)
+    return run_experiment(config, run_dir, progress=progress, plots=plots, log=log, resume_state=state)
 
 
 def _fmt(value, digits: int = 0) -> str:

@@ -118,6 +118,26 @@ class TrainResult:
         return out
 
 
+class RunInterrupted(Exception):
+    """Training stopped on request (SIGINT/SIGTERM) after its state was checkpointed."""
+
+    def __init__(self, stage: str, step: int) -> None:
+        super().__init__(f"interrupted in stage {stage!r} at step {step}")
+        self.stage, self.step = stage, step
+
+
+@dataclass
+class Checkpointer:
+    """When and how the trainer saves its state. ``save`` receives the state dict that
+    ``train(resume=...)`` accepts; states are taken at step boundaries, before the step's
+    evaluation and update."""
+
+    save: Callable[[dict], None]
+    every_steps: Optional[int] = None  # checkpoint after this many steps since the last one
+    every_seconds: Optional[float] = None  # ... or after this many seconds
+    stop_requested: Callable[[], bool] = lambda: False  # checked every step: save, then raise RunInterrupted
+
+
 def _make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
     params = [p for p in model.parameters() if p.requires_grad]
     return torch.optim.AdamW(
@@ -158,6 +178,8 @@ def train(
     events: Optional[dict[int, Callable[[nn.Module], None]]] = None,
     hooks: Sequence = (),
     diagnostics: Optional[Callable[[nn.Module, torch.Tensor, torch.Tensor], dict]] = None,
+    checkpointer: Optional[Checkpointer] = None,
+    resume: Optional[dict] = None,
     on_eval: Optional[Callable[[dict], None]] = None,
     progress: bool = False,
 ) -> TrainResult:
@@ -168,6 +190,9 @@ def train(
     ``after_step(step)`` right after the optimizer step, in list order.
     ``diagnostics(model, train_logits, train_labels)`` returns named device tensors that are
     read back with the evaluation and stored in each history row under ``"diagnostics"``.
+    ``checkpointer`` saves the loop's whole state now and then; ``resume`` is such a state,
+    from which training continues exactly as if it had never stopped (given the same model
+    construction, hooks and events).
     """
     device = task.x_train.device
     if device.type == "cpu":
@@ -199,8 +224,48 @@ def train(
 
         bar = tqdm(total=config.max_steps, desc=stage, unit="step", leave=False, dynamic_ncols=True)
 
-    start = time.perf_counter()
+    def state() -> dict:
+        return {
+            "step": step, "next_eval": next_eval, "hits": hits, "elapsed_s": time.perf_counter() - start,
+            "history": history, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+            "hooks": [hook.state_dict() for hook in hooks], "first_bad_step": first_bad_step,
+            "batch_generator": batch_gen.get_state(), "order": order, "cursor": cursor,
+        }
+
+    elapsed_before = 0.0
+    if resume is not None:
+        step, next_eval, hits = resume["step"], resume["next_eval"], resume["hits"]
+        for event_step in sorted(events):
+            if event_step < step:  # structural edits (e.g. the A·B merge) come before the weights
+                events.pop(event_step)(model)
+        model.to(device=device, dtype=dtype)
+        model.load_state_dict(resume["model"])
+        optimizer = _make_optimizer(model, config)
+        optimizer.load_state_dict(resume["optimizer"])
+        for hook, hook_state in zip(hooks, resume["hooks"]):
+            hook.load_state_dict(hook_state)
+        first_bad_step = resume["first_bad_step"].to(device)
+        batch_gen.set_state(resume["batch_generator"])
+        order = None if resume["order"] is None else resume["order"].to(device)
+        cursor = resume["cursor"]
+        history = list(resume["history"])
+        elapsed_before = resume["elapsed_s"]
+    last_checkpoint_step = step
+
+    start = time.perf_counter() - elapsed_before
+    last_checkpoint_time = time.perf_counter()
     while True:
+        if checkpointer is not None:
+            if checkpointer.stop_requested():
+                checkpointer.save(state())
+                raise RunInterrupted(stage, step)
+            due_steps = checkpointer.every_steps is not None and step - last_checkpoint_step >= checkpointer.every_steps
+            due_time = (checkpointer.every_seconds is not None
+                        and time.perf_counter() - last_checkpoint_time >= checkpointer.every_seconds)
+            if due_steps or due_time:
+                checkpointer.save(state())
+                last_checkpoint_step, last_checkpoint_time = step, time.perf_counter()
+
         if step in events:
             events.pop(step)(model)
             model.to(device=device, dtype=dtype)
