@@ -42,6 +42,7 @@ from .config import (
     TaskConfig,
     TrainConfig,
     TransferConfig,
+    apply_overrides,
     deep_merge,
     from_dict,
     load_config_file,
@@ -264,23 +265,21 @@ def format_comparison_table(aggregates: dict[str, dict]) -> str:
     return "\n".join(lines)
 
 
+COMPARE_DIR = Path(__file__).resolve().parent / "experiments" / "compare"
+
+
+def comparison_names() -> list[str]:
+    return sorted(p.stem for p in COMPARE_DIR.glob("*.yaml"))
+
+
 def load_comparison(name_or_path: Union[str, Path], overrides: tuple[str, ...] | list[str] = ()) -> ComparisonConfig:
     """A comparison spec: a name from experiments/compare/ or a YAML/JSON file."""
-    from .config import apply_overrides
-
     path = Path(name_or_path)
     if not path.suffix:
         path = COMPARE_DIR / f"{name_or_path}.yaml"
         if not path.is_file():
             raise ConfigError(f"--spec {str(name_or_path)!r}: unknown comparison; allowed: {', '.join(comparison_names())}")
     return from_dict(ComparisonConfig, apply_overrides(load_config_file(path), list(overrides)))
-
-
-COMPARE_DIR = Path(__file__).resolve().parent / "experiments" / "compare"
-
-
-def comparison_names() -> list[str]:
-    return sorted(p.stem for p in COMPARE_DIR.glob("*.yaml"))
 
 
 def load_tuned(path: Union[str, Path]) -> dict:

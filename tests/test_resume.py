@@ -1,7 +1,6 @@
 """Kill a run (SIGKILL, SIGTERM) in either stage, resume it, and get the uninterrupted result."""
 
 import json
-import os
 import signal
 import subprocess
 import sys
