@@ -112,14 +112,13 @@ def run_experiment(
     weak_matrix = _check_weak_file(config, task)
 
     done: list[str] = []
+    histories: dict[str, list[dict]] = {}  # finished stages' evaluations: a checkpoint rewrites the CSVs from them
     if resume_state is not None:
-        summary, done = resume_state["summary"], list(resume_state["done"])
-        current, current_step = resume_state["stage"], resume_state["train"]["step"] if resume_state["train"] else 0
-
-        def keep(stage: str, step: int) -> bool:
-            return stage in done or (stage == current and step < current_step)
-
-        run_dir = RunDirectory(out, keep=keep)
+        summary, done, histories = resume_state["summary"], list(resume_state["done"]), resume_state["histories"]
+        replay = [(stage, row) for stage in done for row in histories[stage]]
+        if resume_state["train"] is not None:
+            replay += [(resume_state["stage"], row) for row in resume_state["train"]["history"]]
+        run_dir = RunDirectory(out, replay=replay)
     else:
         run_dir = RunDirectory(out, overwrite) if out is not None else None
         summary = environment(device)
@@ -133,7 +132,8 @@ def run_experiment(
             run_dir.append_diagnostics(name, row["step"], row["diagnostics"])
 
     def checkpoint(stage: Optional[str], train_state: Optional[dict]) -> None:
-        state = {"version": 1, "done": list(done), "stage": stage, "train": train_state, "summary": summary}
+        state = {"version": 1, "done": list(done), "stage": stage, "train": train_state, "summary": summary,
+                 "histories": histories}
         save_checkpoint(run_dir.path / CHECKPOINT_FILE, state)
 
     def run_stage(name: str, model, stage: StageConfig, stop_flag: dict, events=None, weak_matrix=None) -> None:
@@ -177,6 +177,7 @@ def run_experiment(
         if name == "weak":
             _warn_about_weak(summary, config, log)
         done.append(name)
+        histories[name] = result.history
         if run_dir is not None:
             run_dir.write_summary(summary)
             checkpoint(None, None)

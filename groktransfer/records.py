@@ -39,7 +39,7 @@ import shutil
 import subprocess
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Callable, Optional, Union
+from typing import Optional, Union
 
 import torch
 
@@ -97,11 +97,11 @@ class RunDirectory:
         self,
         path: Union[str, Path],
         overwrite: bool = False,
-        keep: Optional[Callable[[str, int], bool]] = None,
+        replay: Optional[list[tuple[str, dict]]] = None,
     ) -> None:
-        """``keep`` reopens an existing run for resuming: only the metrics and diagnostics rows
-        for which ``keep(stage, step)`` holds are kept (a torn last row is dropped too)."""
-        if keep is None:
+        """``replay`` reopens an existing run for resuming: metrics.csv and diagnostics.csv are
+        rewritten from these (stage, history row) pairs, whatever state the files are in."""
+        if replay is None:
             self.path = check_new_run_dir(path, overwrite)
             if self.path.is_dir() and overwrite:
                 _lock(self.path).close()  # refuse to delete a directory another process is writing
@@ -113,18 +113,17 @@ class RunDirectory:
         except OSError as err:
             raise ConfigError(f"--out {str(self.path)!r}: cannot create ({err.strerror})") from None
         self._lock = _lock(self.path)
-        metrics_lines = _kept_lines(self.path / "metrics.csv", keep, len(METRICS_FIELDS)) if keep else []
         self._metrics = open(self.path / "metrics.csv", "w", newline="", encoding="utf-8")
         self._writer = csv.DictWriter(self._metrics, fieldnames=METRICS_FIELDS)
         self._writer.writeheader()
-        self._metrics.writelines(metrics_lines)
         self._metrics.flush()
         self._diagnostics = None  # opened on the first diagnostics row
-        diagnostics_lines = _kept_lines(self.path / "diagnostics.csv", keep, 4) if keep else []
-        if diagnostics_lines:
-            self._open_diagnostics()
-            self._diagnostics.writelines(diagnostics_lines)
-            self._diagnostics.flush()
+        if (self.path / "diagnostics.csv").exists():
+            (self.path / "diagnostics.csv").unlink()
+        for stage, row in replay or []:
+            self.append_metrics(stage, row)
+            if "diagnostics" in row:
+                self.append_diagnostics(stage, row["step"], row["diagnostics"])
 
     def _open_diagnostics(self) -> None:
         self._diagnostics = open(self.path / "diagnostics.csv", "w", newline="", encoding="utf-8")
@@ -152,26 +151,6 @@ class RunDirectory:
             self._diagnostics.close()
         if self._lock is not None:
             self._lock.close()
-
-
-def _kept_lines(path: Path, keep: Callable[[str, int], bool], n_fields: int) -> list[str]:
-    """The data lines of a CSV written by this module that ``keep`` accepts; torn lines are dropped."""
-    if not path.is_file():
-        return []
-    text = path.read_bytes().decode("utf-8", errors="replace")
-    lines = text.splitlines(keepends=True)[1:]
-    kept = []
-    for line in lines:
-        fields = line.rstrip("\r\n").split(",")
-        if not line.endswith("\n") or len(fields) != n_fields:
-            continue  # a row cut short by a crash
-        try:
-            stage, step = fields[0], int(fields[1])
-        except ValueError:
-            continue
-        if keep(stage, step):
-            kept.append(line)
-    return kept
 
 
 def read_metrics(path: Union[str, Path]) -> dict[str, list[dict]]:

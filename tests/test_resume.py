@@ -1,6 +1,7 @@
 """Kill a run (SIGKILL, SIGTERM) in either stage, resume it, and get the uninterrupted result."""
 
 import json
+import random
 import signal
 import subprocess
 import sys
@@ -42,12 +43,14 @@ def comparable(summary):
     return {name: {k: v for k, v in stage.items() if k not in drop} for name, stage in summary["stages"].items()}
 
 
-def start_and_stop(tmp_path, stage, min_step, sig):
+def start_and_stop(tmp_path, stage, min_step, sig, resume=False):
+    """Start the run (or resume it), wait until ``stage`` has logged ``min_step``, send ``sig``."""
     config = tmp_path / "config.yaml"
     config.write_text(yaml.safe_dump(CONFIG))
     out = tmp_path / "run"
-    proc = subprocess.Popen([sys.executable, "-m", "groktransfer.cli", "run", str(config), "--out", str(out),
-                             "--no-progress"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    args = ["resume", str(out)] if resume else ["run", str(config), "--out", str(out)]
+    proc = subprocess.Popen([sys.executable, "-m", "groktransfer.cli", *args, "--no-progress"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 120
     while time.time() < deadline and proc.poll() is None:
         try:
@@ -85,6 +88,33 @@ def test_sigterm_checkpoints_exits_cleanly_and_resumes(tmp_path, reference, caps
     # A finished run resumes to itself.
     assert main(["resume", str(out), "--no-progress"]) == 0
     assert "already complete" in capsys.readouterr().out
+
+
+def test_repeated_kills_and_torn_records_still_resume_identically(tmp_path, reference):
+    """Three SIGKILLs at different points; after each, metrics.csv is cut at a random byte
+    and diagnostics.csv garbled: the checkpoint alone restores them."""
+    ref_metrics, ref_summary = reference
+    rng = random.Random(7)
+    points = [("weak", 200, False), ("weak", 900, True), ("target", 300, True)]
+    for stage, min_step, resume in points:
+        out, code, _ = start_and_stop(tmp_path, stage, min_step, signal.SIGKILL, resume=resume)
+        assert code == -signal.SIGKILL
+        metrics = (out / "metrics.csv").read_bytes()
+        (out / "metrics.csv").write_bytes(metrics[: rng.randrange(1, len(metrics))])
+        if (out / "diagnostics.csv").exists():
+            (out / "diagnostics.csv").write_bytes(b"garbage\x00\xff")
+    assert main(["resume", str(out), "--no-progress"]) == 0
+    assert without_time(read_metrics(out)) == without_time(ref_metrics)
+    assert comparable(json.loads((out / "summary.json").read_text())) == comparable(ref_summary)
+
+
+def test_a_truncated_checkpoint_is_refused_clearly(tmp_path, capsys):
+    out, code, _ = start_and_stop(tmp_path, "weak", 200, signal.SIGKILL)
+    ckpt = out / "checkpoint.safetensors"
+    ckpt.write_bytes(ckpt.read_bytes()[: len(ckpt.read_bytes()) // 2])
+    assert main(["resume", str(out), "--no-progress"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "checkpoint.safetensors" in err[0] and "unreadable" in err[0]
 
 
 def test_resume_refuses_what_is_not_a_run(tmp_path, capsys):
