@@ -1,0 +1,130 @@
+"""One table of bad inputs across the CLI and the API.
+
+Every case must give exactly one line that names the field and what it allows; on the CLI
+the exit code is 2, there is no traceback, and no file is created or modified.
+"""
+
+import os
+
+import pytest
+import torch
+import yaml
+
+from groktransfer import FNN, ConfigError, ModularTask, TrainConfig, transfer_embedding
+from groktransfer.cli import main
+from groktransfer.methods import GrokFastEMA, GrokFastMA, NormConstraint
+from groktransfer.transfer import load_weak_embedding, save_weak_embedding
+
+P = ["run", "--preset", "demo", "--out", "new"]  # a valid start; each case adds one bad piece
+
+CLI_CASES = [
+    (["run", "--preset", "nope", "--out", "new"], "--preset 'nope': unknown preset; allowed: classic, demo"),
+    (P + ["target.train.lrr=1"], "target.train.lrr: unknown key; allowed: lr, weight_decay"),
+    (P + ["target.train.lr=0"], "target.train.lr: got 0.0; must be > 0"),
+    (P + ["target.train.lr=abc"], "target.train.lr: got 'abc'; expected a number"),
+    (P + ["task.p=1"], "task.p: got 1; must be an integer >= 2"),
+    (P + ["task.p=7.5"], "task.p: got 7.5; expected an integer"),
+    (P + ["task.op=pow"], "task.op: got 'pow'; allowed: add, sub, mul, div"),
+    (P + ["task.op=div", "task.p=48"], "task.p: got 48; op 'div' needs a prime modulus"),
+    (P + ["task.train_fraction=0"], "task.train_fraction: got 0.0; must be in (0, 1)"),
+    (P + ["task.train_fraction=1.5"], "task.train_fraction: got 1.5; must be in (0, 1)"),
+    (P + ["device=tpu"], "device: got 'tpu'; allowed: auto, cpu, cuda, mps"),
+    (P + ["target.model.init_scale=0"], "target.model.init_scale: got 0.0; must be > 0"),
+    (P + ["target.model.width=0"], "target.model.width: got 0; must be >= 1"),
+    (P + ["target.model.bias=maybe"], "target.model.bias: got 'maybe'; expected true or false"),
+    (P + ["target.train.betas=[0.9]"], "target.train.betas: got [0.9]; expected a list of 2 numbers"),
+    (P + ["target.train.betas=[0.9, 1.5]"], "target.train.betas[1]: got 1.5; must be in [0, 1)"),
+    (P + ["target.train.weight_decay=-1"], "target.train.weight_decay: got -1.0; must be >= 0"),
+    (P + ["target.train.max_steps=0"], "target.train.max_steps: got 0; must be >= 1"),
+    (P + ["target.train.batch_size=0"], "target.train.batch_size: got 0; must be >= 1 or null"),
+    (P + ["target.train.eval_every=0"], "target.train.eval_every: got 0; must be >= 1"),
+    (P + ["target.train.eval_schedule=cubic"], "target.train.eval_schedule: got 'cubic'; allowed: 'linear', 'log'"),
+    (P + ["target.train.eval_log_factor=1"], "target.train.eval_log_factor: got 1.0; must be > 1"),
+    (P + ["target.train.stop_at_test_acc=1.5"], "target.train.stop_at_test_acc: got 1.5; must be in (0, 1]"),
+    (P + ["target.train.stop_patience=0"], "target.train.stop_patience: got 0; must be >= 1"),
+    (P + ["target.train.dtype=float16"], "target.train.dtype: got 'float16'; allowed: 'float32', 'float64'"),
+    (P + ["transfer.a_init=zeros"], "transfer.a_init: got 'zeros'; allowed: 'weak', 'random'"),
+    (P + ["transfer.b_init=xavier"], "transfer.b_init: got 'xavier'; allowed: 'uniform', 'normal'"),
+    (P + ["transfer.merge_at_step=0"], "transfer.merge_at_step: got 0; must be >= 1 or null"),
+    (P + ["transfer.warn_below_test_acc=2"], "transfer.warn_below_test_acc: got 2.0; must be in [0, 1]"),
+    (P + ["weak=null"], "target: needs a weak stage or transfer.weak_embedding_file"),
+    (P + ["transfer.weak_embedding_file=w.safetensors"], "transfer.weak_embedding_file: give either a weak stage"),
+    (P + ["weak=null", "transfer.weak_embedding_file=missing.safetensors"], "weak embedding file 'missing.safetensors': not found"),
+    (P + ["weak=null", "transfer.weak_embedding_file=wrong_rows.safetensors"],
+     "transfer.weak_embedding_file: has 5 rows but the task's vocabulary has 47"),
+    (P + ["scratch.methods.norm_constraint=1.0"], "scratch.methods.norm_constraint: needs train.weight_decay: 0"),
+    (P + ["scratch.methods.grokfast.alpha=2"], "scratch.methods.grokfast.alpha: got 2.0; must be in [0, 1)"),
+    (P + ["scratch.methods.grokfast.filter=sma"], "scratch.methods.grokfast.filter: got 'sma'; allowed: 'ema', 'ma'"),
+    (P + ["scratch.methods.loss=mse"], "scratch.methods.loss: got 'mse'; allowed: 'cross_entropy', 'stablemax'"),
+    (P + ["checkpoint.every_steps=0"], "checkpoint.every_steps: got 0; must be >= 1 or null"),
+    (["run", "tiny.yaml", "--out", "exists"], "--out 'exists': already exists; choose another directory or pass --overwrite"),
+    (["run", "tiny.yaml", "list.yaml", "--out", "new"], "run: at most one config file"),
+    (["run", "missing.yaml", "--out", "new"], "config file 'missing.yaml': not found"),
+    (["run", "list.yaml", "--out", "new"], "config file 'list.yaml': expected a mapping at the top level"),
+    (["run", "broken.yaml", "--out", "new"], "config file 'broken.yaml': cannot be parsed"),
+    (["run", "code.yaml", "--out", "new"], "config file 'code.yaml': cannot be parsed"),
+    (["run", "--preset", "demo", "--out", "new", "--bogus"], "unrecognized arguments: --bogus"),
+    (["resume", "."], "resume: '.' is not a run directory"),
+    (["compare", "--methods", "adam", "--out", "new"], "method 'adam': unknown; allowed: scratch, grokfast-ema"),
+    (["compare", "--methods", "scratch", "--seeds", "x", "--out", "new"], "--seeds: got 'x'; expected N or a comma-separated"),
+    (["tune", "--methods", "scratch", "--grid", "huge", "--out", "new"], "--grid 'huge': unknown; allowed: paper, small or a YAML file"),
+    (["plot", "nothing"], "plot: 'nothing' is not a run directory"),
+]
+
+API_CASES = [
+    (lambda: ModularTask("div", p=15), "p: got 15; op 'div' needs a prime modulus"),
+    (lambda: ModularTask("add", p=11, train_fraction=2.0), "train_fraction: got 2.0; must be in (0, 1)"),
+    (lambda: FNN(11, 11, init_scale=-1.0), "init_scale: got -1.0; must be > 0"),
+    (lambda: FNN(11, 11, depth=0), "depth: got 0; must be >= 1"),
+    (lambda: TrainConfig(lr=-1), "lr: got -1.0; must be > 0"),
+    (lambda: TrainConfig(max_steps="10"), "max_steps: got '10'; expected an integer"),
+    (lambda: transfer_embedding(torch.randn(5, 2), FNN(7, 7)), "vocabulary sizes differ: weak embedding has 5 rows, target has 7"),
+    (lambda: GrokFastEMA(FNN(5, 5), alpha=1.0), "grokfast.alpha: got 1.0; must be in [0, 1)"),
+    (lambda: GrokFastMA(FNN(5, 5), window=0), "grokfast.window: got 0; must be >= 1"),
+    (lambda: NormConstraint(FNN(5, 5), factor=-2.0), "norm_constraint: got -2.0; must be > 0"),
+    (lambda: load_weak_embedding("corrupt.safetensors"), "weak embedding file 'corrupt.safetensors': unreadable"),
+]
+
+
+@pytest.fixture
+def workdir(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "tiny.yaml").write_text(yaml.safe_dump({"scratch": {"model": {"width": 8, "embed_dim": 4, "depth": 1},
+                                                                    "train": {"max_steps": 2}}, "task": {"p": 5}}))
+    (tmp_path / "list.yaml").write_text("- 1\n- 2\n")
+    (tmp_path / "broken.yaml").write_text("task: {p: [\n")
+    (tmp_path / "code.yaml").write_text("!!python/object/apply:os.system ['touch hacked']\n")
+    save_weak_embedding(torch.randn(5, 4), tmp_path / "wrong_rows.safetensors")
+    (tmp_path / "w.safetensors").write_bytes((tmp_path / "wrong_rows.safetensors").read_bytes())
+    (tmp_path / "corrupt.safetensors").write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{bad json")
+    assert main(["run", "tiny.yaml", "--out", "exists", "--no-progress"]) == 0  # an existing run to protect
+    return tmp_path
+
+
+def snapshot(root):
+    return {str(p.relative_to(root)): (p.stat().st_size, p.stat().st_mtime_ns) for p in root.rglob("*")}
+
+
+def test_the_table_has_at_least_forty_cases():
+    assert len(CLI_CASES) + len(API_CASES) >= 40
+
+
+@pytest.mark.parametrize("argv, message", CLI_CASES, ids=[" ".join(a[-2:]) for a, _ in CLI_CASES])
+def test_cli_bad_input(workdir, capsys, argv, message):
+    capsys.readouterr()
+    before = snapshot(workdir)
+    assert main(argv) == 2
+    captured = capsys.readouterr()
+    lines = captured.err.strip().splitlines()
+    assert len(lines) == 1, captured.err
+    assert lines[0].startswith("groktransfer: error: ") and "Traceback" not in captured.err
+    assert message in lines[0], lines[0]
+    assert snapshot(workdir) == before
+    assert not os.path.exists(workdir / "hacked")
+
+
+@pytest.mark.parametrize("make, message", API_CASES, ids=[m for _, m in API_CASES])
+def test_api_bad_input(workdir, make, message):
+    with pytest.raises(ConfigError) as info:
+        make()
+    assert message in str(info.value) and "\n" not in str(info.value)
