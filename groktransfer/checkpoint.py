@@ -70,10 +70,14 @@ def save_checkpoint(path: Union[str, Path], state: dict) -> None:
     tensors: dict[str, torch.Tensor] = {}
     skeleton = flatten(state, tensors)
     tmp = path.with_name(path.name + ".tmp")
-    save_file(tensors, str(tmp), metadata={"state": json.dumps(skeleton)})
-    with open(tmp, "rb") as handle:
-        os.fsync(handle.fileno())
-    tmp.replace(path)
+    try:
+        save_file(tensors, str(tmp), metadata={"state": json.dumps(skeleton)})
+        with open(tmp, "rb") as handle:
+            os.fsync(handle.fileno())
+        tmp.replace(path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)  # a full disk must not leave a half-written file; the old checkpoint stays
+        raise
 
 
 def load_checkpoint(path: Union[str, Path]) -> dict:

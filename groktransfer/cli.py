@@ -22,6 +22,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Optional, Sequence
 
+import torch
+
 from . import __version__
 from .config import ConfigError, apply_overrides, dump_yaml, load_config_file, run_config_from_dict
 from .pipeline import WeakModelWarning, format_table, resume_experiment, run_experiment
@@ -31,7 +33,8 @@ from .plots import plot_run
 from .tune import run_tune
 from .presets import load_preset, preset_description, preset_names, preset_path
 
-EXIT_USAGE = 2
+EXIT_USAGE = 2  # bad input: nothing was written
+EXIT_RUNTIME = 1  # a fault while running (disk full, GPU memory): the last checkpoint is kept
 
 
 class UsageError(Exception):
@@ -66,6 +69,7 @@ def _build_parser() -> argparse.ArgumentParser:
 
     resume = sub.add_parser("resume", help="continue an interrupted run from its last checkpoint")
     resume.add_argument("run_dir")
+    resume.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"], help="continue on this device instead")
     resume.add_argument("--no-progress", action="store_true", help="no progress bars")
 
     plot = sub.add_parser("plot", help="redraw the plots of a run directory from its metrics.csv")
@@ -151,12 +155,26 @@ def _config_for_run(args: argparse.Namespace):
     return run_config_from_dict(apply_overrides(data, overrides))
 
 
+def _with_gpu_fallback(config, out: Path, start, progress: bool) -> dict:
+    """Run ``start()``; if the GPU runs out of memory under device 'auto', continue on the CPU
+    from the last checkpoint (an explicit device is the user's choice: report and stop)."""
+    try:
+        return start()
+    except torch.cuda.OutOfMemoryError:
+        if config.device != "auto" or not (out / "config.yaml").is_file():
+            raise
+        print("groktransfer: out of GPU memory; continuing on the CPU from the last checkpoint", file=sys.stderr)
+        return resume_experiment(out, device="cpu", progress=progress, log=print)
+
+
 def _command(args: argparse.Namespace) -> int:
     if args.command == "demo":
         out = Path(args.out) if args.out else Path("runs") / f"demo-{datetime.now().strftime('%Y%m%d-%H%M%S')}"
         config = load_preset("demo")
         print(f"groktransfer demo: {preset_description('demo')}\n")
-        summary = run_experiment(config, out, overwrite=args.overwrite, progress=not args.no_progress, log=print)
+        progress = not args.no_progress
+        summary = _with_gpu_fallback(config, out, lambda: run_experiment(
+            config, out, overwrite=args.overwrite, progress=progress, log=print), progress)
         _print_result(summary, out)
         return 0
     if args.command == "run":
@@ -169,12 +187,14 @@ def _command(args: argparse.Namespace) -> int:
                                   f"use `groktransfer resume {out}` to continue that run")
             summary = resume_experiment(out, progress=not args.no_progress, log=print)
         else:
-            summary = run_experiment(config, out, overwrite=args.overwrite, progress=not args.no_progress, log=print)
+            progress = not args.no_progress
+            summary = _with_gpu_fallback(config, out, lambda: run_experiment(
+                config, out, overwrite=args.overwrite, progress=progress, log=print), progress)
         _print_result(summary, out)
         return 0
     if args.command == "resume":
         out = Path(args.run_dir)
-        summary = resume_experiment(out, progress=not args.no_progress, log=print)
+        summary = resume_experiment(out, device=args.device, progress=not args.no_progress, log=print)
         _print_result(summary, out)
         return 0
     if args.command == "plot":
@@ -224,6 +244,16 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except KeyboardInterrupt:
         print("groktransfer: interrupted", file=sys.stderr)
         return 130
+    except torch.cuda.OutOfMemoryError:
+        print("groktransfer: error: out of GPU memory; the last checkpoint is kept: continue on the CPU with "
+              "`groktransfer resume DIR --device cpu`", file=sys.stderr)
+        return EXIT_RUNTIME
+    except OSError as err:
+        # A full disk or an unwritable file mid-run: not bad input, but the user must act.
+        target = f" {err.filename}" if err.filename else ""
+        print(f"groktransfer: error: cannot write{target}: {err.strerror or err}; "
+              "the last good checkpoint is kept", file=sys.stderr)
+        return EXIT_RUNTIME
 
 
 if __name__ == "__main__":  # pragma: no cover

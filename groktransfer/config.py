@@ -200,6 +200,7 @@ class TrainConfig(Config):
     stop_patience: int = 1  # ... for this many consecutive evaluations
     dtype: Literal["float32", "float64"] = "float32"  # the paper trains in float32
     diagnostics: bool = True  # log per-parameter norms, softmax collapse, zero loss, A·B rank at each evaluation
+    check_finite_every_step: bool = False  # stop at the first NaN/inf loss at once (one host sync per step)
 
     def check(self) -> None:
         _require(self.lr > 0, f"lr: got {self.lr}; must be > 0")

@@ -17,6 +17,7 @@ file) is checked before the run directory is created, so bad input writes nothin
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import signal
 import threading
@@ -265,6 +266,7 @@ def _warn_about_weak(summary: dict, config: RunConfig, log: Callable[[str], None
 def resume_experiment(
     run_dir: Union[str, Path],
     *,
+    device: Optional[str] = None,
     progress: bool = False,
     plots: bool = True,
     log: Callable[[str], None] = lambda message: None,
@@ -272,13 +274,16 @@ def resume_experiment(
     """Continue an interrupted run from its last checkpoint (a finished run is returned as is).
 
     On the CPU the resumed run's metrics.csv (but for the elapsed_s column) and final
-    weights equal those of a run that was never interrupted.
+    weights equal those of a run that was never interrupted. ``device`` overrides the
+    config's device for this continuation (e.g. "cpu" after running out of GPU memory).
     """
     run_dir = Path(run_dir)
     config_path = run_dir / "config.yaml"
     if not config_path.is_file():
         raise ConfigError(f"resume: {str(run_dir)!r} is not a run directory (no config.yaml)")
     config = run_config_from_dict(load_config_file(config_path))
+    if device is not None:
+        config = dataclasses.replace(config, device=device)
     summary_path = run_dir / "summary.json"
     if summary_path.is_file():
         try:

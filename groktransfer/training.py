@@ -330,6 +330,8 @@ def train(
         bad_now = ~torch.isfinite(loss.detach())
         first_bad_step = torch.where(bad_now & (first_bad_step < 0), step, first_bad_step)
         step += 1
+        if config.check_finite_every_step and bool(bad_now):
+            next_eval = step  # evaluate (and so record the divergence) right now
 
     wall = time.perf_counter() - start
     if bar is not None:

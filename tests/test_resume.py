@@ -10,7 +10,8 @@ import time
 import pytest
 import yaml
 
-from groktransfer import from_dict, read_metrics, RunConfig, run_experiment
+from groktransfer import RunConfig, from_dict, read_metrics, run_experiment
+from groktransfer.checkpoint import load_checkpoint
 from groktransfer.cli import main
 
 CONFIG = {
@@ -120,3 +121,81 @@ def test_a_truncated_checkpoint_is_refused_clearly(tmp_path, capsys):
 def test_resume_refuses_what_is_not_a_run(tmp_path, capsys):
     assert main(["resume", str(tmp_path)]) == 2
     assert "not a run directory" in capsys.readouterr().err
+
+
+def write_config(tmp_path, **changes):
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump({**CONFIG, **changes}))
+    return path
+
+
+def test_a_full_disk_keeps_the_last_checkpoint_and_the_run_resumes(tmp_path, reference, monkeypatch, capsys):
+    import groktransfer.checkpoint as ckpt_module
+
+    ref_metrics, _ = reference
+    real_save, calls = ckpt_module.save_file, {"n": 0}
+
+    def failing_save(tensors, filename, metadata=None):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            with open(filename, "wb") as handle:
+                handle.write(b"partial")  # the disk fills up halfway through the file
+            raise OSError(28, "No space left on device", filename)
+        return real_save(tensors, filename, metadata=metadata)
+
+    monkeypatch.setattr(ckpt_module, "save_file", failing_save)
+    out = tmp_path / "run"
+    assert main(["run", str(write_config(tmp_path)), "--out", str(out), "--no-progress"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "No space left on device" in err[0] and "last good checkpoint is kept" in err[0]
+    assert not list(out.glob("*.tmp"))
+    assert load_checkpoint(out / "checkpoint.safetensors")["train"]["step"] == 2 * CONFIG["checkpoint"]["every_steps"]
+    monkeypatch.setattr(ckpt_module, "save_file", real_save)
+    assert main(["resume", str(out), "--no-progress"]) == 0
+    assert without_time(read_metrics(out)) == without_time(ref_metrics)
+
+
+def test_out_of_gpu_memory_falls_back_to_the_cpu_from_the_checkpoint(tmp_path, reference, monkeypatch, capsys):
+    import torch
+
+    import groktransfer.pipeline as pipeline
+
+    ref_metrics, _ = reference
+    real_train, state = pipeline.train, {"saves": 0, "raised": False}
+
+    def train_that_runs_out_of_memory(*args, checkpointer=None, **kwargs):
+        if checkpointer is not None and not state["raised"]:
+            real_save = checkpointer.save
+
+            def save(train_state):
+                real_save(train_state)
+                state["saves"] += 1
+                if state["saves"] == 5:
+                    state["raised"] = True
+                    raise torch.cuda.OutOfMemoryError("CUDA out of memory (simulated)")
+
+            checkpointer.save = save
+        return real_train(*args, checkpointer=checkpointer, **kwargs)
+
+    monkeypatch.setattr(pipeline, "train", train_that_runs_out_of_memory)
+    out = tmp_path / "run"
+    assert main(["run", str(write_config(tmp_path, device="auto")), "--out", str(out), "--no-progress"]) == 0
+    assert "continuing on the CPU from the last checkpoint" in capsys.readouterr().err
+    assert state["raised"]
+    assert without_time(read_metrics(out)) == without_time(ref_metrics)
+
+
+def test_a_second_process_on_a_live_run_directory_is_refused(tmp_path, capsys):
+    config = write_config(tmp_path)
+    out = tmp_path / "run"
+    proc = subprocess.Popen([sys.executable, "-m", "groktransfer.cli", "run", str(config), "--out", str(out),
+                             "--no-progress"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 60
+        while not (out / "metrics.csv").exists() and time.time() < deadline:
+            time.sleep(0.02)
+        assert main(["run", str(config), "--out", str(out), "--overwrite", "--no-progress"]) == 2
+        assert "in use by another groktransfer process" in capsys.readouterr().err
+    finally:
+        proc.kill()
+        proc.wait()

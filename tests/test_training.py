@@ -57,6 +57,18 @@ def test_nan_marks_the_run_diverged_at_its_step(task):
     assert result.summary()["diverged_step"] == 7
 
 
+def test_every_step_check_stops_at_once(task):
+    def poison(model):
+        with torch.no_grad():
+            model.mlp[0].weight[0, 0] = float("nan")
+
+    config = TrainConfig(max_steps=100, eval_dense_until=0, eval_every=50, stop_at_test_acc=None,
+                         check_finite_every_step=True)
+    result = train(small(), task, config, events={7: poison})
+    assert result.status == "diverged" and result.diverged_step == 7
+    assert result.history[-1]["step"] == 8 and result.steps == 8
+
+
 def test_runs_are_deterministic(task):
     config = TrainConfig(max_steps=40, stop_at_test_acc=None, lr=0.01)
     a = train(small(1), task, config)
