@@ -122,3 +122,14 @@ def test_sweep_bad_input(tmp_path, monkeypatch, capsys, argv, message):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and message in err[0]
     assert not (tmp_path / "X").exists()
+
+
+def test_a_diverging_run_does_not_stop_the_sweep(tmp_path):
+    from groktransfer import load_comparison, run_comparison
+
+    spec = load_comparison("demo", TINY)
+    tuned = {"orthograd": {"train": {"lr": 1e30}}}  # this method's runs blow up
+    record = run_comparison(spec, ["orthograd", "scratch"], [0, 1], tmp_path / "cmp", tuned=tuned)
+    assert {r["status"] for r in record["per_run"]["orthograd"].values()} == {"diverged"}
+    assert {r["status"] for r in record["per_run"]["scratch"].values()} == {"max_steps"}
+    assert record["aggregate"]["orthograd"]["success_95"] == 0.0
