@@ -1,6 +1,6 @@
 """The ``groktransfer`` command.
 
-    groktransfer demo [--out DIR]                       weak -> GrokTransfer target vs scratch, ~1 minute on CPU
+    groktransfer demo [--out DIR]                       the main job: weak -> GrokTransfer target vs scratch
     groktransfer run --preset NAME --out DIR [k=v ...]  a preset, with dotted overrides (target.train.lr=0.01)
     groktransfer run CONFIG.yaml --out DIR [k=v ...]    a config file (YAML or JSON)
     groktransfer resume RUN_DIR                         continue an interrupted run from its last checkpoint
@@ -10,7 +10,9 @@
     groktransfer tune --methods A,B --seeds 2 --out DIR [--spec ...] [--grid small|paper|FILE] [--configs K]
 
 Bad input (unknown preset, key or value, unreadable file, existing run directory) gives a
-one-line message and exit code 2, and writes nothing.
+one-line message and exit code 2, and writes nothing. A fault while running (full disk, GPU
+memory) gives one line and exit code 1 with the last checkpoint kept; SIGINT/SIGTERM
+checkpoint and exit with 130.
 """
 
 from __future__ import annotations
@@ -25,13 +27,13 @@ from typing import Optional, Sequence
 import torch
 
 from . import __version__
+from .compare import METHODS, load_comparison, load_tuned, method_run_config, parse_methods, run_comparison
 from .config import ConfigError, apply_overrides, dump_yaml, load_config_file, run_config_from_dict
 from .pipeline import WeakModelWarning, format_table, resume_experiment, run_experiment
-from .training import RunInterrupted
-from .compare import METHODS, load_comparison, load_tuned, method_run_config, parse_methods, run_comparison
 from .plots import plot_run
-from .tune import run_tune
 from .presets import load_preset, preset_description, preset_names, preset_path
+from .training import RunInterrupted
+from .tune import run_tune
 
 EXIT_USAGE = 2  # bad input: nothing was written
 EXIT_RUNTIME = 1  # a fault while running (disk full, GPU memory): the last checkpoint is kept
