@@ -1,0 +1,102 @@
+"""Benchmark: one run's training speed, groktransfer's loop against a peer-style loop.
+
+    python benchmarks/single_run.py --steps 300 --out results/bench_single_run.json
+
+The peer-style loop is written the way the public grokking scripts are: eager PyTorch,
+``loss.item()`` after every step, and a full train + test evaluation (with ``.item()``)
+after every step. groktransfer's ``train`` evaluates on its default schedule (every step
+up to 100, then every 10) and reads values back only then. Both train the same model from
+the same initial weights with the same AdamW settings, for the same number of steps, in
+one process, alternating A B A B so that drift in the machine's speed hits both. Not a
+test: timings depend on the machine, which the JSON records.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+from torch import nn
+
+import groktransfer as gt
+from groktransfer.records import environment
+
+SETTINGS = {
+    # name: (task kwargs, model kwargs)
+    "demo-target": ({"op": "add", "p": 47, "train_fraction": 0.4}, {"embed_dim": 64, "width": 256, "depth": 2}),
+    "paper-target": ({"op": "add", "p": 113, "train_fraction": 0.25}, {"embed_dim": 128, "width": 512, "depth": 2}),
+}
+
+
+def peer_style(model: nn.Module, task, steps: int, lr: float, wd: float) -> float:
+    """Seconds for ``steps`` steps of an eager loop that syncs and evaluates every step."""
+    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=wd)
+    log = []
+    start = time.perf_counter()
+    for _ in range(steps):
+        loss = nn.functional.cross_entropy(model(task.x_train), task.y_train)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        with torch.no_grad():
+            train_acc = (model(task.x_train).argmax(-1) == task.y_train).float().mean().item()
+            test_logits = model(task.x_test)
+            test_loss = nn.functional.cross_entropy(test_logits, task.y_test).item()
+            test_acc = (test_logits.argmax(-1) == task.y_test).float().mean().item()
+        log.append((loss.item(), train_acc, test_loss, test_acc))
+    return time.perf_counter() - start
+
+
+def ours(model: nn.Module, task, steps: int, lr: float, wd: float) -> float:
+    config = gt.TrainConfig(lr=lr, weight_decay=wd, max_steps=steps, stop_at_test_acc=None)
+    start = time.perf_counter()
+    gt.train(model, task, config)
+    return time.perf_counter() - start
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=300)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--settings", nargs="+", default=list(SETTINGS), choices=list(SETTINGS))
+    parser.add_argument("--out", default="results/bench_single_run.json")
+    args = parser.parse_args(argv)
+    torch.set_flush_denormal(True)  # both loops get the same CPU setting
+    results = {}
+    for name in args.settings:
+        task_kwargs, model_kwargs = SETTINGS[name]
+        task = gt.ModularTask(**task_kwargs, data_seed=0)
+        times = {"peer_style": [], "groktransfer": []}
+        for _ in range(args.repeats):
+            for label, loop in (("peer_style", peer_style), ("groktransfer", ours)):
+                model = gt.FNN(task.vocab_size, task.n_classes, seed=0, **model_kwargs)
+                times[label].append(loop(model, task, args.steps, 1e-3, 1.0))
+        medians = {k: statistics.median(v) for k, v in times.items()}
+        results[name] = {
+            "steps": args.steps,
+            "seconds": times,
+            "steps_per_s": {k: args.steps / v for k, v in medians.items()},
+            "speedup": medians["peer_style"] / medians["groktransfer"],
+        }
+        print(f"{name}: peer-style {results[name]['steps_per_s']['peer_style']:.1f} steps/s, "
+              f"groktransfer {results[name]['steps_per_s']['groktransfer']:.1f} steps/s, "
+              f"speed-up {results[name]['speedup']:.2f}x (median of {args.repeats})", flush=True)
+    record = {
+        "command": "python benchmarks/single_run.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "precision": "float32",
+        "environment": environment(torch.device("cpu")),
+        "results": results,
+    }
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(record, indent=2) + "\n")
+    print(f"written: {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
