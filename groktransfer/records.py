@@ -32,6 +32,7 @@ flushed, so it holds every evaluation made before a crash.
 from __future__ import annotations
 
 import csv
+import io
 import json
 import os
 import platform
@@ -166,7 +167,10 @@ def read_metrics(path: Union[str, Path]) -> dict[str, list[dict]]:
         raise ConfigError(f"metrics file {str(path)!r}: not found")
     stages: dict[str, list[dict]] = {}
     try:
-        with open(path, newline="", encoding="utf-8") as handle:
+        text = path.read_text(encoding="utf-8")
+        if text and not text.endswith("\n"):
+            text = text[: text.rfind("\n") + 1]  # a row cut short by a kill is not a row yet
+        with io.StringIO(text, newline="") as handle:
             reader = csv.DictReader(handle)
             if reader.fieldnames is None or list(reader.fieldnames) != list(METRICS_FIELDS):
                 raise ConfigError(f"metrics file {str(path)!r}: unexpected header {reader.fieldnames}")

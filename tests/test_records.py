@@ -30,3 +30,9 @@ def test_malformed_metrics_give_a_clear_error(tmp_path):
     (tmp_path / "metrics.csv").write_text(good_header + "weak,0,1,0.5,1,0.5,3,0.1\nweak,1,1,0.5\n")
     with pytest.raises(ConfigError, match="line 3 is malformed"):
         read_metrics(tmp_path)
+
+
+def test_a_row_torn_by_a_kill_is_ignored_when_reading(tmp_path):
+    header = "stage,step,train_loss,train_acc,test_loss,test_acc,weight_norm,elapsed_s\r\n"
+    (tmp_path / "metrics.csv").write_text(header + "weak,0,1,0.5,1,0.5,3,0.1\r\nweak,1,0.9,0.6,1,0.")
+    assert [r["step"] for r in read_metrics(tmp_path)["weak"]] == [0]

@@ -96,7 +96,9 @@ def test_repeated_kills_and_torn_records_still_resume_identically(tmp_path, refe
     and diagnostics.csv garbled: the checkpoint alone restores them."""
     ref_metrics, ref_summary = reference
     rng = random.Random(7)
-    points = [("weak", 200, False), ("weak", 900, True), ("target", 300, True)]
+    weak_first = rng.randrange(50, 500)
+    points = [("weak", weak_first, False), ("weak", rng.randrange(weak_first + 200, 1300), True),
+              ("target", rng.randrange(50, 1200), True)]
     for stage, min_step, resume in points:
         out, code, _ = start_and_stop(tmp_path, stage, min_step, signal.SIGKILL, resume=resume)
         assert code == -signal.SIGKILL
