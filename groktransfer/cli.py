@@ -157,11 +157,14 @@ def _config_for_run(args: argparse.Namespace):
     return run_config_from_dict(apply_overrides(data, overrides))
 
 
-def _with_gpu_fallback(config, out: Path, start, progress: bool) -> dict:
-    """Run ``start()``; if the GPU runs out of memory under device 'auto', continue on the CPU
-    from the last checkpoint (an explicit device is the user's choice: report and stop)."""
+def _start_run(config, out: Path, *, overwrite: bool, progress: bool, resume: bool = False) -> dict:
+    """Run (or resume) ``config`` in ``out``. If the GPU runs out of memory under device
+    'auto', continue on the CPU from the last checkpoint; an explicit device is the user's
+    choice, so that case is reported instead."""
     try:
-        return start()
+        if resume:
+            return resume_experiment(out, progress=progress, log=print)
+        return run_experiment(config, out, overwrite=overwrite, progress=progress, log=print)
     except torch.cuda.OutOfMemoryError:
         if config.device != "auto" or not (out / "config.yaml").is_file():
             raise
@@ -174,24 +177,17 @@ def _command(args: argparse.Namespace) -> int:
         out = Path(args.out) if args.out else Path("runs") / f"demo-{datetime.now().strftime('%Y%m%d-%H%M%S')}"
         config = load_preset("demo")
         print(f"groktransfer demo: {preset_description('demo')}\n")
-        progress = not args.no_progress
-        summary = _with_gpu_fallback(config, out, lambda: run_experiment(
-            config, out, overwrite=args.overwrite, progress=progress, log=print), progress)
+        summary = _start_run(config, out, overwrite=args.overwrite, progress=not args.no_progress)
         _print_result(summary, out)
         return 0
     if args.command == "run":
         config = _config_for_run(args)
         out = Path(args.out)
-        if args.resume and (out / "config.yaml").is_file():
-            saved = load_config_file(out / "config.yaml")
-            if saved != config.to_dict():
-                raise ConfigError(f"--resume: the config differs from the one in {str(out)!r}; "
-                                  f"use `groktransfer resume {out}` to continue that run")
-            summary = resume_experiment(out, progress=not args.no_progress, log=print)
-        else:
-            progress = not args.no_progress
-            summary = _with_gpu_fallback(config, out, lambda: run_experiment(
-                config, out, overwrite=args.overwrite, progress=progress, log=print), progress)
+        resume = args.resume and (out / "config.yaml").is_file()
+        if resume and load_config_file(out / "config.yaml") != config.to_dict():
+            raise ConfigError(f"--resume: the config differs from the one in {str(out)!r}; "
+                              f"use `groktransfer resume {out}` to continue that run")
+        summary = _start_run(config, out, overwrite=args.overwrite, progress=not args.no_progress, resume=resume)
         _print_result(summary, out)
         return 0
     if args.command == "resume":

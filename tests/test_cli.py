@@ -119,6 +119,17 @@ def test_run_writes_every_record_and_plot_redraws(tmp_path, tiny_config, capsys)
     assert main(["run", str(tiny_config), "--out", str(out), "--no-progress", "--overwrite"]) == 0
 
 
+def test_run_resume_continues_only_the_same_config(tmp_path, tiny_config, capsys):
+    out = tmp_path / "run"
+    assert main(["run", str(tiny_config), "--out", str(out), "--no-progress"]) == 0
+    assert main(["run", str(tiny_config), "--out", str(out), "--no-progress", "--resume"]) == 0
+    assert "already complete" in capsys.readouterr().out
+    before = (out / "summary.json").read_text()
+    assert main(["run", str(tiny_config), "--out", str(out), "--resume", "target.train.lr=0.5"]) == 2
+    assert "the config differs" in capsys.readouterr().err
+    assert (out / "summary.json").read_text() == before
+
+
 def test_presets_command_lists_and_prints(capsys):
     assert main(["presets"]) == 0
     listing = capsys.readouterr().out
