@@ -113,6 +113,7 @@ class RunDirectory:
                 shutil.rmtree(self.path)
         else:
             self.path = Path(path)
+            (self.path / "diagnostics.csv").unlink(missing_ok=True)  # rewritten from the replay below
         try:
             self.path.mkdir(parents=True, exist_ok=True)
         except OSError as err:
@@ -123,8 +124,6 @@ class RunDirectory:
         self._writer.writeheader()
         self._metrics.flush()
         self._diagnostics = None  # opened on the first diagnostics row
-        if (self.path / "diagnostics.csv").exists():
-            (self.path / "diagnostics.csv").unlink()
         for stage, row in replay or []:
             self.append_metrics(stage, row)
             if "diagnostics" in row:

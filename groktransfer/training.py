@@ -80,8 +80,8 @@ def resolve_device(name: str = "auto") -> torch.device:
 
 
 def weight_norm(model: nn.Module) -> torch.Tensor:
-    """The L2 norm of all parameters taken together (a device tensor, no sync)."""
-    return torch.sqrt(sum(p.detach().float().pow(2).sum() for p in model.parameters()))
+    """The L2 norm of all parameters taken together, accumulated in float64 (a device tensor, no sync)."""
+    return torch.sqrt(sum(p.detach().double().pow(2).sum() for p in model.parameters()))
 
 
 @torch.no_grad()

@@ -9,7 +9,8 @@ import torch
 from torch import nn
 
 from groktransfer import FNN, ConfigError, ModularTask, TrainConfig, load_preset, train
-from groktransfer.methods import GrokFastEMA, GrokFastMA, NormConstraint, OrthoGrad, stablemax_cross_entropy, total_norm
+from groktransfer.methods import GrokFastEMA, GrokFastMA, NormConstraint, OrthoGrad, stablemax_cross_entropy
+from groktransfer.training import weight_norm
 
 STEPS = 120
 
@@ -177,7 +178,7 @@ def test_orthograd_is_orthogonal_to_the_weights_and_keeps_the_norm():
 def test_norm_constraint_holds_after_every_step():
     task = ModularTask("add", p=11, train_fraction=0.5)
     model = make_model()
-    initial = total_norm(model).item()
+    initial = weight_norm(model).item()
     constraint = NormConstraint(model, factor=0.7)
     seen = []
 
@@ -186,7 +187,7 @@ def test_norm_constraint_holds_after_every_step():
             pass
 
         def after_step(self, step):
-            seen.append(total_norm(model).item())
+            seen.append(weight_norm(model).item())
 
     train(model, task, TrainConfig(max_steps=30, lr=0.05, weight_decay=0.0, stop_at_test_acc=None),
           hooks=[constraint, Probe()])

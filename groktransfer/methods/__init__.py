@@ -23,7 +23,7 @@ from torch import nn
 
 from ..config import MethodsConfig
 from .grokfast import GrokFastEMA, GrokFastMA
-from .norm_constraint import NormConstraint, total_norm
+from .norm_constraint import NormConstraint
 from .orthograd import OrthoGrad
 from .stablemax import log_stablemax, stablemax_cross_entropy
 
@@ -63,5 +63,4 @@ __all__ = [
     "log_stablemax",
     "loss_function",
     "stablemax_cross_entropy",
-    "total_norm",
 ]

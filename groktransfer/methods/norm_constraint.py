@@ -19,10 +19,7 @@ import torch
 from torch import nn
 
 from ..config import ConfigError
-
-
-def total_norm(model: nn.Module) -> torch.Tensor:
-    return torch.sqrt(sum(p.detach().double().pow(2).sum() for p in model.parameters()))
+from ..training import weight_norm
 
 
 class NormConstraint:
@@ -30,14 +27,14 @@ class NormConstraint:
         if not factor > 0:
             raise ConfigError(f"norm_constraint: got {factor}; must be > 0")
         self.model = model
-        self.target = total_norm(model) * factor  # a device tensor: no host sync per step
+        self.target = weight_norm(model) * factor  # a device tensor: no host sync per step
 
     def after_backward(self, step: int) -> None:
         pass
 
     @torch.no_grad()
     def after_step(self, step: int) -> None:
-        scale = (self.target / total_norm(self.model)).float()
+        scale = (self.target / weight_norm(self.model)).float()
         for p in self.model.parameters():
             p.mul_(scale.to(p.dtype))
 
