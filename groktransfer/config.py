@@ -201,6 +201,9 @@ class TrainConfig(Config):
     dtype: Literal["float32", "float64"] = "float32"  # the paper trains in float32
     diagnostics: bool = True  # log per-parameter norms, softmax collapse, zero loss, A·B rank at each evaluation
     check_finite_every_step: bool = False  # stop at the first NaN/inf loss at once (one host sync per step)
+    # Opt-in faster matmuls: "tf32" lets CUDA matmuls use TensorFloat-32 (no effect on CPU);
+    # "bf16" runs forward passes under bfloat16 autocast. "full" = plain float32/float64 (the default).
+    precision: Literal["full", "tf32", "bf16"] = "full"
 
     def check(self) -> None:
         _require(self.lr > 0, f"lr: got {self.lr}; must be > 0")
@@ -222,6 +225,10 @@ class TrainConfig(Config):
             f"stop_at_test_acc: got {self.stop_at_test_acc}; must be in (0, 1] or null",
         )
         _require(self.stop_patience >= 1, f"stop_patience: got {self.stop_patience}; must be >= 1")
+        _require(
+            self.precision == "full" or self.dtype == "float32",
+            f"precision: {self.precision!r} needs dtype float32 (got {self.dtype})",
+        )
 
 
 @dataclass

@@ -37,20 +37,23 @@ def parameter_norms(model: nn.Module) -> dict[str, torch.Tensor]:
 
 
 def effective_rank(matrix: torch.Tensor) -> torch.Tensor:
+    """exp(entropy of the normalised singular values); leading dimensions are a batch."""
     s = torch.linalg.svdvals(matrix.detach().double())
-    p = s / s.sum().clamp_min(1e-300)
-    p = p[p > 0]
-    return torch.exp(-(p * p.log()).sum())
+    p = s / s.sum(dim=-1, keepdim=True).clamp_min(1e-300)
+    # 0·log 0 = 0, written without boolean indexing so that a batch of matrices works too.
+    plogp = torch.where(p > 0, p * p.clamp_min(1e-300).log(), torch.zeros_like(p))
+    return torch.exp(-plogp.sum(dim=-1))
 
 
 def linear_cka(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """Linear CKA between two representations of the same rows (n × d1, n × d2)."""
+    """Linear CKA between two representations of the same rows (n × d1, n × d2; leading dimensions are a batch)."""
     x = x.detach().double()
     y = y.detach().double()
-    x = x - x.mean(dim=0, keepdim=True)
-    y = y - y.mean(dim=0, keepdim=True)
-    cross = (y.T @ x).pow(2).sum()
-    return cross / ((x.T @ x).norm() * (y.T @ y).norm()).clamp_min(1e-300)
+    x = x - x.mean(dim=-2, keepdim=True)
+    y = y - y.mean(dim=-2, keepdim=True)
+    cross = (y.mT @ x).pow(2).sum(dim=(-2, -1))
+    norms = torch.linalg.matrix_norm(x.mT @ x) * torch.linalg.matrix_norm(y.mT @ y)
+    return cross / norms.clamp_min(1e-300)
 
 
 def embedding_diagnostics(embedding: nn.Module, weak_matrix: Optional[torch.Tensor]) -> dict[str, torch.Tensor]:

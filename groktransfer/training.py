@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import math
 import time
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from typing import Callable, Optional, Sequence
 
@@ -79,15 +80,39 @@ def resolve_device(name: str = "auto") -> torch.device:
     return torch.device(name)
 
 
+@contextmanager
+def matmul_precision(precision: str, device: torch.device):
+    """Turn TF32 on for CUDA matmuls while training (restored after); other settings change nothing here."""
+    if precision != "tf32" or device.type != "cuda":
+        yield
+        return
+    previous = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
+    try:
+        yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = previous
+
+
+def forward_precision(precision: str, device: torch.device):
+    """bfloat16 autocast around forward passes when asked for; a no-op context otherwise."""
+    if precision == "bf16":
+        return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+    return nullcontext()
+
+
 def weight_norm(model: nn.Module) -> torch.Tensor:
     """The L2 norm of all parameters taken together, accumulated in float64 (a device tensor, no sync)."""
     return torch.sqrt(sum(p.detach().double().pow(2).sum() for p in model.parameters()))
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss_fn: LossFn) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def evaluate(
+    model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss_fn: LossFn, precision: str = "full"
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Mean loss, accuracy and the logits on (x, y), as device tensors."""
-    logits = model(x)
+    with forward_precision(precision, x.device):
+        logits = model(x).float() if precision == "bf16" else model(x)
     return loss_fn(logits, y), (logits.argmax(dim=-1) == y).float().mean(), logits
 
 
@@ -193,7 +218,40 @@ def train(
     ``checkpointer`` saves the loop's whole state now and then; ``resume`` is such a state,
     from which training continues exactly as if it had never stopped (given the same model
     construction, hooks and events).
+    ``config.precision`` "tf32" turns TF32 on for CUDA matmuls for the duration of this call.
     """
+    with matmul_precision(config.precision, task.x_train.device):
+        return _train(
+            model, task, config,
+            stage=stage,
+            seed=seed,
+            loss_fn=loss_fn,
+            events=events,
+            hooks=hooks,
+            diagnostics=diagnostics,
+            checkpointer=checkpointer,
+            resume=resume,
+            on_eval=on_eval,
+            progress=progress,
+        )
+
+
+def _train(
+    model: nn.Module,
+    task,
+    config: TrainConfig,
+    *,
+    stage: str = "train",
+    seed: int = 0,
+    loss_fn: LossFn = nn.functional.cross_entropy,
+    events: Optional[dict[int, Callable[[nn.Module], None]]] = None,
+    hooks: Sequence = (),
+    diagnostics: Optional[Callable[[nn.Module, torch.Tensor, torch.Tensor], dict]] = None,
+    checkpointer: Optional[Checkpointer] = None,
+    resume: Optional[dict] = None,
+    on_eval: Optional[Callable[[dict], None]] = None,
+    progress: bool = False,
+) -> TrainResult:
     device = task.x_train.device
     if device.type == "cpu":
         set_cpu_flush_denormal()
@@ -272,8 +330,8 @@ def train(
             optimizer = _rebuild_optimizer(optimizer, model, config)
 
         if step == next_eval or step == config.max_steps:
-            train_loss, train_acc, train_logits = evaluate(model, x_train, y_train, loss_fn)
-            test_loss, test_acc, _ = evaluate(model, x_test, y_test, loss_fn)
+            train_loss, train_acc, train_logits = evaluate(model, x_train, y_train, loss_fn, config.precision)
+            test_loss, test_acc, _ = evaluate(model, x_test, y_test, loss_fn, config.precision)
             extra = diagnostics(model, train_logits, y_train) if diagnostics is not None else {}
             # One host sync per evaluation: every number leaves the device together.
             values = torch.stack(
@@ -319,7 +377,9 @@ def train(
             cursor += config.batch_size
             xb, yb = x_train[idx], y_train[idx]
 
-        loss = loss_fn(model(xb), yb)
+        with forward_precision(config.precision, device):
+            logits = model(xb)
+        loss = loss_fn(logits.float() if config.precision == "bf16" else logits, yb)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         for hook in hooks:

@@ -1,0 +1,169 @@
+"""The methods for K runs stacked along a leading dimension (see :mod:`groktransfer.multirun`).
+
+Each class is the batched twin of a single-run hook in this package and follows the same
+recurrence, with its per-run settings (GrokFast's α and λ, the norm factor) held as
+length-K tensors. Settings that change the *shape* of the computation (the MA window,
+start step and warm-up) are shared by the batch. Gradients and parameters are dicts
+``name -> (K, ...) tensor``; only parameters that train have a gradient entry.
+
+``select(keep)`` keeps the runs at positions ``keep`` (a LongTensor) when finished runs
+leave the batch. ``tests/test_multirun.py`` checks every class against K single-run hooks.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import Optional
+
+import torch
+
+from ..config import MethodsConfig
+
+
+def per_run(values: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """Shape a (K,) tensor so that it broadcasts over a (K, ...) tensor, in its dtype."""
+    return values.to(like.dtype).view((-1,) + (1,) * (like.dim() - 1))
+
+
+def stacked_norm(params: dict[str, torch.Tensor]) -> torch.Tensor:
+    """Each run's L2 norm over all its parameters, accumulated in float64 (K,)."""
+    return torch.sqrt(sum(p.detach().double().pow(2).flatten(1).sum(dim=1) for p in params.values()))
+
+
+class _BatchedFilter:
+    def __init__(self, lambs: torch.Tensor, start_step: int, warmup_steps: int) -> None:
+        self.lamb, self.start_step, self.warmup_steps = lambs, start_step, warmup_steps
+
+    def _ramp(self, step: int) -> float:
+        if self.warmup_steps == 0:
+            return 1.0
+        return min(1.0, (step - self.start_step + 1) / self.warmup_steps)
+
+    @torch.no_grad()
+    def after_backward(self, params, grads, step: int) -> None:
+        if step < self.start_step:
+            return
+        lamb = self.lamb * self._ramp(step)
+        for name, grad in grads.items():
+            self._filter(name, grad, lamb)
+
+    def after_step(self, params, step: int) -> None:
+        pass
+
+
+class BatchedGrokFastEMA(_BatchedFilter):
+    def __init__(self, alphas: torch.Tensor, lambs: torch.Tensor, start_step: int = 0, warmup_steps: int = 0) -> None:
+        super().__init__(lambs, start_step, warmup_steps)
+        self.alpha = alphas
+        self.ema: dict[str, torch.Tensor] = {}
+
+    def _filter(self, name: str, grad: torch.Tensor, lamb: torch.Tensor) -> None:
+        h = self.ema.get(name)
+        if h is None:
+            h = self.ema[name] = grad.detach().clone()
+        else:
+            alpha = per_run(self.alpha, h)
+            h.mul_(alpha).add_(grad * (1.0 - alpha))
+        grad.add_(h * per_run(lamb, grad))
+
+    def select(self, keep: torch.Tensor) -> None:
+        self.alpha, self.lamb = self.alpha[keep], self.lamb[keep]
+        self.ema = {k: v[keep] for k, v in self.ema.items()}
+
+
+class BatchedGrokFastMA(_BatchedFilter):
+    def __init__(self, window: int, lambs: torch.Tensor, start_step: int = 0, warmup_steps: int = 0) -> None:
+        super().__init__(lambs, start_step, warmup_steps)
+        self.window = window
+        self.history: dict[str, deque] = {}
+        self._sums: dict[str, torch.Tensor] = {}
+        self._updates_since_resum: dict[str, int] = {}
+
+    def _filter(self, name: str, grad: torch.Tensor, lamb: torch.Tensor) -> None:
+        # The same running sum with a periodic exact re-sum as GrokFastMA, on stacked tensors.
+        queue = self.history.setdefault(name, deque())
+        g = grad.detach().clone()
+        queue.append(g)
+        if name not in self._sums:
+            self._sums[name] = g.clone()
+            self._updates_since_resum[name] = 0
+        else:
+            self._sums[name].add_(g)
+        if len(queue) > self.window:
+            self._sums[name].sub_(queue.popleft())
+        self._updates_since_resum[name] += 1
+        if self._updates_since_resum[name] >= self.window:
+            self._sums[name] = torch.stack(tuple(queue)).sum(dim=0)
+            self._updates_since_resum[name] = 0
+        if len(queue) == self.window:
+            grad.add_(self._sums[name] * per_run(lamb / self.window, grad))
+
+    def select(self, keep: torch.Tensor) -> None:
+        self.lamb = self.lamb[keep]
+        self.history = {k: deque(t[keep] for t in q) for k, q in self.history.items()}
+        self._sums = {k: v[keep] for k, v in self._sums.items()}
+
+
+class BatchedOrthoGrad:
+    def __init__(self, eps: float = 1e-30) -> None:
+        self.eps = eps
+
+    @torch.no_grad()
+    def after_backward(self, params, grads, step: int) -> None:
+        for name, grad in grads.items():
+            w = params[name].detach().flatten(1).double()
+            g = grad.flatten(1).double()
+            ww = (w * w).sum(dim=1, keepdim=True)
+            g_perp = g - ((w * g).sum(dim=1, keepdim=True) / ww.clamp_min(self.eps)) * w
+            scale = g.norm(dim=1, keepdim=True) / g_perp.norm(dim=1, keepdim=True).clamp_min(self.eps)
+            # A run whose weights are all zero keeps its gradient, as in OrthoGrad.
+            projected = torch.where(ww > self.eps, g_perp * scale, g)
+            grad.copy_(projected.view_as(grad).to(grad.dtype))
+
+    def after_step(self, params, step: int) -> None:
+        pass
+
+    def select(self, keep: torch.Tensor) -> None:
+        pass
+
+
+class BatchedNormConstraint:
+    def __init__(self, params: dict[str, torch.Tensor], factors: torch.Tensor) -> None:
+        self.target = stacked_norm(params) * factors.double()
+
+    def after_backward(self, params, grads, step: int) -> None:
+        pass
+
+    @torch.no_grad()
+    def after_step(self, params, step: int) -> None:
+        scale = (self.target / stacked_norm(params)).float()
+        for p in params.values():
+            p.mul_(per_run(scale, p))
+
+    def select(self, keep: torch.Tensor) -> None:
+        self.target = self.target[keep]
+
+
+def build_batched_hooks(
+    params: dict[str, torch.Tensor], methods: list[MethodsConfig], device: torch.device
+) -> list:
+    """The batched hooks for runs whose method structure is shared (see multirun.batch_key),
+    in the order build_hooks uses: GrokFast -> ⊥Grad -> norm constraint."""
+    first = methods[0]
+    hooks: list = []
+
+    def tensor(values) -> torch.Tensor:
+        return torch.tensor(values, dtype=torch.float64, device=device)
+
+    gf: Optional[object] = first.grokfast
+    if gf is not None:
+        lambs = tensor([m.grokfast.resolved_lamb() for m in methods])
+        if gf.filter == "ema":
+            hooks.append(BatchedGrokFastEMA(tensor([m.grokfast.alpha for m in methods]), lambs, gf.start_step, gf.warmup_steps))
+        else:
+            hooks.append(BatchedGrokFastMA(gf.window, lambs, gf.start_step, gf.warmup_steps))
+    if first.orthograd:
+        hooks.append(BatchedOrthoGrad())
+    if first.norm_constraint is not None:
+        hooks.append(BatchedNormConstraint(params, tensor([m.norm_constraint for m in methods])))
+    return hooks
