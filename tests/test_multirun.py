@@ -1,0 +1,131 @@
+"""The batched engine against train() run one model at a time, step by step."""
+
+import copy
+from types import SimpleNamespace
+
+import pytest
+import torch
+
+from groktransfer.config import ConfigError, GrokFastConfig, MethodsConfig, TaskConfig, TrainConfig
+from groktransfer.diagnostics import Diagnostics
+from groktransfer.methods import build_hooks, loss_function
+from groktransfer.models import FNN
+from groktransfer.multirun import RunSpec, train_many
+from groktransfer.tasks import ModularTask
+from groktransfer.training import train
+from groktransfer.transfer import transfer_embedding
+
+METHODS = {
+    "plain": MethodsConfig(),
+    "grokfast-ema": MethodsConfig(grokfast=GrokFastConfig(filter="ema", alpha=0.9, lamb=2.0, warmup_steps=7)),
+    "grokfast-ma": MethodsConfig(grokfast=GrokFastConfig(filter="ma", window=10, start_step=5)),
+    "orthograd": MethodsConfig(orthograd=True),
+    "stablemax": MethodsConfig(loss="stablemax"),
+    "omnigrok": MethodsConfig(norm_constraint=0.8),
+}
+
+
+def make_spec(seed, data_seed, lr, methods, *, dtype="float64", batch_size=None, factorized=False, init_scale=1.0,
+              steps=120, stop=None, warmup=0, lamb=None):
+    task = ModularTask.from_config(TaskConfig(op="add", p=13, train_fraction=0.5, data_seed=data_seed))
+    model = FNN(task.vocab_size, task.n_classes, 6, 24, 1, init_scale=init_scale, seed=seed)
+    weak_matrix = None
+    if factorized:
+        a = torch.randn(task.vocab_size, 3, generator=torch.Generator().manual_seed(100 + seed))
+        weak_matrix = transfer_embedding(a, model, seed=seed + 2).A.detach().clone()
+    if lamb is not None:
+        methods = copy.deepcopy(methods)
+        methods.grokfast.lamb = lamb
+    train_config = TrainConfig(
+        lr=lr, weight_decay=0.0 if methods.norm_constraint else 0.5, max_steps=steps, stop_at_test_acc=stop,
+        batch_size=batch_size, warmup_steps=warmup, dtype=dtype, eval_dense_until=20, eval_every=7,
+    )
+    return RunSpec(model, task, train_config, seed=seed, methods=methods, weak_matrix=weak_matrix)
+
+
+def run_sequentially(specs):
+    out = []
+    for spec in specs:
+        model = copy.deepcopy(spec.model)
+        result = train(model, spec.task, spec.train, seed=spec.seed, hooks=build_hooks(model, spec.methods),
+                       loss_fn=loss_function(spec.methods), diagnostics=Diagnostics(spec.weak_matrix))
+        out.append((result, model))
+    return out
+
+
+def assert_same(sequential, batched, specs, tol):
+    for (expected, model), got, spec in zip(sequential, batched, specs):
+        assert (got.status, got.steps, got.diverged_step) == (expected.status, expected.steps, expected.diverged_step)
+        assert [r["step"] for r in got.history] == [r["step"] for r in expected.history]
+        for a, b in zip(expected.history, got.history):
+            for key in ("train_loss", "train_acc", "test_loss", "test_acc", "weight_norm"):
+                assert b[key] == pytest.approx(a[key], rel=tol, abs=tol, nan_ok=True), (a["step"], key)
+            assert list(b["diagnostics"]) == list(a["diagnostics"])
+            for key, value in a["diagnostics"].items():
+                assert b["diagnostics"][key] == pytest.approx(value, rel=tol, abs=tol, nan_ok=True), (a["step"], key)
+        assert got.flops == expected.flops
+        for (name, p), (_, q) in zip(model.named_parameters(), spec.model.named_parameters()):
+            torch.testing.assert_close(q, p, rtol=tol, atol=tol, equal_nan=True, msg=name)
+
+
+@pytest.mark.parametrize("method", list(METHODS))
+@pytest.mark.parametrize("variant", ["full-batch", "minibatch-factorized"])
+def test_equals_sequential_in_float64(method, variant):
+    # Three runs that differ in seed, data split, lr, init scale, warm-up and GrokFast's λ.
+    kwargs = {"batch_size": 40, "factorized": True} if variant == "minibatch-factorized" else {}
+    lamb = [None, 1.0, 3.0] if METHODS[method].grokfast is not None else [None] * 3
+    specs = [
+        make_spec(0, 0, 1e-2, METHODS[method], lamb=lamb[0], **kwargs),
+        make_spec(1, 1, 3e-3, METHODS[method], init_scale=0.7, warmup=5, lamb=lamb[1], **kwargs),
+        make_spec(2, 0, 1e-2, METHODS[method], lamb=lamb[2], **kwargs),
+    ]
+    sequential = run_sequentially(specs)
+    assert_same(sequential, train_many(specs), specs, tol=1e-9)
+
+
+def test_equals_sequential_in_float32_over_a_short_run():
+    specs = [make_spec(s, s, 3e-3, METHODS["grokfast-ema"], dtype="float32", steps=30, factorized=True) for s in range(3)]
+    sequential = run_sequentially(specs)
+    assert_same(sequential, train_many(specs), specs, tol=1e-4)
+
+
+def test_finished_runs_leave_the_batch_and_the_rest_continue_unchanged():
+    # The test set is the training set here, so a run "reaches the target" once it fits:
+    # run 1 (lr 0.05) does so long before runs 0 and 2 (lr 0.001); run 3 diverges at once.
+    specs = [
+        make_spec(0, 0, 1e-3, METHODS["plain"], stop=0.9, steps=300),
+        make_spec(1, 0, 5e-2, METHODS["plain"], stop=0.9, steps=300),
+        make_spec(2, 0, 1e-3, METHODS["plain"], stop=0.9, steps=300),
+        make_spec(3, 0, 1e300, METHODS["plain"], stop=0.9, steps=300),
+    ]
+    task = specs[0].task
+    memorise = SimpleNamespace(x_train=task.x_train, y_train=task.y_train, x_test=task.x_train, y_test=task.y_train)
+    for spec in specs:
+        spec.task = memorise
+    sequential = run_sequentially(specs)
+    evaluated = {}
+    batched = train_many(specs, on_eval=lambda run, row: evaluated.setdefault(row["step"], []).append(run))
+    assert_same(sequential, batched, specs, tol=1e-9)
+    statuses = [r.status for r in batched]
+    assert statuses[1] == "target_reached" and statuses[3] == "diverged"
+    assert batched[1].steps < batched[0].steps
+    # After a run has finished it is never evaluated (or trained) again.
+    after = [step for step in evaluated if step > batched[1].steps]
+    assert after and all(1 not in evaluated[step] and 3 not in evaluated[step] for step in after)
+
+
+def test_runs_that_cannot_share_a_batch_are_refused_by_name():
+    specs = [make_spec(0, 0, 1e-2, METHODS["plain"]), make_spec(1, 0, 1e-2, METHODS["plain"], steps=50)]
+    with pytest.raises(ConfigError, match="runs 0 and 1 differ in train.max_steps"):
+        train_many(specs)
+    specs = [make_spec(0, 0, 1e-2, METHODS["plain"]), make_spec(1, 0, 1e-2, METHODS["orthograd"])]
+    with pytest.raises(ConfigError, match="methods.orthograd"):
+        train_many(specs)
+
+
+def test_bf16_precision_trains_and_is_close_to_float32():
+    specs = [make_spec(0, 0, 3e-3, METHODS["plain"], dtype="float32", steps=20)]
+    reference = train_many(copy.deepcopy(specs))[0].history[-1]["train_loss"]
+    specs[0].train.precision = "bf16"
+    result = train_many(specs)[0]
+    assert result.history[-1]["train_loss"] == pytest.approx(reference, rel=0.05)
