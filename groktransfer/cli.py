@@ -3,6 +3,7 @@
     groktransfer demo [--out DIR]                       the main job: weak -> GrokTransfer target vs scratch
     groktransfer run --preset NAME --out DIR [k=v ...]  a preset, with dotted overrides (target.train.lr=0.01)
     groktransfer run CONFIG.yaml --out DIR [k=v ...]    a config file (YAML or JSON)
+    groktransfer run ... --seeds 8 [--parallel auto|K]  one run per seed in DIR/seed<S>, batched where faster
     groktransfer resume RUN_DIR                         continue an interrupted run from its last checkpoint
     groktransfer plot RUN_DIR                           redraw accuracy.png and loss.png from metrics.csv
     groktransfer presets [NAME]                         list presets, or print one as YAML
@@ -18,6 +19,8 @@ checkpoint and exit with 130.
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import shutil
 import sys
 import warnings
 from datetime import datetime
@@ -31,8 +34,10 @@ from .compare import METHODS, load_comparison, load_tuned, method_run_config, pa
 from .config import ConfigError, apply_overrides, dump_yaml, load_config_file, run_config_from_dict
 from .pipeline import WeakModelWarning, format_table, resume_experiment, run_experiment
 from .plots import plot_run
+from .records import atomic_write_text, check_new_run_dir
 from .presets import load_preset, preset_description, preset_names, preset_path
 from .training import RunInterrupted
+from .sweep import parse_parallel, run_many
 from .tune import run_tune
 
 EXIT_USAGE = 2  # bad input: nothing was written
@@ -68,6 +73,9 @@ def _build_parser() -> argparse.ArgumentParser:
     run.add_argument("--no-progress", action="store_true", help="no progress bars")
 
     run.add_argument("--resume", action="store_true", help="continue the run in --out if it was interrupted")
+    run.add_argument("--seeds", help="N (seeds 0..N-1) or a list like 0,3,7: one run per seed in --out/seed<S>, "
+                                     "each seed setting seed and task.data_seed; batched where faster")
+    run.add_argument("--parallel", default="auto", help="with --seeds: most runs trained together, or auto (default)")
 
     resume = sub.add_parser("resume", help="continue an interrupted run from its last checkpoint")
     resume.add_argument("run_dir")
@@ -90,6 +98,8 @@ def _build_parser() -> argparse.ArgumentParser:
         cmd.add_argument("--seeds", default="5", help="N (seeds 0..N-1) or a list like 0,3,7 (default 5)")
         cmd.add_argument("--out", required=True, help="output directory; finished runs in it are reused")
         cmd.add_argument("--no-progress", action="store_true", help="no progress bars")
+        cmd.add_argument("--parallel", default="auto",
+                         help="most runs trained together as one batched computation, or auto (default)")
         if name == "compare":
             cmd.add_argument("--tuned", help="best.yaml written by `groktransfer tune`")
         else:
@@ -117,6 +127,7 @@ def _sweep(args: argparse.Namespace) -> int:
     spec = load_comparison(args.spec, overrides)
     methods = parse_methods(args.methods)
     seeds = _parse_seeds(args.seeds)
+    parallel = parse_parallel(args.parallel)
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise ConfigError(f"--out {str(out)!r}: exists and is not a directory")
@@ -125,13 +136,40 @@ def _sweep(args: argparse.Namespace) -> int:
         tuned = load_tuned(args.tuned) if args.tuned else None
         for method in methods:  # validate every run before training any
             method_run_config(spec, method, seeds[0], (tuned or spec.hyperparameters).get(method, {}))
-        record = run_comparison(spec, methods, seeds, out, tuned=tuned, progress=progress, log=print)
+        record = run_comparison(spec, methods, seeds, out, tuned=tuned, parallel=parallel, progress=progress,
+                                log=print)
         print(f"\n{record['table']}\n\nwritten: {out / 'compare.json'}, {out / 'test_accuracy.png'}, {out / 'time_to_99.png'}")
     else:
         record = run_tune(spec, methods, seeds, out, grid=args.grid, configs=args.configs, metric=args.metric,
-                          progress=progress, log=print)
+                          parallel=parallel, progress=progress, log=print)
         print(f"\nconfigurations per method: {record['configs_per_method']}")
         print(f"written: {out / 'best.yaml'} (use with compare --tuned), {out / 'trials.csv'}")
+    return 0
+
+
+def _run_seeds(config, out: Path, args: argparse.Namespace) -> int:
+    """``run --seeds``: the same config on several seeds, batched where faster; one table line per seed."""
+    seeds = _parse_seeds(args.seeds)
+    parallel = parse_parallel(args.parallel)
+    if not args.resume:
+        check_new_run_dir(out, args.overwrite)
+        if out.is_dir() and args.overwrite:
+            shutil.rmtree(out)
+    configs = [dataclasses.replace(config, seed=s, task=dataclasses.replace(config.task, data_seed=s)) for s in seeds]
+    jobs = [(c, out / f"seed{s}") for c, s in zip(configs, seeds)]
+    summaries = run_many(jobs, parallel=parallel, progress=not args.no_progress, plots=True, log=print)
+    header = ("seed", "stage", "95% train", "95% test", "99% test", "Time Gap", "final test", "wall-clock s")
+    rows = [header]
+    for seed, summary in zip(seeds, summaries):
+        for stage, numbers in summary["stages"].items():
+            rows.append((str(seed), stage, *(str(numbers[k]) if numbers[k] is not None else "never" for k in
+                         ("train_acc_95_step", "test_acc_95_step", "test_acc_99_step", "time_gap")),
+                         f"{numbers['final_test_acc']:.3f}", f"{numbers['wall_clock_s']:.1f}"))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
+    lines = ["  ".join(c.rjust(w) for c, w in zip(r, widths)) for r in rows]
+    table = "\n".join([lines[0], "  ".join("-" * w for w in widths), *lines[1:]])
+    atomic_write_text(out / "seeds.md", table + "\n")
+    print(f"\n{table}\n\nrun directories: {out}/seed<S>; table: {out / 'seeds.md'}")
     return 0
 
 
@@ -183,6 +221,8 @@ def _command(args: argparse.Namespace) -> int:
     if args.command == "run":
         config = _config_for_run(args)
         out = Path(args.out)
+        if args.seeds is not None:
+            return _run_seeds(config, out, args)
         resume = args.resume and (out / "config.yaml").is_file()
         if resume and load_config_file(out / "config.yaml") != config.to_dict():
             raise ConfigError(f"--resume: the config differs from the one in {str(out)!r}; "

@@ -47,8 +47,8 @@ from .config import (
     from_dict,
     load_config_file,
 )
-from .pipeline import CHECKPOINT_FILE, resume_experiment, run_experiment
 from .records import atomic_write_text, environment, read_metrics
+from .sweep import run_many
 from .training import resolve_device
 
 # What each method turns on, on top of the shared stage (its tunable values come from the
@@ -148,23 +148,6 @@ def method_run_config(spec: ComparisonConfig, method: str, seed: int, hyper: Opt
 
 # ---------------------------------------------------------------------------------------
 # Running and reading runs
-
-
-def run_or_reuse(config: RunConfig, out: Path, progress: bool = False) -> dict:
-    """Run ``config`` into ``out`` unless a complete run of the same config is already there;
-    an interrupted run of the same config continues from its checkpoint."""
-    summary_path, config_path = out / "summary.json", out / "config.yaml"
-    if summary_path.is_file() and config_path.is_file():
-        try:
-            done = json.loads(summary_path.read_text())
-            same = yaml.safe_load(config_path.read_text()) == config.to_dict()
-        except (OSError, ValueError, yaml.YAMLError):
-            done, same = {}, False
-        if done.get("complete") and same:
-            return done
-        if same and (out / CHECKPOINT_FILE).is_file():
-            return resume_experiment(out, progress=progress, plots=False)
-    return run_experiment(config, out, overwrite=True, progress=progress, plots=False)
 
 
 def run_numbers(summary: dict, run_dir: Optional[Path] = None) -> dict:
@@ -298,13 +281,16 @@ def run_comparison(
     out: Union[str, Path],
     *,
     tuned: Optional[dict] = None,
+    parallel: Union[int, str] = "auto",
     progress: bool = False,
     log: Callable[[str], None] = lambda message: None,
 ) -> dict:
     """Train every method on every seed (reusing finished runs) and write the comparison files.
 
     Files in ``out``: ``compare.json`` (everything), ``runs.csv`` (one row per run),
-    ``table.md``, ``test_accuracy.png`` and ``time_to_99.png``.
+    ``table.md``, ``test_accuracy.png`` and ``time_to_99.png``. ``parallel`` batches runs
+    (see :mod:`groktransfer.sweep`); the seeds of one method share a batch, so each
+    method's wall-clock is measured under the same sharing.
     """
     from .plots import plot_comparison
 
@@ -315,14 +301,14 @@ def run_comparison(
     configs = {m: {s: method_run_config(spec, m, s, hyper.get(m, {})) for s in seeds} for m in methods}
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    jobs = [(configs[m][s], out / "runs" / m / f"seed{s}") for m in methods for s in seeds]
+    log(f"[compare] {len(methods)} methods × {len(seeds)} seeds")
+    summaries = iter(run_many(jobs, parallel=parallel, progress=progress, log=log))
     per_run: dict[str, dict[int, dict]] = {}
     for method in methods:
         per_run[method] = {}
         for seed in seeds:
-            run_dir = out / "runs" / method / f"seed{seed}"
-            log(f"[compare] {method} seed {seed}")
-            summary = run_or_reuse(configs[method][seed], run_dir, progress)
-            per_run[method][seed] = run_numbers(summary, run_dir)
+            per_run[method][seed] = run_numbers(next(summaries), out / "runs" / method / f"seed{seed}")
     aggregates = {m: aggregate(per_run[m]) for m in methods}
     table = format_comparison_table(aggregates)
     record = {

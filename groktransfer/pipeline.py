@@ -46,11 +46,41 @@ class WeakModelWarning(UserWarning):
     """The weak model had not begun to generalise when its embedding was taken."""
 
 
-def _build(stage: StageConfig, task: ModularTask, seed: int) -> FNN:
+def build_model(stage: StageConfig, task: ModularTask, seed: int) -> FNN:
     return FNN.from_config(stage.model, task.vocab_size, task.n_classes, seed=seed).to(task.device)
 
 
-def _check_weak_file(config: RunConfig, task: ModularTask) -> Optional[torch.Tensor]:
+def build_target(config: RunConfig, task: ModularTask, weak_source) -> tuple[FNN, Optional[torch.Tensor]]:
+    """The target model with E_T = A·B installed; also the initial A that diagnostics compare A·B to
+    (None for a random A). ``weak_source`` is the weak model or its embedding matrix, or None for a random A."""
+    target = build_model(config.target, task, config.seed + 1)
+    if weak_source is None:  # a random A (the paper's control) only needs a shape
+        weak_source = torch.zeros(task.vocab_size, config.transfer.random_a_dim)
+    installed = transfer_embedding(
+        weak_source,
+        target,
+        b_init=config.transfer.b_init,
+        b_scale=config.target.model.init_scale,
+        freeze_a=config.transfer.freeze_a,
+        random_a=config.transfer.a_init == "random",
+        seed=config.seed + 2,
+    )
+    initial_a = installed.A.detach().clone() if config.transfer.a_init == "weak" else None
+    return target, initial_a
+
+
+def add_groktransfer_cost(summary: dict, weak_stage: str) -> None:
+    """GrokTransfer's whole cost: the weak stage (when one ran) plus the target."""
+    stages = summary["stages"]
+    weak_summary = stages.get("weak", {})
+    summary["groktransfer"] = {
+        "weak_stage": weak_stage,
+        "wall_clock_s": weak_summary.get("wall_clock_s", 0.0) + stages["target"]["wall_clock_s"],
+        "flops": weak_summary.get("flops", 0.0) + stages["target"]["flops"],
+    }
+
+
+def check_weak_file(config: RunConfig, task: ModularTask) -> Optional[torch.Tensor]:
     path = config.transfer.weak_embedding_file
     if path is None:
         return None
@@ -110,7 +140,7 @@ def run_experiment(
         check_new_run_dir(out, overwrite)
     device = resolve_device(config.device)
     task = ModularTask.from_config(config.task, device=device)
-    weak_matrix = _check_weak_file(config, task)
+    weak_matrix = check_weak_file(config, task)
 
     done: list[str] = []
     histories: dict[str, list[dict]] = {}  # finished stages' evaluations: a checkpoint rewrites the CSVs from them
@@ -176,7 +206,7 @@ def run_experiment(
                           "task": config.task.to_dict(), "model": config.weak.model.to_dict()},
             )
         if name == "weak":
-            _warn_about_weak(summary, config, log)
+            warn_about_weak(summary, config, log)
         done.append(name)
         histories[name] = result.history
         if run_dir is not None:
@@ -190,7 +220,7 @@ def run_experiment(
             if config.weak is not None:
                 weak_stage = "trained"
                 if "weak" not in done:
-                    weak = _build(config.weak, task, config.seed)
+                    weak = build_model(config.weak, task, config.seed)
                     run_stage("weak", weak, config.weak, stop_flag)
                     weak_source = weak
                 else:  # finished before an interruption: its embedding is in the run directory
@@ -202,33 +232,15 @@ def run_experiment(
 
             if config.target is not None and not (weak_stage == "trained" and weak_source is None):
                 if "target" not in done:
-                    target = _build(config.target, task, config.seed + 1)
-                    if weak_source is None:  # a random A (the paper's control) only needs a shape
-                        weak_source = torch.zeros(task.vocab_size, config.transfer.random_a_dim)
-                    installed = transfer_embedding(
-                        weak_source,
-                        target,
-                        b_init=config.transfer.b_init,
-                        b_scale=config.target.model.init_scale,
-                        freeze_a=config.transfer.freeze_a,
-                        random_a=config.transfer.a_init == "random",
-                        seed=config.seed + 2,
-                    )
+                    target, initial_a = build_target(config, task, weak_source)
                     events = {}
                     if config.transfer.merge_at_step is not None:
                         events[config.transfer.merge_at_step] = merge_factorized_embedding
-                    initial_a = installed.A.detach().clone() if config.transfer.a_init == "weak" else None
                     run_stage("target", target, config.target, stop_flag, events, weak_matrix=initial_a)
-                stages = summary["stages"]
-                weak_summary = stages.get("weak", {})
-                summary["groktransfer"] = {
-                    "weak_stage": weak_stage,
-                    "wall_clock_s": weak_summary.get("wall_clock_s", 0.0) + stages["target"]["wall_clock_s"],
-                    "flops": weak_summary.get("flops", 0.0) + stages["target"]["flops"],
-                }
+                add_groktransfer_cost(summary, weak_stage)
 
             if config.scratch is not None and "scratch" not in done:
-                scratch = _build(config.scratch, task, config.seed + 1)
+                scratch = build_model(config.scratch, task, config.seed + 1)
                 run_stage("scratch", scratch, config.scratch, stop_flag)
     finally:
         if run_dir is not None:
@@ -243,7 +255,7 @@ def run_experiment(
     return summary
 
 
-def _warn_about_weak(summary: dict, config: RunConfig, log: Callable[[str], None]) -> None:
+def warn_about_weak(summary: dict, config: RunConfig, log: Callable[[str], None]) -> None:
     """Record (and raise as a Python warning) what makes a weak embedding a poor start."""
     if config.target is None:
         return

@@ -17,7 +17,10 @@ Selection follows the paper: the configuration that reaches 99% test accuracy fa
 averaged over seeds (``metric="test_acc_99_step"``). A seed that never reaches it counts
 as infinitely slow, so a configuration that always succeeds beats one that sometimes
 fails; ties among failures are broken by the mean over the seeds that did succeed.
-Finished trials are reused, so an interrupted tune continues where it stopped.
+Finished trials are reused, so an interrupted tune continues where it stopped. Trials
+that differ only in per-run settings (lr, weight decay, init scale, GrokFast's α and λ,
+the Omnigrok factor, seeds) train together as one batched computation where that is
+faster (``parallel``; see :mod:`groktransfer.sweep`).
 """
 
 from __future__ import annotations
@@ -32,9 +35,10 @@ from typing import Callable, Optional, Union
 
 import yaml
 
-from .compare import ComparisonConfig, method_components, method_run_config, run_numbers, run_or_reuse
+from .compare import ComparisonConfig, method_components, method_run_config, run_numbers
 from .config import ConfigError, deep_merge, load_config_file
 from .records import atomic_write_text, environment
+from .sweep import run_many
 from .training import resolve_device
 
 INIT_SCALES_PAPER = [0.05] + [round(0.1 * i, 1) for i in range(1, 16)]
@@ -112,6 +116,7 @@ def run_tune(
     configs: Optional[int] = None,
     metric: str = "test_acc_99_step",
     search_seed: int = 0,
+    parallel: Union[int, str] = "auto",
     progress: bool = False,
     log: Callable[[str], None] = lambda message: None,
 ) -> dict:
@@ -133,17 +138,21 @@ def run_tune(
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    def trial_dir(method: str, index: int, seed: int) -> Path:
+        return out / "trials" / method / f"trial{index:04d}" / f"seed{seed}"
+
+    jobs = [
+        (method_run_config(spec, method, seed, _with_fixed(spec, method, point)), trial_dir(method, index, seed))
+        for method in methods for index, point in enumerate(plans[method]) for seed in seeds
+    ]
+    log(f"[tune] {len(jobs)} runs: {', '.join(f'{m} {len(plans[m])} configurations' for m in methods)} × {len(seeds)} seeds")
+    summaries = iter(run_many(jobs, parallel=parallel, progress=progress, log=log))
     trials, best = [], {}
     for method in methods:
         ranked = []
         for index, point in enumerate(plans[method]):
             hyper = _with_fixed(spec, method, point)
-            values = []
-            for seed in seeds:
-                run_dir = out / "trials" / method / f"trial{index:04d}" / f"seed{seed}"
-                log(f"[tune] {method} trial {index + 1}/{len(plans[method])} seed {seed}: {point}")
-                summary = run_or_reuse(method_run_config(spec, method, seed, hyper), run_dir, progress)
-                values.append(run_numbers(summary, run_dir)[metric])
+            values = [run_numbers(next(summaries), trial_dir(method, index, seed))[metric] for seed in seeds]
             failures, mean = score(values)
             trials.append({"method": method, "trial": index, "params": json.dumps(point), "metric": metric,
                            "values": json.dumps(values), "failures": failures, "mean_reached": mean})

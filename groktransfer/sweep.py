@@ -1,0 +1,331 @@
+"""Many runs of the pipeline at once: what ``compare``, ``tune`` and ``run --seeds`` use.
+
+Usage::
+
+    jobs = [(config_for(seed), Path(f"runs/sweep/seed{seed}")) for seed in range(8)]
+    summaries = run_many(jobs, parallel="auto")      # one summary.json dict per job, in order
+
+Each job is a RunConfig and its run directory. A directory that already holds a complete
+run of the same config is reused; one with a checkpoint of the same config continues
+from it. The rest are grouped: jobs whose configs differ only in per-run settings (seed,
+data seed, init scale, AdamW lr / weight decay / betas / eps / warm-up, GrokFast α and λ,
+the Omnigrok factor; see :func:`sweep_key`) train together, stage by stage, through the
+batched engine (:mod:`groktransfer.multirun`): all the weak models as one computation,
+then all the targets, then all the scratch models. The run directories are the same
+files as a single run writes, plus each stage's ``batch_runs`` in summary.json.
+
+``parallel``: the most runs in one batch, or "auto":
+
+- CPU: batching pays only while a run is too small to keep the cores busy; a stage is
+  batched (up to 16 runs) when one training step of it costs at most
+  ``CPU_BATCH_MAX_FLOPS`` (measured with benchmarks/multirun.py), otherwise its runs go
+  one at a time.
+- CUDA: as many runs as fit in half of the free memory (estimated from one run's
+  parameters, optimizer and filter state and activations), at most 256.
+
+Stages that train one run at a time, and configs the engine does not batch (an A·B merge
+event), go through :func:`groktransfer.pipeline.run_experiment`, with its checkpoints.
+A batch keeps no checkpoint: when it is interrupted, its runs are not written and start
+again on the next invocation (finished runs are reused).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+from pathlib import Path
+from typing import Callable, Optional, Union
+
+import torch
+import yaml
+
+from .config import ConfigError, RunConfig, StageConfig, dump_yaml
+from .diagnostics import Diagnostics
+from .methods import loss_function
+from .multirun import RunSpec, train_many
+from .pipeline import (
+    CHECKPOINT_FILE,
+    WEAK_EMBEDDING_FILE,
+    _stop_on_signals,
+    add_groktransfer_cost,
+    build_model,
+    build_target,
+    check_weak_file,
+    resume_experiment,
+    run_experiment,
+    warn_about_weak,
+)
+from .plots import plot_run
+from .records import RunDirectory, environment
+from .tasks import ModularTask
+from .training import _measure_flops, resolve_device
+from .transfer import save_weak_embedding
+
+CPU_BATCH_MAX_FLOPS = 2e7  # one run's training-step FLOPs below which batching beat one-at-a-time on 2 CPU cores
+CPU_MAX_PARALLEL = 16
+CUDA_MAX_PARALLEL = 256
+STAGES = ("weak", "target", "scratch")
+
+# Settings that may differ between runs of one batch (everything else must be equal).
+PER_RUN_PATHS = (
+    ("name",), ("seed",), ("task", "data_seed"), ("checkpoint",),
+    *[(stage, "model", "init_scale") for stage in STAGES],
+    *[(stage, "train", key) for stage in STAGES for key in ("lr", "weight_decay", "betas", "eps", "warmup_steps")],
+    *[(stage, "methods", "grokfast", key) for stage in STAGES for key in ("alpha", "lamb")],
+)
+
+
+def sweep_key(config: RunConfig) -> str:
+    """What a config shares with every config it can be batched with (a canonical string)."""
+    data = config.to_dict()
+    for path in PER_RUN_PATHS:
+        node = data
+        for key in path[:-1]:
+            node = node.get(key) if isinstance(node, dict) else None
+        if isinstance(node, dict) and path[-1] in node:
+            node[path[-1]] = "<per run>"
+    for stage in STAGES:
+        methods = (data.get(stage) or {}).get("methods")
+        if methods is not None and methods.get("norm_constraint") is not None:
+            methods["norm_constraint"] = "<per run>"
+    return json.dumps(data, sort_keys=True)
+
+
+def batchable(config: RunConfig) -> bool:
+    return config.transfer.merge_at_step is None or config.target is None
+
+
+def reusable(config: RunConfig, out: Path) -> Optional[str]:
+    """'complete' or 'checkpoint' when ``out`` holds a run of this very config, else None."""
+    summary_path, config_path = out / "summary.json", out / "config.yaml"
+    if not (summary_path.is_file() or (out / CHECKPOINT_FILE).is_file()) or not config_path.is_file():
+        return None
+    try:
+        same = yaml.safe_load(config_path.read_text()) == config.to_dict()
+        done = json.loads(summary_path.read_text()) if summary_path.is_file() else {}
+    except (OSError, ValueError, yaml.YAMLError):
+        return None
+    if not same:
+        return None
+    if done.get("complete"):
+        return "complete"
+    return "checkpoint" if (out / CHECKPOINT_FILE).is_file() else None
+
+
+def parse_parallel(value: Union[int, str]) -> Union[int, str]:
+    if value == "auto":
+        return value
+    try:
+        k = int(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"--parallel: got {value!r}; expected a positive integer or auto") from None
+    if k < 1:
+        raise ConfigError(f"--parallel: got {k}; must be >= 1 (1 = one run at a time)")
+    return k
+
+
+def choose_parallel(
+    n_runs: int, device: torch.device, step_flops: float, bytes_per_run: float, free_bytes: Optional[float]
+) -> int:
+    """How many runs of a stage to batch under ``parallel="auto"`` (see the module docstring)."""
+    if device.type == "cuda":
+        if free_bytes is None or bytes_per_run <= 0:
+            return min(n_runs, CUDA_MAX_PARALLEL)
+        return max(1, min(n_runs, CUDA_MAX_PARALLEL, int(0.5 * free_bytes // bytes_per_run)))
+    if device.type == "cpu":
+        return min(n_runs, CPU_MAX_PARALLEL) if step_flops <= CPU_BATCH_MAX_FLOPS else 1
+    return min(n_runs, CPU_MAX_PARALLEL)
+
+
+def _stage_cost(config: RunConfig, stage: str, task: ModularTask) -> tuple[float, float]:
+    """One run of ``stage``: (training-step FLOPs, estimated bytes on the device)."""
+    stage_config: StageConfig = getattr(config, stage)
+    if stage == "target":
+        model, _ = build_target(config, task, torch.zeros(task.vocab_size, _weak_dim(config)))
+    else:
+        model = build_model(stage_config, task, 0)
+    batch = stage_config.train.batch_size
+    x, y = (task.x_train, task.y_train) if batch is None else (task.x_train[:batch], task.y_train[:batch])
+    loss = loss_function(stage_config.methods)
+    step_flops, _ = _measure_flops(model, loss, x, y, [])
+    n_params = sum(p.numel() for p in model.parameters())
+    element = 8 if stage_config.train.dtype == "float64" else 4
+    gf = stage_config.methods.grokfast
+    filter_copies = 0 if gf is None else (1 if gf.filter == "ema" else gf.window + 1)
+    # parameters, gradients, two AdamW moments, filter history; activations: the evaluation's
+    # logits and hidden layers on the larger of the two sets, forward and backward.
+    param_bytes = n_params * element * (4 + filter_copies)
+    rows = max(task.x_train.shape[0], task.x_test.shape[0])
+    hidden = sum(m.out_features for m in model.modules() if isinstance(m, torch.nn.Linear))
+    activation_bytes = 3 * rows * (hidden + task.n_classes) * element
+    return float(step_flops), float(param_bytes + activation_bytes)
+
+
+def _weak_dim(config: RunConfig) -> int:
+    if config.weak is not None:
+        return config.weak.model.embed_dim
+    if config.transfer.weak_embedding_file is not None:
+        from .transfer import load_weak_embedding
+
+        return load_weak_embedding(config.transfer.weak_embedding_file)[0].shape[1]
+    return config.transfer.random_a_dim
+
+
+def _parallel_per_stage(configs: list[RunConfig], parallel: Union[int, str]) -> dict[str, int]:
+    first = configs[0]
+    stages = [s for s in STAGES if getattr(first, s) is not None]
+    if parallel != "auto":
+        return {s: min(int(parallel), len(configs)) for s in stages}
+    device = resolve_device(first.device)
+    task = ModularTask.from_config(first.task, device=device)
+    free = None
+    if device.type == "cuda":
+        free, _ = torch.cuda.mem_get_info(device)
+    out = {}
+    for stage in stages:
+        flops, nbytes = _stage_cost(first, stage, task)
+        out[stage] = choose_parallel(len(configs), device, flops, nbytes, free)
+    return out
+
+
+def run_many(
+    jobs: list[tuple[RunConfig, Path]],
+    *,
+    parallel: Union[int, str] = "auto",
+    progress: bool = False,
+    plots: bool = False,
+    log: Callable[[str], None] = lambda message: None,
+) -> list[dict]:
+    """Run every job (see the module docstring); return their summaries in order."""
+    parallel = parse_parallel(parallel)
+    summaries: list[Optional[dict]] = [None] * len(jobs)
+    groups: dict[str, list[int]] = {}
+    for i, (config, out) in enumerate(jobs):
+        state = reusable(config, Path(out))
+        if state == "complete":
+            summaries[i] = json.loads((Path(out) / "summary.json").read_text())
+        elif state == "checkpoint":
+            log(f"[sweep] {out}: continuing from its checkpoint")
+            summaries[i] = resume_experiment(out, progress=progress, plots=plots)
+        else:
+            key = sweep_key(config) if batchable(config) else f"single:{i}"
+            groups.setdefault(key, []).append(i)
+
+    for members in groups.values():
+        configs = [jobs[i][0] for i in members]
+        per_stage = _parallel_per_stage(configs, parallel) if len(members) > 1 else {}
+        chunk = max(per_stage.values(), default=1)
+        if chunk == 1:
+            for i in members:
+                config, out = jobs[i]
+                log(f"[sweep] {out}")
+                summaries[i] = run_experiment(config, out, overwrite=True, progress=progress, plots=plots)
+            continue
+        for start in range(0, len(members), chunk):
+            part = members[start : start + chunk]
+            log(f"[sweep] {len(part)} runs together ({', '.join(f'{s} ×{k}' for s, k in per_stage.items())}): "
+                f"{jobs[part[0]][1]} ...")
+            results = _run_together([jobs[i] for i in part], per_stage, progress, plots)
+            for i, summary in zip(part, results):
+                summaries[i] = summary
+    return summaries  # type: ignore[return-value]
+
+
+def _run_together(jobs: list[tuple[RunConfig, Path]], per_stage: dict[str, int], progress: bool, plots: bool) -> list[dict]:
+    """The pipeline of run_experiment for configs that share a sweep_key, stage by stage."""
+    configs = [config for config, _ in jobs]
+    first = configs[0]
+    device = resolve_device(first.device)
+    tasks = [ModularTask.from_config(c.task, device=device) for c in configs]
+    weak_files = [check_weak_file(c, t) for c, t in zip(configs, tasks)]
+    summaries = []
+    for config in configs:
+        summary = environment(device)
+        summary.update({"name": config.name, "complete": False, "stages": {}, "warnings": []})
+        summaries.append(summary)
+    histories: list[dict[str, list[dict]]] = [{} for _ in configs]
+    weak_models: list = [None] * len(configs)  # trained weak models (diverged ones included: their file is kept)
+
+    def train_stage(stage: str, members: list[int], models: dict[int, torch.nn.Module], weak_matrices=None) -> None:
+        k = per_stage[stage]
+        for start in range(0, len(members), k):
+            part = members[start : start + k]
+            specs = []
+            for i in part:
+                stage_config: StageConfig = getattr(configs[i], stage)
+                weak_matrix = None if weak_matrices is None else weak_matrices[i]
+                specs.append(RunSpec(models[i], tasks[i], stage_config.train, seed=configs[i].seed,
+                                     methods=stage_config.methods, stage=stage,
+                                     weak_matrix=weak_matrix if stage_config.train.diagnostics else None))
+            with _stop_on_signals() as flag:
+                if len(specs) == 1:
+                    results = [_train_one(specs[0])]
+                else:
+                    results = train_many(specs, stop_requested=lambda: flag["stop"], progress=progress)
+            for i, result in zip(part, results):
+                summaries[i]["stages"][stage] = dict(result.summary(), batch_runs=len(part))
+                histories[i][stage] = result.history
+
+    everyone = list(range(len(configs)))
+    weak_stage = "none"
+    if first.weak is not None:
+        weak_stage = "trained"
+        models = {i: build_model(configs[i].weak, tasks[i], configs[i].seed) for i in everyone}
+        train_stage("weak", everyone, models)
+        for i in everyone:
+            warn_about_weak(summaries[i], configs[i], lambda message: None)
+            weak_models[i] = models[i]
+    elif weak_files[0] is not None:
+        weak_stage = "file"
+    if first.target is not None:
+        sources = {i: weak_models[i] if weak_stage == "trained" else weak_files[i] for i in everyone}
+        # A diverged weak stage skips its target, as in run_experiment.
+        members = [i for i in everyone
+                   if not (weak_stage == "trained" and summaries[i]["stages"]["weak"]["status"] == "diverged")]
+        built = {i: build_target(configs[i], tasks[i], sources[i]) for i in members}
+        train_stage("target", members, {i: built[i][0] for i in members}, {i: built[i][1] for i in members})
+        for i in members:
+            add_groktransfer_cost(summaries[i], weak_stage)
+    if first.scratch is not None:
+        models = {i: build_model(configs[i].scratch, tasks[i], configs[i].seed + 1) for i in everyone}
+        train_stage("scratch", everyone, models)
+
+    for i, (config, out) in enumerate(jobs):
+        summary = summaries[i]
+        summary["total_wall_clock_s"] = sum(stage["wall_clock_s"] for stage in summary["stages"].values())
+        summary["complete"] = True
+        run_dir = RunDirectory(out, overwrite=True)
+        try:
+            run_dir.write_config_yaml(dump_yaml(config))
+            for stage, rows in histories[i].items():
+                for row in rows:
+                    run_dir.append_metrics(stage, row)
+                    if "diagnostics" in row:
+                        run_dir.append_diagnostics(stage, row["step"], row["diagnostics"])
+            if weak_models[i] is not None and config.weak is not None:
+                weak = summary["stages"]["weak"]
+                save_weak_embedding(
+                    weak_models[i], run_dir.path / WEAK_EMBEDDING_FILE,
+                    metadata={"step": weak["steps"], "test_acc": weak["final_test_acc"],
+                              "task": config.task.to_dict(), "model": config.weak.model.to_dict()},
+                )
+            run_dir.write_summary(summary)
+        finally:
+            run_dir.close()
+        if plots:
+            plot_run(run_dir.path, title=config.name)
+    return summaries
+
+
+def _train_one(spec: RunSpec):
+    """One run through the sequential trainer (what a batch of one would do, without vmap's overhead)."""
+    from .methods import build_hooks
+    from .training import train
+
+    return train(spec.model, spec.task, spec.train, stage=spec.stage, seed=spec.seed,
+                 loss_fn=loss_function(spec.methods), hooks=build_hooks(spec.model, spec.methods),
+                 diagnostics=Diagnostics(spec.weak_matrix) if spec.train.diagnostics else None, progress=False)
+
+
+__all__ = ["choose_parallel", "parse_parallel", "run_many", "sweep_key"]
