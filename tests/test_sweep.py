@@ -1,0 +1,103 @@
+"""Sweeps: batched pipeline runs equal run_experiment's, grouping, reuse and the choice of K."""
+
+import json
+
+import pytest
+import torch
+
+from groktransfer.cli import main
+from groktransfer.config import ConfigError, run_config_from_dict
+from groktransfer.pipeline import run_experiment
+from groktransfer.presets import load_preset
+from groktransfer.records import read_metrics
+from groktransfer.sweep import choose_parallel, parse_parallel, run_many, sweep_key
+
+# The tiny runs stop their weak models long before 50% test accuracy, which the pipeline warns about.
+pytestmark = pytest.mark.filterwarnings("ignore::groktransfer.pipeline.WeakModelWarning")
+
+
+def tiny_config(seed, **changes):
+    data = load_preset("demo").to_dict()
+    data.update(seed=seed, device="cpu", name=f"tiny{seed}")
+    data["task"].update(p=17, data_seed=seed)
+    for stage in ("weak", "target", "scratch"):
+        data[stage]["train"].update(max_steps=120, dtype="float64", eval_dense_until=20, eval_every=10)
+    for key, value in changes.items():
+        node = data
+        *path, last = key.split(".")
+        for part in path:
+            node = node[part]
+        node[last] = value
+    return run_config_from_dict(data)
+
+
+def test_batched_pipeline_writes_what_run_experiment_writes(tmp_path):
+    configs = [tiny_config(0), tiny_config(1, **{"weak.train.lr": 0.02, "target.model.init_scale": 0.8}),
+               tiny_config(2, **{"scratch.train.weight_decay": 0.3})]
+    expected = [run_experiment(c, tmp_path / f"alone{i}", plots=False) for i, c in enumerate(configs)]
+    got = run_many([(c, tmp_path / f"together{i}") for i, c in enumerate(configs)], parallel=3)
+    for i, (a, b) in enumerate(zip(expected, got)):
+        assert list(b["stages"]) == list(a["stages"]) == ["weak", "target", "scratch"]
+        for stage in a["stages"]:
+            assert b["stages"][stage]["batch_runs"] == 3
+            for key in ("status", "steps", "train_acc_95_step", "time_gap", "flops"):
+                assert b["stages"][stage][key] == a["stages"][stage][key], (i, stage, key)
+        alone, together = read_metrics(tmp_path / f"alone{i}"), read_metrics(tmp_path / f"together{i}")
+        for stage, rows in alone.items():
+            assert [r["step"] for r in together[stage]] == [r["step"] for r in rows]
+            for r, s in zip(rows, together[stage]):
+                assert s["train_loss"] == pytest.approx(r["train_loss"], rel=1e-9)
+                assert s["test_acc"] == pytest.approx(r["test_acc"], abs=1e-12)
+        names = {p.name for p in (tmp_path / f"together{i}").iterdir()}
+        assert {"config.yaml", "metrics.csv", "diagnostics.csv", "summary.json", "weak_embedding.safetensors"} <= names
+        saved = (tmp_path / f"together{i}" / "config.yaml").read_text()
+        assert saved == (tmp_path / f"alone{i}" / "config.yaml").read_text()
+
+
+def test_only_per_run_settings_may_differ_within_a_batch():
+    base = tiny_config(0)
+    assert sweep_key(base) == sweep_key(tiny_config(5, **{"target.train.lr": 0.5, "weak.model.init_scale": 2.0}))
+    assert sweep_key(base) != sweep_key(tiny_config(0, **{"target.model.width": 64}))
+    assert sweep_key(base) != sweep_key(tiny_config(0, **{"scratch.train.max_steps": 50}))
+
+
+def test_finished_runs_are_reused_and_mixed_groups_run_in_order(tmp_path):
+    configs = [tiny_config(0), tiny_config(1, **{"target.model.width": 64}), tiny_config(2)]
+    jobs = [(c, tmp_path / f"run{i}") for i, c in enumerate(configs)]
+    first = run_many(jobs, parallel=2)
+    assert [s["name"] for s in first] == ["tiny0", "tiny1", "tiny2"]
+    assert "batch_runs" not in first[1]["stages"]["target"]  # alone in its group: the sequential pipeline
+    assert first[0]["stages"]["target"]["batch_runs"] == 2
+    stamp = (tmp_path / "run0" / "summary.json").stat().st_mtime_ns
+    again = run_many(jobs, parallel=2)
+    assert again == first and (tmp_path / "run0" / "summary.json").stat().st_mtime_ns == stamp
+
+
+def test_auto_parallel_batches_small_runs_on_cpu_and_fits_memory_on_cuda():
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    assert choose_parallel(8, cpu, step_flops=1e6, bytes_per_run=1e6, free_bytes=None) == 8
+    assert choose_parallel(8, cpu, step_flops=1e10, bytes_per_run=1e6, free_bytes=None) == 1
+    assert choose_parallel(1000, cuda, step_flops=1e10, bytes_per_run=1e8, free_bytes=8e9) == 40
+    assert choose_parallel(1000, cuda, step_flops=1e10, bytes_per_run=1e6, free_bytes=80e9) == 256
+    assert choose_parallel(1000, cuda, step_flops=1e10, bytes_per_run=1e12, free_bytes=8e9) == 1
+    assert parse_parallel("auto") == "auto" and parse_parallel("4") == 4
+    for bad in ("0", "-2", "many"):
+        with pytest.raises(ConfigError, match="--parallel"):
+            parse_parallel(bad)
+
+
+def test_cli_run_seeds_writes_one_directory_per_seed_and_a_table(tmp_path, capsys):
+    out = tmp_path / "seeds"
+    args = ["run", "--preset", "demo", "--out", str(out), "--seeds", "0,2", "--no-progress", "device=cpu",
+            "task.p=17", "weak.train.max_steps=60", "target.train.max_steps=60", "scratch.train.max_steps=60"]
+    assert main(args) == 0
+    table = (out / "seeds.md").read_text()
+    assert table.splitlines()[0].split()[:2] == ["seed", "stage"] and len(table.splitlines()) == 2 + 2 * 3
+    for seed in (0, 2):
+        summary = json.loads((out / f"seed{seed}" / "summary.json").read_text())
+        assert summary["complete"]
+        config = (out / f"seed{seed}" / "config.yaml").read_text()
+        assert f"seed: {seed}" in config and f"data_seed: {seed}" in config
+    assert main(args) == 2  # the directory exists now: refused without --overwrite or --resume
+    assert "already exists" in capsys.readouterr().err
+    assert main(args + ["--resume"]) == 0  # everything finished: reused
