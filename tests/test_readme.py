@@ -12,10 +12,12 @@ def python_blocks():
 
 def test_readme_api_example_runs(tmp_path, monkeypatch, capsys):
     blocks = python_blocks()
-    assert len(blocks) == 1
+    assert len(blocks) == 2
     monkeypatch.chdir(tmp_path)
     namespace: dict = {}
     exec(compile(blocks[0], str(README), "exec"), namespace)
+    exec(compile(blocks[1], str(README), "exec"), namespace)  # the batched example reuses the first block's task
+    assert len(namespace["results"]) == 8 and all(r.steps >= 1 for r in namespace["results"])
     # The example's claims: the weak model stopped at its threshold, the target generalised.
     assert namespace["weak_run"].status == "target_reached"
     assert namespace["run"].status == "target_reached"

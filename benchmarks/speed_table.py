@@ -1,0 +1,79 @@
+"""Print the README's speed tables (markdown) from the benchmark JSON files.
+
+    python benchmarks/speed_table.py results/bench_multirun_cpu.json [results/bench_fig1b_grid_cpu.json ...]
+
+Every number in the README's speed section is printed by this script from a stored result,
+so none is typed by hand.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+
+def hardware(record: dict) -> str:
+    env = record["environment"]
+    device = env.get("device_name") or env.get("device") or "?"
+    return f"{device}, torch {env.get('torch_version', '?')}, {record.get('threads', '?')} threads, precision {record.get('precision', 'full')}"
+
+
+def multirun(record: dict) -> str:
+    lines = [f"Hardware: {hardware(record)}.", "",
+             "| model | FLOPs per step (one run) | K | one run, steps/s | batched, run-steps/s | batched ÷ one at a time | peak GPU memory |",
+             "|---|---|---|---|---|---|---|"]
+    for row in record["throughput"]:
+        memory = "—" if row["peak_device_bytes"] is None else f"{row['peak_device_bytes'] / 2**30:.2f} GiB"
+        lines.append(f"| {row['model']} | {row['step_flops_per_run'] / 1e6:.1f} M | {row['k']} | "
+                     f"{row['one_run_steps_per_s']:.1f} | {row['batched_run_steps_per_s']:.1f} | "
+                     f"×{row['speedup_vs_one_at_a_time']:.2f} | {memory} |")
+    if record.get("end_to_end"):
+        lines += ["", "| end to end (`run_many`, demo config) | one at a time (2 repeats) | batched (2 repeats) | speed-up |",
+                  "|---|---|---|---|"]
+        for row in record["end_to_end"]:
+            lines.append(f"| {row['seeds']} seeds, stages: {row['stages']}, {row['max_steps']} steps each | "
+                         f"{row['one_at_a_time_s']:.1f} s, {row['one_at_a_time_again_s']:.1f} s | "
+                         f"{row['batched_s']:.1f} s, {row['batched_again_s']:.1f} s | ×{row['speedup']:.2f} |")
+    if record.get("peak_rss_bytes"):
+        lines += ["", f"Peak resident memory of the whole benchmark process: {record['peak_rss_bytes'] / 2**30:.1f} GiB."]
+    return "\n".join(lines)
+
+
+def fig1b(record: dict) -> str:
+    return "\n".join([
+        f"Hardware: {hardware(record)}; parallel: {record['parallel']}.", "",
+        "| configurations run (of 810 + 35) | budget | weak stage | total wall-clock | run-steps/s | reached 99% test |",
+        "|---|---|---|---|---|---|",
+        f"| {record['groktransfer_configs']} GrokTransfer + {record['scratch_configs']} scratch "
+        f"(fraction {record['fraction']}) | {record['max_steps']} steps | {record['weak_stage_s']:.1f} s | "
+        f"{record['total_wall_clock_s']:.1f} s | {record['run_steps_per_s']:.1f} | "
+        f"GrokTransfer {record['groktransfer_reached_99']}/{record['groktransfer_configs']}, "
+        f"scratch {record['scratch_reached_99']}/{record['scratch_configs']} |",
+    ])
+
+
+def single_run(record: dict) -> str:
+    lines = [f"Hardware: {hardware(record)}.", "", "| model | peer-style steps/s | groktransfer steps/s | speed-up | ms per step |",
+             "|---|---|---|---|---|"]
+    for name, row in record["results"].items():
+        ms = row.get("ms_per_step_groktransfer")
+        lines.append(f"| {name} | {row['steps_per_s']['peer_style']:.1f} | {row['steps_per_s']['groktransfer']:.1f} | "
+                     f"×{row['speedup']:.2f} | {'—' if ms is None else f'{ms:.2f}'} |")
+    return "\n".join(lines)
+
+
+def main(paths: list[str]) -> int:
+    for path in paths:
+        record = json.loads(Path(path).read_text())
+        kind = record.get("benchmark") or ("single_run" if "results" in record else "?")
+        render = {"multirun": multirun, "fig1b_grid": fig1b, "single_run": single_run}.get(kind)
+        if render is None:
+            print(f"{path}: not a speed benchmark result", file=sys.stderr)
+            return 2
+        print(f"<!-- {path} -->\n{render(record)}\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
