@@ -27,16 +27,20 @@ from .config import (  # noqa: E402
     TaskConfig,
     TrainConfig,
     TransferConfig,
+    TransformerConfig,
     from_dict,
 )
 from .compare import METHODS, load_comparison, run_comparison  # noqa: E402
 from .metrics import first_step_at, inverse_time_gap, summarize_history, time_gap  # noqa: E402
-from .models import FNN  # noqa: E402
+from .models import FNN, build_network  # noqa: E402
+from .multirun import RunSpec, train_many  # noqa: E402
 from .pipeline import format_table, run_experiment  # noqa: E402
 from .plots import plot_run  # noqa: E402
 from .presets import load_preset, preset_names  # noqa: E402
 from .records import read_metrics  # noqa: E402
 from .tasks import ModularTask  # noqa: E402
+from .sweep import run_many  # noqa: E402
+from .transformer import Transformer  # noqa: E402
 from .tune import run_tune  # noqa: E402
 from .training import EvalSchedule, TrainResult, train  # noqa: E402
 from .transfer import (  # noqa: E402
@@ -56,11 +60,15 @@ __all__ = [
     "ModelConfig",
     "ModularTask",
     "RunConfig",
+    "RunSpec",
     "StageConfig",
     "TaskConfig",
     "TrainConfig",
     "TrainResult",
     "TransferConfig",
+    "Transformer",
+    "TransformerConfig",
+    "build_network",
     "first_step_at",
     "format_table",
     "from_dict",
@@ -74,10 +82,12 @@ __all__ = [
     "read_metrics",
     "run_comparison",
     "run_experiment",
+    "run_many",
     "run_tune",
     "save_weak_embedding",
     "summarize_history",
     "time_gap",
     "train",
+    "train_many",
     "transfer_embedding",
 ]

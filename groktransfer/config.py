@@ -162,14 +162,32 @@ class TaskConfig(Config):
 
 
 @dataclass
-class ModelConfig(Config):
-    """A bias-free ReLU FNN over one embedding table shared by both operands."""
+class TransformerConfig(Config):
+    """A decoder-only transformer (groktransfer.transformer); its d_model is ModelConfig.embed_dim."""
 
-    embed_dim: int = 128  # the paper's target; the weak model uses 4
-    width: int = 512  # hidden width; the paper's target uses 512, the weak model 16
-    depth: int = 2  # number of hidden ReLU layers (target 2, weak 1)
-    bias: bool = False  # the paper's FNNs have no biases
+    n_layers: int = 2  # transformer blocks (Fig. 8(a): 8, Fig. 8(b): 2)
+    n_heads: int = 4  # attention heads
+    d_head: Optional[int] = None  # per-head width; None = embed_dim // n_heads
+    d_mlp: int = 512  # MLP hidden width (Fig. 8(b) prints 512; its appendix says 128)
+    style: Literal["nanda", "grokfast"] = "nanda"  # nanda: no LayerNorm, ReLU; grokfast: pre-LN, GELU, final LN
+    input_format: Literal["pair", "equation"] = "pair"  # pair: (a, b), the paper's; equation: a ∘ b = (peers')
+
+    def check(self) -> None:
+        for name in ("n_layers", "n_heads", "d_mlp"):
+            _require(getattr(self, name) >= 1, f"{name}: got {getattr(self, name)}; must be >= 1")
+        _require(self.d_head is None or self.d_head >= 1, f"d_head: got {self.d_head}; must be >= 1 or null")
+
+
+@dataclass
+class ModelConfig(Config):
+    """A bias-free ReLU FNN over one embedding table shared by both operands, or a transformer."""
+
+    embed_dim: int = 128  # the paper's target; the weak model uses 4 (a transformer's d_model)
+    width: int = 512  # FNN hidden width; the paper's target uses 512, the weak model 16
+    depth: int = 2  # FNN hidden ReLU layers (target 2, weak 1)
+    bias: bool = False  # FNN biases; the paper's FNNs have none
     init_scale: float = 1.0  # every parameter = PyTorch default init × init_scale (Omnigrok convention)
+    transformer: Optional[TransformerConfig] = None  # set = a transformer instead of an FNN (width/depth/bias unused)
 
     def check(self) -> None:
         for name in ("embed_dim", "width", "depth"):

@@ -27,12 +27,13 @@ from pathlib import Path
 from typing import Callable, Optional, Union
 
 import torch
+from torch import nn
 
 from .checkpoint import load_checkpoint, save_checkpoint
 from .config import ConfigError, RunConfig, StageConfig, dump_yaml, load_config_file, run_config_from_dict
 from .diagnostics import Diagnostics
 from .methods import build_hooks, loss_function
-from .models import FNN
+from .models import build_network
 from .plots import plot_run
 from .records import RunDirectory, check_new_run_dir, environment
 from .tasks import ModularTask
@@ -46,11 +47,11 @@ class WeakModelWarning(UserWarning):
     """The weak model had not begun to generalise when its embedding was taken."""
 
 
-def build_model(stage: StageConfig, task: ModularTask, seed: int) -> FNN:
-    return FNN.from_config(stage.model, task.vocab_size, task.n_classes, seed=seed).to(task.device)
+def build_model(stage: StageConfig, task: ModularTask, seed: int) -> nn.Module:
+    return build_network(stage.model, task.vocab_size, task.n_classes, seed=seed).to(task.device)
 
 
-def build_target(config: RunConfig, task: ModularTask, weak_source) -> tuple[FNN, Optional[torch.Tensor]]:
+def build_target(config: RunConfig, task: ModularTask, weak_source) -> tuple[nn.Module, Optional[torch.Tensor]]:
     """The target model with E_T = A·B installed; also the initial A that diagnostics compare A·B to
     (None for a random A). ``weak_source`` is the weak model or its embedding matrix, or None for a random A."""
     target = build_model(config.target, task, config.seed + 1)
