@@ -30,6 +30,7 @@ from .config import (  # noqa: E402
     TransformerConfig,
     from_dict,
 )
+from .adapters import LastPositionLogits  # noqa: E402
 from .compare import METHODS, load_comparison, run_comparison  # noqa: E402
 from .metrics import first_step_at, inverse_time_gap, summarize_history, time_gap  # noqa: E402
 from .models import FNN, build_network  # noqa: E402
@@ -46,6 +47,7 @@ from .training import EvalSchedule, TrainResult, train  # noqa: E402
 from .transfer import (  # noqa: E402
     FactorizedEmbedding,
     load_weak_embedding,
+    locate_input_embedding,
     merge_factorized_embedding,
     save_weak_embedding,
     transfer_embedding,
@@ -56,6 +58,7 @@ __all__ = [
     "EvalSchedule",
     "FNN",
     "FactorizedEmbedding",
+    "LastPositionLogits",
     "METHODS",
     "ModelConfig",
     "ModularTask",
@@ -76,6 +79,7 @@ __all__ = [
     "load_comparison",
     "load_preset",
     "load_weak_embedding",
+    "locate_input_embedding",
     "merge_factorized_embedding",
     "plot_run",
     "preset_names",

@@ -316,6 +316,9 @@ class TransferConfig(Config):
     weak_embedding_file: Optional[str] = None  # reuse a saved weak embedding (.safetensors) instead of a weak stage
     random_a_dim: int = 4  # rank d_W of a random A when neither a weak stage nor a file gives it (the paper's d_W)
     warn_below_test_acc: float = 0.5  # warn when the weak model is this poor at transfer: it may not have begun to grok
+    # rows of A for target tokens the weak model lacks (a transformer's ∘ and =): random at the
+    # weak rows' rms scale, or zero (see transfer.transfer_embedding)
+    extra_rows: Literal["random", "zero"] = "random"
 
     def check(self) -> None:
         _require(

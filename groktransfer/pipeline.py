@@ -64,6 +64,7 @@ def build_target(config: RunConfig, task: ModularTask, weak_source) -> tuple[nn.
         b_scale=config.target.model.init_scale,
         freeze_a=config.transfer.freeze_a,
         random_a=config.transfer.a_init == "random",
+        extra_rows=config.transfer.extra_rows,
         seed=config.seed + 2,
     )
     initial_a = installed.A.detach().clone() if config.transfer.a_init == "weak" else None

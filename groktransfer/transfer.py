@@ -28,7 +28,8 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
-from typing import Literal, Optional, Union
+from dataclasses import dataclass
+from typing import Callable, Literal, Optional, Union
 
 import torch
 from safetensors import SafetensorError, safe_open
@@ -66,6 +67,11 @@ class FactorizedEmbedding(nn.Module):
         # whenever the batch holds more tokens than the vocabulary, as full batches do.
         return nn.functional.embedding(tokens, self.A @ self.B)
 
+    @property
+    def W_E(self) -> torch.Tensor:
+        """TransformerLens' name for the embedding matrix (code reading ``model.embed.W_E`` keeps working)."""
+        return self.weight
+
     def merged(self) -> nn.Embedding:
         """One dense embedding equal to A·B now (the paper's Fig. 15b ablation)."""
         merged = nn.Embedding(self.num_embeddings, self.embedding_dim, device=self.A.device, dtype=self.A.dtype)
@@ -84,9 +90,57 @@ def get_input_embedding(model: nn.Module) -> nn.Module:
     return getter()
 
 
+@dataclass
+class EmbeddingSlot:
+    """Where a model keeps its input embedding: the current matrix and how to replace the module."""
+
+    matrix: torch.Tensor  # V × d
+    install: Callable[[nn.Module], None]
+    where: str  # for messages: "get_input_embeddings()", "embed.W_E", or the attribute path
+
+
+def _set_submodule(model: nn.Module, path: str, module: nn.Module) -> None:
+    parent_path, _, name = path.rpartition(".")
+    parent = model.get_submodule(parent_path) if parent_path else model
+    setattr(parent, name, module)
+
+
+def locate_input_embedding(model: nn.Module, attribute: Optional[str] = None) -> EmbeddingSlot:
+    """Find a model's input embedding, in this order:
+
+    1. ``attribute``, a dotted path to an embedding module (e.g. ``"tok_emb"``), when given;
+    2. ``get_input_embeddings()``/``set_input_embeddings()`` (groktransfer's models, Hugging Face);
+    3. TransformerLens: a ``HookedTransformer``'s ``embed`` module with its ``W_E`` matrix;
+    4. the model's only ``nn.Embedding`` whose rows are the vocabulary (several: ambiguous).
+    """
+    if attribute is not None:
+        try:
+            module = model.get_submodule(attribute)
+        except AttributeError:
+            raise ConfigError(f"transfer: {type(model).__name__} has no submodule {attribute!r}") from None
+        return EmbeddingSlot(embedding_matrix(module), lambda m: _set_submodule(model, attribute, m), attribute)
+    if callable(getattr(model, "get_input_embeddings", None)) and callable(getattr(model, "set_input_embeddings", None)):
+        return EmbeddingSlot(embedding_matrix(model.get_input_embeddings()), model.set_input_embeddings,
+                             "get_input_embeddings()")
+    embed = getattr(model, "embed", None)
+    if isinstance(embed, nn.Module) and isinstance(getattr(embed, "W_E", None), torch.Tensor):
+        return EmbeddingSlot(embed.W_E, lambda m: setattr(model, "embed", m), "embed.W_E")
+    found = [(name, module) for name, module in model.named_modules() if isinstance(module, nn.Embedding)]
+    if len(found) == 1:
+        name, module = found[0]
+        return EmbeddingSlot(module.weight, lambda m: _set_submodule(model, name, m), name)
+    if not found:
+        raise ConfigError(f"transfer: no input embedding found in {type(model).__name__}; "
+                          "pass attribute='path.to.embedding'")
+    raise ConfigError(f"transfer: {type(model).__name__} has several embeddings ({', '.join(n for n, _ in found)}): "
+                      "ambiguous; pass attribute= to choose one")
+
+
 def embedding_matrix(module: nn.Module) -> torch.Tensor:
-    """The V × d matrix of an embedding module (nn.Embedding or FactorizedEmbedding)."""
+    """The V × d matrix of an embedding module (nn.Embedding, FactorizedEmbedding, TransformerLens Embed)."""
     weight = getattr(module, "weight", None)
+    if weight is None:
+        weight = getattr(module, "W_E", None)
     if not isinstance(weight, torch.Tensor) or weight.dim() != 2:
         raise ConfigError(f"{type(module).__name__}: not an embedding with a 2-D weight matrix")
     return weight
@@ -129,32 +183,70 @@ def transfer_embedding(
     b_scale: float = 1.0,
     freeze_a: bool = False,
     random_a: bool = False,
+    extra_rows: Optional[Literal["random", "zero"]] = None,
+    attribute: Optional[str] = None,
     seed: Optional[int] = None,
 ) -> FactorizedEmbedding:
     """Install ``E_T = A·B`` in ``target`` with ``A = E_W``; return the new module.
 
     ``weak`` is a trained weak model, its embedding matrix, or a saved embedding file.
-    ``random_a=True`` replaces A by a random matrix of the same shape (the paper's
-    random-A·B control), drawn like ``nn.Embedding``'s init, N(0, 1), times ``b_scale``.
+    ``target`` is any module whose input embedding :func:`locate_input_embedding` finds
+    (``attribute`` names it explicitly). ``random_a=True`` replaces A by a random matrix of
+    the same shape (the paper's random-A·B control), drawn like ``nn.Embedding``'s init,
+    N(0, 1), times ``b_scale``.
+
+    ``extra_rows``: when the target's vocabulary is larger than the weak one (a transformer's
+    extra ``∘`` and ``=`` tokens), A gets one more row per extra token: ``"random"`` draws
+    them N(0, rms²) with rms the root-mean-square entry of E_W, so an extra token starts at
+    the typical scale of a weak token without carrying any of its structure; ``"zero"``
+    starts them at 0 (the positional embedding still tells those positions apart). None
+    refuses a mismatch.
+
+    A Hugging Face model whose output layer is tied to its input embedding (GPT-2) is untied:
+    the output layer keeps its current weights as its own parameter.
     """
-    current = get_input_embedding(target)
-    target_matrix = embedding_matrix(current)
+    slot = locate_input_embedding(target, attribute)
+    target_matrix = slot.matrix
     a = weak_embedding_matrix(weak)
     if a.dim() != 2:
         raise ConfigError(f"weak embedding: expected a 2-D matrix, got shape {tuple(a.shape)}")
     vocab, d_target = target_matrix.shape
-    if a.shape[0] != vocab:
-        raise ConfigError(
-            f"transfer: vocabulary sizes differ: weak embedding has {a.shape[0]} rows, target has {vocab}"
-        )
     generator = torch.Generator().manual_seed(seed) if seed is not None else None
+    a = a.detach().to("cpu", torch.float32)
+    if a.shape[0] != vocab:
+        if extra_rows is None or a.shape[0] > vocab:
+            hint = " (extra_rows='random' or 'zero' adds the missing rows)" if a.shape[0] < vocab else ""
+            raise ConfigError(
+                f"transfer: vocabulary sizes differ: weak embedding has {a.shape[0]} rows, "
+                f"target's {slot.where} has {vocab}{hint}"
+            )
+        if extra_rows not in ("random", "zero"):
+            raise ConfigError(f"extra_rows: got {extra_rows!r}; allowed: 'random', 'zero'")
+        n_extra = vocab - a.shape[0]
+        if extra_rows == "random":
+            rms = a.pow(2).mean().sqrt()
+            extra = torch.randn(n_extra, a.shape[1], generator=generator) * rms
+        else:
+            extra = torch.zeros(n_extra, a.shape[1])
+        a = torch.cat([a, extra])
     if random_a:
         a = torch.randn(a.shape, generator=generator) * b_scale
     b = random_b(a.shape[1], d_target, b_init, b_scale, generator)
-    module = FactorizedEmbedding(a.float(), b, freeze_a=freeze_a)
+    module = FactorizedEmbedding(a, b, freeze_a=freeze_a)
     module.to(device=target_matrix.device, dtype=target_matrix.dtype)
-    target.set_input_embeddings(module)
+    _untie_output_layer(target, target_matrix)
+    slot.install(module)
     return module
+
+
+def _untie_output_layer(model: nn.Module, embedding_weight: torch.Tensor) -> None:
+    """Give an output layer that shares the embedding's weight tensor its own copy."""
+    getter = getattr(model, "get_output_embeddings", None)
+    output = getter() if callable(getter) else None
+    if output is not None and getattr(output, "weight", None) is embedding_weight:
+        output.weight = nn.Parameter(embedding_weight.detach().clone())
+        if hasattr(model, "config") and hasattr(model.config, "tie_word_embeddings"):
+            model.config.tie_word_embeddings = False  # so that HF does not tie them again on save/load
 
 
 def merge_factorized_embedding(model: nn.Module) -> bool:

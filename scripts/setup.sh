@@ -2,7 +2,8 @@
 # Install groktransfer from this checkout (editable).
 #
 #   bash scripts/setup.sh         the package
-#   bash scripts/setup.sh test    the package and the test dependencies
+#   bash scripts/setup.sh test    the package and the test dependencies (pytest, and the
+#                                 [hf]/[tl] extras, whose integration tests build tiny models)
 #
 # torch is a dependency of groktransfer but is never pinned by it: bring the build you
 # want (CPU, CUDA, ROCm) before running this. Only when no torch is importable does this

@@ -102,13 +102,55 @@ def test_merge_keeps_the_function_and_makes_one_matrix():
 
 def test_vocabulary_mismatch_is_refused():
     weak = FNN(13, 13, embed_dim=4, width=8, depth=1)
-    with pytest.raises(ConfigError, match="vocabulary sizes differ: weak embedding has 13 rows, target has 17"):
+    with pytest.raises(ConfigError, match="vocabulary sizes differ: weak embedding has 13 rows, "
+                                          r"target's get_input_embeddings\(\) has 17 \(extra_rows="):
         transfer_embedding(weak, FNN(17, 17, embed_dim=16, width=8, depth=1))
+    with pytest.raises(ConfigError, match="weak embedding has 17 rows"):  # a larger weak vocabulary never fits
+        transfer_embedding(torch.randn(17, 4), FNN(13, 13, embed_dim=16, width=8, depth=1), extra_rows="random")
 
 
-def test_model_without_the_embedding_interface_is_refused():
-    with pytest.raises(ConfigError, match="get_input_embeddings"):
+@pytest.mark.parametrize("extra_rows", ["random", "zero"])
+def test_extra_target_tokens_get_rows_of_their_own(extra_rows):
+    weak = torch.randn(13, 4, generator=torch.Generator().manual_seed(0)) * 3.0
+    target = FNN(15, 13, embed_dim=16, width=8, depth=1)
+    installed = transfer_embedding(weak, target, extra_rows=extra_rows, seed=1)
+    torch.testing.assert_close(installed.A[:13], weak)
+    extra = installed.A[13:]
+    if extra_rows == "zero":
+        assert torch.count_nonzero(extra) == 0
+    else:  # the weak rows' scale (rms 3), drawn independently of them
+        assert 1.0 < extra.pow(2).mean().sqrt() < 9.0
+
+
+def test_model_without_any_embedding_is_refused():
+    with pytest.raises(ConfigError, match="no input embedding found in Linear; pass attribute="):
         transfer_embedding(torch.randn(5, 2), nn.Linear(3, 3))
+
+
+def test_a_named_or_the_only_embedding_attribute_is_found_and_several_are_ambiguous():
+    class Plain(nn.Module):
+        def __init__(self, n_embeddings):
+            super().__init__()
+            self.tok_emb = nn.Embedding(10, 24)
+            if n_embeddings == 2:
+                self.pos_emb = nn.Embedding(4, 24)
+            self.head = nn.Linear(24, 10)
+
+        def forward(self, tokens):
+            return self.head(self.tok_emb(tokens).sum(1))
+
+    only = Plain(1)
+    transfer_embedding(torch.randn(10, 3), only, seed=0)
+    assert isinstance(only.tok_emb, FactorizedEmbedding)
+    two = Plain(2)
+    with pytest.raises(ConfigError, match=r"several embeddings \(tok_emb, pos_emb\): ambiguous; pass attribute="):
+        transfer_embedding(torch.randn(10, 3), two)
+    installed = transfer_embedding(torch.randn(10, 3), two, attribute="tok_emb", seed=0)
+    assert two.tok_emb is installed and isinstance(two.pos_emb, nn.Embedding)
+    two(torch.randint(0, 10, (5, 2))).sum().backward()
+    assert installed.A.grad is not None and installed.B.grad is not None
+    with pytest.raises(ConfigError, match="has no submodule 'nope'"):
+        transfer_embedding(torch.randn(10, 3), Plain(2), attribute="nope")
 
 
 def test_users_own_model_with_the_two_methods_works():
