@@ -133,10 +133,14 @@ class Transformer(nn.Module):
         op = torch.full((n, 1), self.operand_vocab, dtype=tokens.dtype, device=tokens.device)
         return torch.cat([tokens[:, :1], op, tokens[:, 1:], op + 1], dim=1)
 
-    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+    def residual(self, tokens: torch.Tensor) -> torch.Tensor:
+        """The residual stream after the last block, at every position: (N, T, d_model)."""
         seq = self.sequence(tokens)
         positions = torch.arange(seq.shape[1], device=seq.device)
         x = self.embedding(seq) + self.position(positions)
         for block in self.blocks:
             x = block(x)
-        return self.unembed(self.final_norm(x[:, -1]))
+        return x
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        return self.unembed(self.final_norm(self.residual(tokens)[:, -1]))  # logits read at the last position
