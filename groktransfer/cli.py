@@ -9,6 +9,7 @@
     groktransfer presets [NAME]                         list presets, or print one as YAML
     groktransfer compare --methods A,B --seeds 5 --out DIR [--spec NAME|FILE] [--task OP] [--tuned best.yaml]
     groktransfer tune --methods A,B --seeds 2 --out DIR [--spec ...] [--grid small|paper|FILE] [--configs K]
+    groktransfer reproduce NAME [--quick] [--out DIR] [k=v ...]   re-run a paper experiment, write claim.json
 
 Bad input (unknown preset, key or value, unreadable file, existing run directory) gives a
 one-line message and exit code 2, and writes nothing. A fault while running (full disk, GPU
@@ -38,6 +39,7 @@ from .records import atomic_write_text, check_new_run_dir
 from .presets import load_preset, preset_description, preset_names, preset_path
 from .training import RunInterrupted
 from .sweep import parse_parallel, run_many
+from .reproduce import REPRODUCTIONS, reproduce
 from .tune import run_tune
 
 EXIT_USAGE = 2  # bad input: nothing was written
@@ -87,6 +89,14 @@ def _build_parser() -> argparse.ArgumentParser:
 
     presets = sub.add_parser("presets", help="list the presets, or print one")
     presets.add_argument("name", nargs="?")
+
+    reproduce = sub.add_parser("reproduce", help="re-run one of the paper's experiments and test its claim")
+    reproduce.add_argument("name", help="one of: " + ", ".join(REPRODUCTIONS))
+    reproduce.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="overrides of the preset")
+    reproduce.add_argument("--quick", action="store_true", help="the CPU-sized version (see claim.json for what changes)")
+    reproduce.add_argument("--out", help="output directory (default: runs/reproduce-NAME[-quick])")
+    reproduce.add_argument("--overwrite", action="store_true", help="replace an existing output directory")
+    reproduce.add_argument("--no-progress", action="store_true", help="no progress bars")
 
     for name, helptext in (("compare", "every method on the same seeds, splits and budget"),
                            ("tune", "hyperparameter search with an equal budget per method")):
@@ -244,6 +254,15 @@ def _command(args: argparse.Namespace) -> int:
         return 0
     if args.command in ("compare", "tune"):
         return _sweep(args)
+    if args.command == "reproduce":
+        out = Path(args.out) if args.out else Path("runs") / f"reproduce-{args.name}{'-quick' if args.quick else ''}"
+        command = "groktransfer " + " ".join(args.argv)
+        record = reproduce(args.name, out, quick=args.quick, overrides=args.overrides, overwrite=args.overwrite,
+                           progress=not args.no_progress, command=command, log=print)
+        print(f"\n{record['run_table']}\n\n{(out / 'table.md').read_text()}")
+        print(f"claim: {record['claim']}\ncriterion: {record['criterion']}\nholds: {str(record['holds']).lower()}")
+        print(f"\nwritten: {out / 'claim.json'}, {out / 'table.md'}, {out / 'run'}")
+        return 0
     if args.command == "presets":
         if args.name:
             print(f"# {preset_description(args.name)}")
@@ -252,7 +271,7 @@ def _command(args: argparse.Namespace) -> int:
             for name in preset_names():
                 print(f"{name:10s} {preset_description(name)}")
         return 0
-    raise UsageError("a command is required: demo, run, resume, plot, presets, compare or tune")
+    raise UsageError("a command is required: demo, run, resume, plot, presets, compare, tune or reproduce")
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -261,7 +280,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         # parse_known_args: `run` takes its config file and key=value items before or
         # after the options, which a plain nargs="*" positional would not.
         args, extra = parser.parse_known_args(argv)
-        positional = {"run": "items", "compare": "overrides", "tune": "overrides"}.get(args.command)
+        positional = {"run": "items", "compare": "overrides", "tune": "overrides", "reproduce": "overrides"}.get(
+            args.command)
         unknown = [item for item in extra if item.startswith("-") or positional is None]
         if unknown:
             raise UsageError(f"unrecognized arguments: {' '.join(unknown)}")
@@ -270,6 +290,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         with warnings.catch_warnings():
             # The pipeline's warnings are printed through its log and under the result table.
             warnings.simplefilter("ignore", WeakModelWarning)
+            args.argv = list(argv) if argv is not None else sys.argv[1:]
             return _command(args)
     except (UsageError, ConfigError) as err:
         print(f"groktransfer: error: {err}", file=sys.stderr)

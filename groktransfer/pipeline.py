@@ -32,7 +32,7 @@ from torch import nn
 from .checkpoint import load_checkpoint, save_checkpoint
 from .config import ConfigError, RunConfig, StageConfig, dump_yaml, load_config_file, run_config_from_dict
 from .diagnostics import Diagnostics
-from .methods import build_hooks, loss_function
+from .methods import build_hooks, describe_methods, loss_function
 from .models import build_network
 from .plots import plot_run
 from .records import RunDirectory, check_new_run_dir, environment
@@ -198,7 +198,7 @@ def run_experiment(
             on_eval=(lambda row: record_eval(name, row)) if run_dir is not None else None,
             progress=progress,
         )
-        summary["stages"][name] = result.summary()
+        summary["stages"][name] = dict(result.summary(), methods=describe_methods(stage.methods))
         log(f"[{name}] {result.status} after {result.steps} steps, test accuracy {result.history[-1]['test_acc']:.3f}")
         if name == "weak" and run_dir is not None:
             save_weak_embedding(
@@ -337,7 +337,8 @@ def format_table(summary: dict) -> str:
                      s["test_acc_99_step"], s["time_gap"], s["final_test_acc"], summary["groktransfer"]["wall_clock_s"]))
     if "scratch" in stages:
         s = stages["scratch"]
-        rows.append(("from scratch", s["train_acc_95_step"], s["test_acc_95_step"], s["test_acc_99_step"],
+        label = "from scratch" + (f" ({s['methods']})" if s.get("methods") else "")
+        rows.append((label, s["train_acc_95_step"], s["test_acc_95_step"], s["test_acc_99_step"],
                      s["time_gap"], s["final_test_acc"], s["wall_clock_s"]))
     cells = [header] + [
         (r[0], _fmt(r[1]), _fmt(r[2]), _fmt(r[3]), _fmt(r[4]), _fmt(r[5], 3), _fmt(r[6], 1)) for r in rows

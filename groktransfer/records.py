@@ -18,7 +18,9 @@ A run directory holds::
     stages: {weak|target|scratch: {status, steps, diverged_step, train_acc_95_step,
              test_acc_95_step, test_acc_99_step, time_gap, inverse_time_gap, final_step,
              final_train_acc, final_test_acc, final_train_loss, final_test_loss, best_test_acc,
-             wall_clock_s, flops, flops_per_step, n_params, n_evals}},
+             wall_clock_s, flops, flops_per_step, n_params, n_evals,
+             methods ("" or e.g. "GrokFast-EMA"),
+             batch_runs (only when the stage trained in a batch of runs: how many; its clock is the batch's)}},
     groktransfer: {wall_clock_s, flops, weak_stage: "trained"|"file"|"none"} (when a target ran),
     total_wall_clock_s (every stage),
     warnings: [...]

@@ -42,7 +42,7 @@ import yaml
 
 from .config import ConfigError, RunConfig, StageConfig, dump_yaml
 from .diagnostics import Diagnostics
-from .methods import loss_function
+from .methods import describe_methods, loss_function
 from .multirun import RunSpec, train_many
 from .pipeline import (
     CHECKPOINT_FILE,
@@ -264,7 +264,8 @@ def _run_together(jobs: list[tuple[RunConfig, Path]], per_stage: dict[str, int],
                 else:
                     results = train_many(specs, stop_requested=lambda: flag["stop"], progress=progress)
             for i, result in zip(part, results):
-                summaries[i]["stages"][stage] = dict(result.summary(), batch_runs=len(part))
+                methods = describe_methods(getattr(configs[i], stage).methods)
+                summaries[i]["stages"][stage] = dict(result.summary(), methods=methods, batch_runs=len(part))
                 histories[i][stage] = result.history
 
     everyone = list(range(len(configs)))

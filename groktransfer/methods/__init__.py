@@ -49,6 +49,20 @@ def build_hooks(model: nn.Module, methods: MethodsConfig) -> list:
     return hooks
 
 
+def describe_methods(methods: MethodsConfig) -> str:
+    """A short label of the methods a stage uses ("" for plain AdamW), for tables."""
+    parts = []
+    if methods.grokfast is not None:
+        parts.append(f"GrokFast-{methods.grokfast.filter.upper()}")
+    if methods.orthograd:
+        parts.append("⊥Grad")
+    if methods.loss == "stablemax":
+        parts.append("StableMax")
+    if methods.norm_constraint is not None:
+        parts.append("norm constraint")
+    return " + ".join(parts)
+
+
 def loss_function(methods: MethodsConfig) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
     return LOSSES[methods.loss]
 
@@ -60,6 +74,7 @@ __all__ = [
     "NormConstraint",
     "OrthoGrad",
     "build_hooks",
+    "describe_methods",
     "log_stablemax",
     "loss_function",
     "stablemax_cross_entropy",
