@@ -12,6 +12,8 @@ import yaml
 
 from groktransfer import FNN, ConfigError, ModularTask, TrainConfig, transfer_embedding
 from groktransfer.cli import main
+from groktransfer.multirun import RunSpec, train_many
+from groktransfer.transformer import Transformer
 from groktransfer.methods import GrokFastEMA, GrokFastMA, NormConstraint
 from groktransfer.transfer import load_weak_embedding, save_weak_embedding
 
@@ -70,6 +72,18 @@ CLI_CASES = [
     (["compare", "--methods", "scratch", "--seeds", "x", "--out", "new"], "--seeds: got 'x'; expected N or a comma-separated"),
     (["tune", "--methods", "scratch", "--grid", "huge", "--out", "new"], "--grid 'huge': unknown; allowed: paper, small or a YAML file"),
     (["plot", "nothing"], "plot: 'nothing' is not a run directory"),
+    (P + ["--seeds", "0,0"], "--seeds: got '0,0'; expected at least one distinct non-negative seed"),
+    (P + ["--seeds", "2", "--parallel", "0"], "--parallel: got 0; must be >= 1"),
+    (["compare", "--methods", "scratch", "--parallel", "many", "--out", "new"], "--parallel: got 'many'; expected a positive"),
+    (["run", "tiny.yaml", "--out", "exists", "--seeds", "2"], "--out 'exists': already exists"),
+    (["reproduce", "fig99", "--out", "new"], "reproduce 'fig99': unknown; allowed: fig8b, fig16, table1"),
+    (["reproduce", "fig8b", "--out", "exists"], "--out 'exists': already exists"),
+    (P + ["target.train.precision=fp8"], "target.train.precision: got 'fp8'; allowed: 'full', 'tf32', 'bf16'"),
+    (P + ["target.train.precision=bf16", "target.train.dtype=float64"],
+     "target.train.precision: 'bf16' needs dtype float32 (got float64)"),
+    (P + ["transfer.extra_rows=copy"], "transfer.extra_rows: got 'copy'; allowed: 'random', 'zero'"),
+    (P + ["target.model.transformer={style: gpt}"], "target.model.transformer.style: got 'gpt'; allowed: 'nanda', 'grokfast'"),
+    (P + ["target.model.transformer={n_heads: 0}"], "target.model.transformer.n_heads: got 0; must be >= 1"),
 ]
 
 API_CASES = [
@@ -79,7 +93,13 @@ API_CASES = [
     (lambda: FNN(11, 11, depth=0), "depth: got 0; must be >= 1"),
     (lambda: TrainConfig(lr=-1), "lr: got -1.0; must be > 0"),
     (lambda: TrainConfig(max_steps="10"), "max_steps: got '10'; expected an integer"),
-    (lambda: transfer_embedding(torch.randn(5, 2), FNN(7, 7)), "vocabulary sizes differ: weak embedding has 5 rows, target has 7"),
+    (lambda: transfer_embedding(torch.randn(5, 2), FNN(7, 7)),
+     "vocabulary sizes differ: weak embedding has 5 rows, target's get_input_embeddings() has 7"),
+    (lambda: transfer_embedding(torch.randn(7, 2), FNN(7, 7), attribute="emb"), "transfer: FNN has no submodule 'emb'"),
+    (lambda: train_many([RunSpec(FNN(5, 5, seed=0), ModularTask("add", p=5), TrainConfig(max_steps=3)),
+                         RunSpec(FNN(5, 5, seed=1), ModularTask("add", p=5), TrainConfig(max_steps=4))]),
+     "train_many: runs 0 and 1 differ in train.max_steps"),
+    (lambda: Transformer(5, 5, style="bert"), "transformer style: got 'bert'; allowed: nanda, grokfast"),
     (lambda: GrokFastEMA(FNN(5, 5), alpha=1.0), "grokfast.alpha: got 1.0; must be in [0, 1)"),
     (lambda: GrokFastMA(FNN(5, 5), window=0), "grokfast.window: got 0; must be >= 1"),
     (lambda: NormConstraint(FNN(5, 5), factor=-2.0), "norm_constraint: got -2.0; must be > 0"),

@@ -12,11 +12,12 @@ def python_blocks():
 
 def test_readme_api_example_runs(tmp_path, monkeypatch, capsys):
     blocks = python_blocks()
-    assert len(blocks) == 2
+    assert len(blocks) == 3
     monkeypatch.chdir(tmp_path)
     namespace: dict = {}
-    exec(compile(blocks[0], str(README), "exec"), namespace)
-    exec(compile(blocks[1], str(README), "exec"), namespace)  # the batched example reuses the first block's task
+    for block in blocks:  # the later blocks reuse the first block's task and weak model
+        exec(compile(block, str(README), "exec"), namespace)
+    assert namespace["hf_run"].steps == 300 and namespace["hf_run"].summary()["train_acc_95_step"] is not None
     assert len(namespace["results"]) == 8 and all(r.steps >= 1 for r in namespace["results"])
     # The example's claims: the weak model stopped at its threshold, the target generalised.
     assert namespace["weak_run"].status == "target_reached"
