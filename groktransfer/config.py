@@ -144,14 +144,26 @@ OPERATION_NAMES = ("add", "sub", "mul", "div", "x^2+y^2", "x^2+xy+y^2", "x^3+xy"
 
 @dataclass
 class TaskConfig(Config):
-    """Modular arithmetic: every pair (a, b) with 0 <= a, b < p, label a ∘ b mod p."""
+    """Modular arithmetic: every pair (a, b) with 0 <= a, b < p, label a ∘ b mod p.
+    Or (kind: parity) (n, k) sparse parity: random n-bit strings labelled by the XOR of k of their bits."""
 
     op: str = "add"  # one of OPERATION_NAMES; a Python function only through the API (configs run no code)
     p: int = 113  # the paper's modulus
     train_fraction: float = 0.25  # the paper trains on 25% of all pairs
-    data_seed: int = 0  # seeds the train/test split only, independent of the model seed
+    data_seed: int = 0  # seeds the train/test split (parity: the samples and the k relevant bits), not the model
+    kind: Literal["modular", "parity"] = "modular"  # parity uses the four fields below instead of op, p, train_fraction
+    n_bits: int = 40  # parity: bits per sample (the paper's n = 40)
+    k: int = 3  # parity: relevant bits (the paper's k = 3)
+    n_train: int = 1000  # parity: training samples (the paper's 1000)
+    n_test: int = 1000  # parity: fresh test samples
 
     def check(self) -> None:
+        if self.kind == "parity":
+            _require(self.n_bits >= 1, f"n_bits: got {self.n_bits}; must be >= 1")
+            _require(1 <= self.k <= self.n_bits, f"k: got {self.k}; must be in [1, n_bits={self.n_bits}]")
+            _require(self.n_train >= 1, f"n_train: got {self.n_train}; must be >= 1")
+            _require(self.n_test >= 1, f"n_test: got {self.n_test}; must be >= 1")
+            return
         _require(self.op in OPERATION_NAMES, f"op: got {self.op!r}; allowed: {', '.join(OPERATION_NAMES)}")
         _require(self.p >= 2, f"p: got {self.p}; must be an integer >= 2")
         _require(0.0 < self.train_fraction < 1.0, f"train_fraction: got {self.train_fraction}; must be in (0, 1)")

@@ -90,14 +90,19 @@ class FNN(nn.Module):
         return self.mlp(vectors.flatten(1))
 
 
-def build_network(config: ModelConfig, vocab_size: int, n_classes: int, seed: Optional[int] = None) -> nn.Module:
-    """The model a ModelConfig describes: an FNN, or a transformer when ``config.transformer`` is set."""
+def build_network(
+    config: ModelConfig, vocab_size: int, n_classes: int, seed: Optional[int] = None, n_inputs: int = 2
+) -> nn.Module:
+    """The model a ModelConfig describes: an FNN, or a transformer when ``config.transformer`` is set;
+    ``n_inputs`` tokens per sample (2 operands, or a parity task's bits)."""
     if config.transformer is None:
-        return FNN.from_config(config, vocab_size, n_classes, seed=seed)
+        return FNN(vocab_size, n_classes, embed_dim=config.embed_dim, width=config.width, depth=config.depth,
+                   n_inputs=n_inputs, bias=config.bias, init_scale=config.init_scale, seed=seed)
     from .transformer import Transformer  # local import: transformer.py uses scale_parameters from here
 
     t = config.transformer
     return Transformer(
         vocab_size, n_classes, n_layers=t.n_layers, d_model=config.embed_dim, n_heads=t.n_heads, d_head=t.d_head,
-        d_mlp=t.d_mlp, style=t.style, input_format=t.input_format, init_scale=config.init_scale, seed=seed,
+        d_mlp=t.d_mlp, style=t.style, input_format=t.input_format, n_inputs=n_inputs, init_scale=config.init_scale,
+        seed=seed,
     )

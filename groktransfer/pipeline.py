@@ -36,7 +36,7 @@ from .methods import build_hooks, describe_methods, loss_function
 from .models import build_network
 from .plots import plot_run
 from .records import RunDirectory, check_new_run_dir, environment
-from .tasks import ModularTask
+from .tasks import ModularTask, build_task
 from .training import Checkpointer, resolve_device, train
 from .transfer import load_weak_embedding, merge_factorized_embedding, save_weak_embedding, transfer_embedding
 
@@ -48,7 +48,7 @@ class WeakModelWarning(UserWarning):
 
 
 def build_model(stage: StageConfig, task: ModularTask, seed: int) -> nn.Module:
-    return build_network(stage.model, task.vocab_size, task.n_classes, seed=seed).to(task.device)
+    return build_network(stage.model, task.vocab_size, task.n_classes, seed=seed, n_inputs=task.n_inputs).to(task.device)
 
 
 def build_target(config: RunConfig, task: ModularTask, weak_source) -> tuple[nn.Module, Optional[torch.Tensor]]:
@@ -141,7 +141,7 @@ def run_experiment(
     if out is not None and resume_state is None:
         check_new_run_dir(out, overwrite)
     device = resolve_device(config.device)
-    task = ModularTask.from_config(config.task, device=device)
+    task = build_task(config.task, device=device)
     weak_matrix = check_weak_file(config, task)
 
     done: list[str] = []

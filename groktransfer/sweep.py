@@ -58,7 +58,7 @@ from .pipeline import (
 )
 from .plots import plot_run
 from .records import RunDirectory, environment
-from .tasks import ModularTask
+from .tasks import ModularTask, build_task
 from .training import _measure_flops, resolve_device
 from .transfer import save_weak_embedding
 
@@ -178,7 +178,7 @@ def _parallel_per_stage(configs: list[RunConfig], parallel: Union[int, str]) -> 
     if parallel != "auto":
         return {s: min(int(parallel), len(configs)) for s in stages}
     device = resolve_device(first.device)
-    task = ModularTask.from_config(first.task, device=device)
+    task = build_task(first.task, device=device)
     free = None
     if device.type == "cuda":
         free, _ = torch.cuda.mem_get_info(device)
@@ -237,7 +237,7 @@ def _run_together(jobs: list[tuple[RunConfig, Path]], per_stage: dict[str, int],
     configs = [config for config, _ in jobs]
     first = configs[0]
     device = resolve_device(first.device)
-    tasks = [ModularTask.from_config(c.task, device=device) for c in configs]
+    tasks = [build_task(c.task, device=device) for c in configs]
     weak_files = [check_weak_file(c, t) for c, t in zip(configs, tasks)]
     summaries = []
     for config in configs:

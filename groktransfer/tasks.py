@@ -85,6 +85,7 @@ class ModularTask:
         self.data_seed = data_seed
         self.vocab_size = p  # input tokens are the residues 0..p-1
         self.n_classes = p  # output classes are the residues 0..p-1
+        self.n_inputs = 2  # tokens per sample: a and b
 
         a, b = torch.meshgrid(torch.arange(p), torch.arange(p), indexing="ij")
         a, b = a.reshape(-1), b.reshape(-1)
@@ -125,3 +126,41 @@ class ModularTask:
             f"ModularTask(op={self.op_name!r}, p={self.p}, train={len(self.y_train)}, "
             f"test={len(self.y_test)}, data_seed={self.data_seed})"
         )
+
+
+class SparseParityTask:
+    """(n, k) sparse parity: uniform random n-bit strings, labelled by the XOR of k fixed bits.
+
+    The k relevant positions are drawn from ``data_seed`` (and kept in ``relevant``); the
+    training and test samples are drawn independently from the same seed, so the test set
+    is fresh samples (a repeat of a training string has probability about n_train / 2^n).
+    Bits are tokens 0/1, so token models (FNNs with an embedding, transformers) read them
+    as a sequence of ``n_bits`` tokens; labels are the classes 0/1.
+    """
+
+    def __init__(self, n_bits: int = 40, k: int = 3, n_train: int = 1000, n_test: int = 1000, data_seed: int = 0,
+                 device: Union[str, torch.device] = "cpu") -> None:
+        TaskConfig(kind="parity", n_bits=n_bits, k=k, n_train=n_train, n_test=n_test, data_seed=data_seed)
+        self.n_bits, self.k, self.data_seed = n_bits, k, data_seed
+        generator = torch.Generator().manual_seed(data_seed)
+        self.relevant = torch.randperm(n_bits, generator=generator)[:k].sort().values
+        x = torch.randint(0, 2, (n_train + n_test, n_bits), generator=generator)
+        y = x[:, self.relevant].sum(dim=1) % 2
+        self.vocab_size, self.n_classes, self.n_inputs = 2, 2, n_bits
+        self.x_train, self.y_train = x[:n_train].to(device), y[:n_train].to(device)
+        self.x_test, self.y_test = x[n_train:].to(device), y[n_train:].to(device)
+
+    @property
+    def device(self) -> torch.device:
+        return self.x_train.device
+
+    def __repr__(self) -> str:
+        return (f"SparseParityTask(n_bits={self.n_bits}, k={self.k}, train={len(self.y_train)}, "
+                f"test={len(self.y_test)}, data_seed={self.data_seed})")
+
+
+def build_task(config: TaskConfig, device: Union[str, torch.device] = "cpu"):
+    """The task a TaskConfig describes (modular arithmetic or sparse parity)."""
+    if config.kind == "parity":
+        return SparseParityTask(config.n_bits, config.k, config.n_train, config.n_test, config.data_seed, device)
+    return ModularTask.from_config(config, device=device)

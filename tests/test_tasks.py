@@ -84,3 +84,20 @@ def test_bad_task_arguments_are_refused(kwargs, field):
 
 def test_is_prime():
     assert [n for n in range(30) if is_prime(n)] == [2, 3, 5, 7, 11, 13, 17, 19, 23, 29]
+
+
+def test_sparse_parity_labels_are_the_xor_of_the_relevant_bits():
+    from groktransfer.tasks import SparseParityTask
+
+    task = SparseParityTask(n_bits=12, k=3, n_train=200, n_test=100, data_seed=4)
+    assert task.x_train.shape == (200, 12) and task.x_test.shape == (100, 12)
+    assert set(task.x_train.unique().tolist()) <= {0, 1} and task.vocab_size == 2 and task.n_inputs == 12
+    for x, y in zip(task.x_train.tolist() + task.x_test.tolist(), task.y_train.tolist() + task.y_test.tolist()):
+        expected = 0
+        for i in task.relevant.tolist():
+            expected ^= x[i]
+        assert y == expected
+    again = SparseParityTask(n_bits=12, k=3, n_train=200, n_test=100, data_seed=4)
+    assert torch.equal(again.x_train, task.x_train) and torch.equal(again.relevant, task.relevant)
+    other = SparseParityTask(n_bits=12, k=3, n_train=200, n_test=100, data_seed=5)
+    assert not torch.equal(other.x_train, task.x_train)

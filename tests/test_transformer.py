@@ -95,3 +95,27 @@ def test_fnn_embedding_removes_the_transformers_grokking_delay(tmp_path):
     assert target["status"] == "target_reached" and target["time_gap"] < 600
     assert scratch["train_acc_95_step"] is not None and scratch["train_acc_95_step"] < 500
     assert scratch["time_gap"] is None or scratch["time_gap"] > 3 * target["time_gap"]
+
+
+def test_the_parity_preset_builds_a_40_token_transformer(tmp_path):
+    from groktransfer.presets import load_preset
+
+    config = load_preset("fig13", ["scratch.train.max_steps=3", "scratch.model.embed_dim=16",
+                                   "scratch.model.transformer.d_mlp=32", "device=cpu"])
+    summary = run_experiment(config, tmp_path / "fig13", plots=False)
+    assert summary["stages"]["scratch"]["steps"] == 3 and summary["stages"]["scratch"]["n_params"] > 0
+
+
+@pytest.mark.parametrize("name", ["fig8b", "table1"])
+def test_reproduce_writes_a_claim_record_and_a_table(tmp_path, name):
+    import json
+
+    from groktransfer.reproduce import reproduce
+
+    short = ["weak.train.max_steps=30", "target.train.max_steps=5", "scratch.train.max_steps=5", "device=cpu"]
+    record = reproduce(name, tmp_path / name, quick=True, overrides=short, command="test")
+    saved = json.loads((tmp_path / name / "claim.json").read_text())
+    assert saved["holds"] is False and saved["size"] == "quick"  # 5 steps cannot reach 95%
+    assert saved["overrides"][-4:] == short and saved["claim"] and saved["criterion"]
+    assert (tmp_path / name / "table.md").read_text().startswith("| |")
+    assert (tmp_path / name / "run" / "accuracy.png").is_file() and record == saved
