@@ -5,7 +5,7 @@
 #   DRY_RUN=1 bash benchmarks/gpu.sh       # the same steps on the CPU at toy sizes (checks the script)
 #
 # (a) one run against a peer-style loop; (b) sweep throughput for K in 1, 8, 64, 256 on the paper's
-# weak and target FNNs, full precision and TF32; (c) the Fig. 1(b) grid (a quarter of it, 3000-step
+# weak and target FNNs and the Fig. 8(b) transformer, full precision and TF32; (c) the Fig. 1(b) grid (a quarter of it, 3000-step
 # budget; FULL_GRID=1 for all 845 configurations at the preset's 10^4 steps). Each part has its own
 # time limit so the whole script ends in time; a part cut off leaves a note in $OUT/log.txt.
 set -u
@@ -18,7 +18,7 @@ python3 -c "import torch, groktransfer" 2>/dev/null || export PYTHONPATH="$PWD${
 if [ "${DRY_RUN:-0}" = 1 ]; then
   DEVICE=cpu; KS=1,2; BUDGET=0.2; MODELS=demo-weak; STEPS=20; GRID="--fraction 0.003 --max-steps 20"; LIMIT=100
 else
-  DEVICE=cuda; KS=1,8,64,256; BUDGET=3; MODELS=paper-weak,paper-target; STEPS=300; LIMIT=150
+  DEVICE=cuda; KS=1,8,64,256; BUDGET=1; MODELS=paper-weak,paper-target,transformer-2l; STEPS=300; LIMIT=120
   GRID="--fraction 0.25 --max-steps 3000"
   [ "${FULL_GRID:-0}" = 1 ] && GRID=""
 fi
@@ -34,7 +34,7 @@ part() {  # part NAME LIMIT_S COMMAND...
 
 { nvidia-smi 2>/dev/null || echo "no nvidia-smi"; python3 -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda, torch.cuda.is_available())"; } >>"$LOG" 2>&1
 part "(a) one run" 30 python3 benchmarks/single_run.py --device "$DEVICE" --steps "$STEPS" --settings paper-target --out "$OUT/single_run.json"
-part "(b) throughput, full precision" 45 python3 benchmarks/multirun.py --device "$DEVICE" --models "$MODELS" --ks "$KS" --budget-s "$BUDGET" --end-to-end "" --out "$OUT/multirun_full.json"
-part "(b) throughput, tf32" 45 python3 benchmarks/multirun.py --device "$DEVICE" --precision tf32 --models "$MODELS" --ks "$KS" --budget-s "$BUDGET" --end-to-end "" --out "$OUT/multirun_tf32.json"
+part "(b) throughput, full precision" 60 python3 benchmarks/multirun.py --device "$DEVICE" --models "$MODELS" --ks "$KS" --budget-s "$BUDGET" --end-to-end "" --out "$OUT/multirun_full.json"
+part "(b) throughput, tf32" 60 python3 benchmarks/multirun.py --device "$DEVICE" --precision tf32 --models "$MODELS" --ks "$KS" --budget-s "$BUDGET" --end-to-end "" --out "$OUT/multirun_tf32.json"
 part "(c) Fig. 1(b) grid" "$LIMIT" python3 benchmarks/fig1b_grid.py --device "$DEVICE" --precision tf32 $GRID --out "$OUT/fig1b_grid.json"
 echo "results in $OUT" | tee -a "$LOG"

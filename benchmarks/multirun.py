@@ -3,7 +3,8 @@
     python benchmarks/multirun.py --out results/bench_multirun_cpu.json                 # CPU, 2 cores
     python benchmarks/multirun.py --device cuda --precision tf32 --ks 1,8,64,256 --out $OUT/multirun.json
 
-Part (b), throughput: for each model and each K, K runs (seeds 0..K-1, full batch, no early
+Part (b), throughput (the paper's weak and target FNNs, the demo's, and the Fig. 8(b)
+2-layer transformer): for each model and each K, K runs (seeds 0..K-1, full batch, no early
 stopping, two evaluations) train for a fixed number of steps as ONE batched computation
 (``train_many``); the reference is ``train()`` on one run, the same steps. Reported:
 run-steps/s of both and their ratio, the speed-up a sweep of K runs gets from batching.
@@ -31,8 +32,8 @@ from pathlib import Path
 
 import torch
 
-from groktransfer.config import MethodsConfig, TaskConfig, TrainConfig, run_config_from_dict
-from groktransfer.models import FNN
+from groktransfer.config import MethodsConfig, ModelConfig, TaskConfig, TrainConfig, TransformerConfig, run_config_from_dict
+from groktransfer.models import build_network
 from groktransfer.multirun import RunSpec, train_many
 from groktransfer.presets import load_preset
 from groktransfer.records import environment
@@ -46,6 +47,9 @@ MODELS = {
     "paper-weak": ({"op": "add", "p": 113, "train_fraction": 0.25}, {"embed_dim": 4, "width": 16, "depth": 1}),
     "demo-target": ({"op": "add", "p": 47, "train_fraction": 0.4}, {"embed_dim": 64, "width": 256, "depth": 2}),
     "paper-target": ({"op": "add", "p": 113, "train_fraction": 0.25}, {"embed_dim": 128, "width": 512, "depth": 2}),
+    # The Fig. 8(b) transformer: 2 layers, d_model 128, 4 heads, d_mlp 512 (Nanda style).
+    "transformer-2l": ({"op": "add", "p": 113, "train_fraction": 0.25},
+                       {"transformer": {"n_layers": 2, "n_heads": 4, "d_mlp": 512}, "embed_dim": 128}),
 }
 
 
@@ -57,7 +61,9 @@ def _config(steps: int, precision: str) -> TrainConfig:
 def _specs(name: str, k: int, steps: int, device: torch.device, precision: str) -> list[RunSpec]:
     task_kwargs, model_kwargs = MODELS[name]
     task = ModularTask.from_config(TaskConfig(**task_kwargs), device=device)
-    return [RunSpec(FNN(task.vocab_size, task.n_classes, seed=s, **model_kwargs).to(device), task,
+    model_config = ModelConfig(**{key: (TransformerConfig(**value) if key == "transformer" else value)
+                                  for key, value in model_kwargs.items()})
+    return [RunSpec(build_network(model_config, task.vocab_size, task.n_classes, seed=s).to(device), task,
                     _config(steps, precision), seed=s, methods=MethodsConfig()) for s in range(k)]
 
 
@@ -141,7 +147,7 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--precision", default="full", choices=["full", "tf32", "bf16"])
-    parser.add_argument("--models", default="demo-weak,paper-weak,demo-target,paper-target")
+    parser.add_argument("--models", default="demo-weak,paper-weak,demo-target,paper-target,transformer-2l")
     parser.add_argument("--ks", default="1,8,64", help="batch sizes K (the issue's list is 1,8,64,256)")
     parser.add_argument("--budget-s", type=float, default=4.0, help="target seconds per sequential measurement")
     parser.add_argument("--end-to-end", default="weak:2000,all:300",
