@@ -119,3 +119,17 @@ def test_reproduce_writes_a_claim_record_and_a_table(tmp_path, name):
     assert saved["overrides"][-4:] == short and saved["claim"] and saved["criterion"]
     assert (tmp_path / name / "table.md").read_text().startswith("| |")
     assert (tmp_path / name / "run" / "accuracy.png").is_file() and record == saved
+
+
+@pytest.mark.parametrize("fmt", ["pair", "equation"])
+def test_transfer_into_our_transformer_reaches_a_and_b(fmt):
+    from groktransfer.transfer import transfer_embedding
+
+    model = small("nanda", fmt)
+    weak = torch.randn(11, 3, generator=torch.Generator().manual_seed(0))
+    installed = transfer_embedding(weak, model, extra_rows="random" if fmt == "equation" else None, seed=1)
+    assert model.get_input_embeddings() is installed and installed.A.shape == (model.vocab_size, 3)
+    model(torch.randint(0, 11, (6, 2))).logsumexp(-1).sum().backward()
+    assert installed.A.grad.abs().sum() > 0 and installed.B.grad.abs().sum() > 0
+    if fmt == "equation":  # the ∘ and = rows are used at every sample, so they get gradient too
+        assert installed.A.grad[11:].abs().sum() > 0
