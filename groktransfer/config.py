@@ -200,11 +200,15 @@ class ModelConfig(Config):
     bias: bool = False  # FNN biases; the paper's FNNs have none
     init_scale: float = 1.0  # every parameter = PyTorch default init × init_scale (Omnigrok convention)
     transformer: Optional[TransformerConfig] = None  # set = a transformer instead of an FNN (width/depth/bias unused)
+    # the input is a vector (parity bits as ±1) multiplied by E, instead of tokens looked up in E (models.VectorFNN)
+    vector_input: bool = False
 
     def check(self) -> None:
         for name in ("embed_dim", "width", "depth"):
             _require(getattr(self, name) >= 1, f"{name}: got {getattr(self, name)}; must be >= 1")
         _require(self.init_scale > 0, f"init_scale: got {self.init_scale}; must be > 0")
+        _require(not (self.vector_input and self.transformer is not None),
+                 "vector_input: a transformer reads tokens; use vector_input with an FNN")
 
 
 @dataclass

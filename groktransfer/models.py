@@ -90,11 +90,61 @@ class FNN(nn.Module):
         return self.mlp(vectors.flatten(1))
 
 
+class VectorFNN(nn.Module):
+    """An FNN over a vector input (the paper's parity models): ``x·E``, ReLU, ``depth`` hidden
+    ReLU layers of ``width``, and the read-out.
+
+    The input bits 0/1 are read as ±1. ``E`` (``n_inputs × embed_dim``, the transposed first
+    layer) is the model's input embedding: ``get_input_embeddings()`` returns a module whose
+    ``weight`` is E, so GrokTransfer transfers the weak model's first layer as A and the
+    target computes ``x·A·B``. With two classes the read-out is one number f and the logits
+    are ``[-f/2, f/2]``: cross-entropy on them is exactly the logistic loss
+    ``log(1 + exp(-y·f))`` with y = ±1, and argmax is the sign of f.
+    """
+
+    def __init__(self, n_inputs: int, n_classes: int, embed_dim: int = 128, width: int = 512, depth: int = 2,
+                 bias: bool = False, init_scale: float = 1.0, seed: Optional[int] = None) -> None:
+        super().__init__()
+        ModelConfig(embed_dim=embed_dim, width=width, depth=depth, bias=bias, init_scale=init_scale)
+        self.n_inputs, self.n_classes, self.init_scale = n_inputs, n_classes, init_scale
+        with torch.random.fork_rng(devices=[]):
+            if seed is not None:
+                torch.manual_seed(seed)
+            first = nn.Linear(n_inputs, embed_dim, bias=False)  # drawn like a first layer ...
+            self.embedding = nn.Embedding(n_inputs, embed_dim)  # ... and held as E = its transpose
+            with torch.no_grad():
+                self.embedding.weight.copy_(first.weight.T)
+            layers: list[nn.Module] = []
+            fan_in = embed_dim
+            for _ in range(depth):
+                layers += [nn.Linear(fan_in, width, bias=bias), nn.ReLU()]
+                fan_in = width
+            layers.append(nn.Linear(fan_in, 1 if n_classes == 2 else n_classes, bias=bias))
+            self.mlp = nn.Sequential(*layers)
+        scale_parameters(self, init_scale)
+
+    def get_input_embeddings(self) -> nn.Module:
+        return self.embedding
+
+    def set_input_embeddings(self, module: nn.Module) -> None:
+        self.embedding = module
+
+    def forward(self, bits: torch.Tensor) -> torch.Tensor:
+        signs = 2.0 * bits.to(self.embedding.weight.dtype) - 1.0
+        out = self.mlp(torch.relu(signs @ self.embedding.weight))
+        if self.n_classes == 2:
+            return torch.cat([-out / 2, out / 2], dim=-1)
+        return out
+
+
 def build_network(
     config: ModelConfig, vocab_size: int, n_classes: int, seed: Optional[int] = None, n_inputs: int = 2
 ) -> nn.Module:
     """The model a ModelConfig describes: an FNN, or a transformer when ``config.transformer`` is set;
     ``n_inputs`` tokens per sample (2 operands, or a parity task's bits)."""
+    if config.vector_input:
+        return VectorFNN(n_inputs, n_classes, embed_dim=config.embed_dim, width=config.width, depth=config.depth,
+                         bias=config.bias, init_scale=config.init_scale, seed=seed)
     if config.transformer is None:
         return FNN(vocab_size, n_classes, embed_dim=config.embed_dim, width=config.width, depth=config.depth,
                    n_inputs=n_inputs, bias=config.bias, init_scale=config.init_scale, seed=seed)

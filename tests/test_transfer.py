@@ -194,3 +194,25 @@ def test_corrupt_or_missing_weak_embedding_file(tmp_path):
         load_weak_embedding(path)
     with pytest.raises(ConfigError, match="not found"):
         load_weak_embedding(tmp_path / "missing.safetensors")
+
+
+def test_vector_fnn_two_logits_give_exactly_the_logistic_loss_and_transfer_its_first_layer():
+    from groktransfer.models import VectorFNN
+
+    weak = VectorFNN(10, 2, embed_dim=4, width=6, depth=1, seed=0)
+    bits = torch.randint(0, 2, (32, 10), generator=torch.Generator().manual_seed(1))
+    labels = torch.randint(0, 2, (32,), generator=torch.Generator().manual_seed(2))
+    logits = weak(bits)
+    # f computed by hand: ±1 inputs times E, ReLU, the MLP.
+    signs = 2.0 * bits.float() - 1.0
+    f = weak.mlp(torch.relu(signs @ weak.embedding.weight)).squeeze(-1)
+    torch.testing.assert_close(logits, torch.stack([-f / 2, f / 2], dim=-1))
+    y = 2.0 * labels.float() - 1.0
+    torch.testing.assert_close(nn.functional.cross_entropy(logits, labels), torch.log1p(torch.exp(-y * f)).mean())
+    assert torch.equal(logits.argmax(-1), (f > 0).long())
+    # E is the transposed first layer; the target's first layer becomes x·A·B.
+    target = VectorFNN(10, 2, embed_dim=16, width=8, depth=2, seed=1)
+    installed = transfer_embedding(weak, target, seed=3)
+    torch.testing.assert_close(installed.A, weak.embedding.weight)
+    expected = target.mlp(torch.relu(signs @ installed.A @ installed.B)).squeeze(-1)
+    torch.testing.assert_close(target(bits)[:, 1], expected / 2)
