@@ -259,9 +259,12 @@ def _command(args: argparse.Namespace) -> int:
         command = "groktransfer " + " ".join(args.argv)
         record = reproduce(args.name, out, quick=args.quick, overrides=args.overrides, overwrite=args.overwrite,
                            progress=not args.no_progress, command=command, log=print)
-        print(f"\n{record['run_table']}\n\n{(out / 'table.md').read_text()}")
+        details = out / ("run" if record["plots"] else "summary.json")
+        if record["plots"]:
+            print(f"\n{record['run_table']}")
+        print(f"\n{(out / 'table.md').read_text()}")
         print(f"claim: {record['claim']}\ncriterion: {record['criterion']}\nholds: {str(record['holds']).lower()}")
-        print(f"\nwritten: {out / 'claim.json'}, {out / 'table.md'}, {out / 'run'}")
+        print(f"\nwritten: {out / 'claim.json'}, {out / 'table.md'}, {details}")
         return 0
     if args.command == "presets":
         if args.name:
