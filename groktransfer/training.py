@@ -23,6 +23,7 @@ Why it looks the way it does:
 
 from __future__ import annotations
 
+import functools
 import math
 import time
 from contextlib import contextmanager, nullcontext
@@ -192,6 +193,18 @@ def _measure_flops(model: nn.Module, loss_fn: LossFn, x: torch.Tensor, y: torch.
     return step_flops, counter.get_total_flops()
 
 
+def _in_matmul_precision(function):
+    """Run ``function(model, task, config, ...)`` with ``config.precision``'s matmul setting on."""
+
+    @functools.wraps(function)
+    def wrapper(model, task, config, *args, **kwargs):
+        with matmul_precision(config.precision, task.x_train.device):
+            return function(model, task, config, *args, **kwargs)
+
+    return wrapper
+
+
+@_in_matmul_precision
 def train(
     model: nn.Module,
     task,
@@ -220,38 +233,6 @@ def train(
     construction, hooks and events).
     ``config.precision`` "tf32" turns TF32 on for CUDA matmuls for the duration of this call.
     """
-    with matmul_precision(config.precision, task.x_train.device):
-        return _train(
-            model, task, config,
-            stage=stage,
-            seed=seed,
-            loss_fn=loss_fn,
-            events=events,
-            hooks=hooks,
-            diagnostics=diagnostics,
-            checkpointer=checkpointer,
-            resume=resume,
-            on_eval=on_eval,
-            progress=progress,
-        )
-
-
-def _train(
-    model: nn.Module,
-    task,
-    config: TrainConfig,
-    *,
-    stage: str = "train",
-    seed: int = 0,
-    loss_fn: LossFn = nn.functional.cross_entropy,
-    events: Optional[dict[int, Callable[[nn.Module], None]]] = None,
-    hooks: Sequence = (),
-    diagnostics: Optional[Callable[[nn.Module, torch.Tensor, torch.Tensor], dict]] = None,
-    checkpointer: Optional[Checkpointer] = None,
-    resume: Optional[dict] = None,
-    on_eval: Optional[Callable[[dict], None]] = None,
-    progress: bool = False,
-) -> TrainResult:
     device = task.x_train.device
     if device.type == "cpu":
         set_cpu_flush_denormal()

@@ -154,7 +154,7 @@ def xor_theory(
     weak_neurons: int = 3,
     weak_lr: float = 0.1,
     weak_weight_decay: float = 0.1,
-    weak_steps: int = 300,
+    weak_steps: int = 1000,
     width: int = 512,
     v_init: float = 0.4,
     target_lr: float = 2.0,

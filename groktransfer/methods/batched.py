@@ -18,6 +18,7 @@ from typing import Optional
 import torch
 
 from ..config import MethodsConfig
+from .grokfast import RunningWindow
 
 
 def per_run(values: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
@@ -75,33 +76,19 @@ class BatchedGrokFastMA(_BatchedFilter):
     def __init__(self, window: int, lambs: torch.Tensor, start_step: int = 0, warmup_steps: int = 0) -> None:
         super().__init__(lambs, start_step, warmup_steps)
         self.window = window
-        self.history: dict[str, deque] = {}
-        self._sums: dict[str, torch.Tensor] = {}
-        self._updates_since_resum: dict[str, int] = {}
+        self.windows: dict[str, RunningWindow] = {}
 
     def _filter(self, name: str, grad: torch.Tensor, lamb: torch.Tensor) -> None:
-        # The same running sum with a periodic exact re-sum as GrokFastMA, on stacked tensors.
-        queue = self.history.setdefault(name, deque())
-        g = grad.detach().clone()
-        queue.append(g)
-        if name not in self._sums:
-            self._sums[name] = g.clone()
-            self._updates_since_resum[name] = 0
-        else:
-            self._sums[name].add_(g)
-        if len(queue) > self.window:
-            self._sums[name].sub_(queue.popleft())
-        self._updates_since_resum[name] += 1
-        if self._updates_since_resum[name] >= self.window:
-            self._sums[name] = torch.stack(tuple(queue)).sum(dim=0)
-            self._updates_since_resum[name] = 0
-        if len(queue) == self.window:
-            grad.add_(self._sums[name] * per_run(lamb / self.window, grad))
+        window = self.windows.setdefault(name, RunningWindow(self.window))
+        total = window.push(grad.detach().clone())
+        if total is not None:
+            grad.add_(total * per_run(lamb / self.window, grad))
 
     def select(self, keep: torch.Tensor) -> None:
         self.lamb = self.lamb[keep]
-        self.history = {k: deque(t[keep] for t in q) for k, q in self.history.items()}
-        self._sums = {k: v[keep] for k, v in self._sums.items()}
+        for window in self.windows.values():
+            window.queue = deque(t[keep] for t in window.queue)
+            window.sum = window.sum[keep]
 
 
 class BatchedOrthoGrad:

@@ -26,6 +26,7 @@ through ``state_dict``.
 from __future__ import annotations
 
 from collections import deque
+from typing import Optional
 
 import torch
 from torch import nn
@@ -93,45 +94,61 @@ class GrokFastEMA(_GradientFilter):
         self.ema = {k: v.clone() for k, v in state["ema"].items()}
 
 
+class RunningWindow:
+    """The last ``window`` tensors pushed and their sum.
+
+    A running sum makes a push O(size) instead of O(window × size); an exact re-sum once per
+    window bounds its rounding drift. Shared by GrokFastMA and its batched twin."""
+
+    def __init__(self, window: int) -> None:
+        self.window = window
+        self.queue: deque = deque()
+        self.sum: Optional[torch.Tensor] = None
+        self.since_resum = 0
+
+    def push(self, g: torch.Tensor) -> Optional[torch.Tensor]:
+        """Add ``g`` (kept as is: pass a copy); return the window's sum once it is full, else None."""
+        self.queue.append(g)
+        if self.sum is None:
+            self.sum = g.clone()
+            self.since_resum = 0
+        else:
+            self.sum.add_(g)
+        if len(self.queue) > self.window:
+            self.sum.sub_(self.queue.popleft())
+        self.since_resum += 1
+        if self.since_resum >= self.window:
+            self.sum = torch.stack(tuple(self.queue)).sum(dim=0)
+            self.since_resum = 0
+        return self.sum if len(self.queue) == self.window else None
+
+
 class GrokFastMA(_GradientFilter):
     def __init__(self, model: nn.Module, window: int = 100, lamb: float = 5.0, start_step: int = 0, warmup_steps: int = 0) -> None:
         if window < 1:
             raise ConfigError(f"grokfast.window: got {window}; must be >= 1")
         super().__init__(model, lamb, start_step, warmup_steps)
         self.window = window
-        self.history: dict[str, deque] = {}
-        # A running sum of each window makes a step O(parameters) instead of O(window × parameters).
-        self._sums: dict[str, torch.Tensor] = {}
-        self._updates_since_resum: dict[str, int] = {}
+        self.windows: dict[str, RunningWindow] = {}
 
     def _filter(self, name: str, grad: torch.Tensor, lamb: float) -> None:
-        queue = self.history.setdefault(name, deque())
-        g = grad.detach().clone()  # a copy: never alias p.grad
-        queue.append(g)
-        if name not in self._sums:
-            self._sums[name] = g.clone()
-            self._updates_since_resum[name] = 0
-        else:
-            self._sums[name].add_(g)
-        if len(queue) > self.window:
-            self._sums[name].sub_(queue.popleft())
-        self._updates_since_resum[name] += 1
-        if self._updates_since_resum[name] >= self.window:
-            # An exact re-sum once per window bounds the rounding drift of the running sum.
-            self._sums[name] = torch.stack(tuple(queue)).sum(dim=0)
-            self._updates_since_resum[name] = 0
-        if len(queue) == self.window:
-            grad.add_(self._sums[name], alpha=lamb / self.window)
+        window = self.windows.setdefault(name, RunningWindow(self.window))
+        total = window.push(grad.detach().clone())  # a copy: never alias p.grad
+        if total is not None:
+            grad.add_(total, alpha=lamb / self.window)
 
     def state_dict(self) -> dict:
         # The running sums and re-sum counters are saved too, so a reloaded filter continues bit for bit.
         return {
-            "history": {k: [t.clone() for t in q] for k, q in self.history.items()},
-            "sums": {k: v.clone() for k, v in self._sums.items()},
-            "updates_since_resum": dict(self._updates_since_resum),
+            "history": {k: [t.clone() for t in w.queue] for k, w in self.windows.items()},
+            "sums": {k: w.sum.clone() for k, w in self.windows.items()},
+            "updates_since_resum": {k: w.since_resum for k, w in self.windows.items()},
         }
 
     def load_state_dict(self, state: dict) -> None:
-        self.history = {k: deque(t.clone() for t in q) for k, q in state["history"].items()}
-        self._sums = {k: v.clone() for k, v in state["sums"].items()}
-        self._updates_since_resum = dict(state["updates_since_resum"])
+        self.windows = {}
+        for name, history in state["history"].items():
+            window = self.windows[name] = RunningWindow(self.window)
+            window.queue = deque(t.clone() for t in history)
+            window.sum = state["sums"][name].clone()
+            window.since_resum = int(state["updates_since_resum"][name])
