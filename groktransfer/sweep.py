@@ -25,8 +25,10 @@ files as a single run writes, plus each stage's ``batch_runs`` in summary.json.
 
 Stages that train one run at a time, and configs the engine does not batch (an A·B merge
 event), go through :func:`groktransfer.pipeline.run_experiment`, with its checkpoints.
-A batch keeps no checkpoint: when it is interrupted, its runs are not written and start
-again on the next invocation (finished runs are reused).
+A batch that runs out of GPU memory is split in two halves that start again from the
+initial weights (recursively, down to single runs). A batch keeps no checkpoint: when it is
+interrupted, its runs are not written and start again on the next invocation (finished runs
+are reused).
 """
 
 from __future__ import annotations
@@ -259,13 +261,10 @@ def _run_together(jobs: list[tuple[RunConfig, Path]], per_stage: dict[str, int],
                                      methods=stage_config.methods, stage=stage,
                                      weak_matrix=weak_matrix if stage_config.train.diagnostics else None))
             with _stop_on_signals() as flag:
-                if len(specs) == 1:
-                    results = [_train_one(specs[0])]
-                else:
-                    results = train_many(specs, stop_requested=lambda: flag["stop"], progress=progress)
-            for i, result in zip(part, results):
+                results = _train_splitting_on_oom(specs, lambda: flag["stop"], progress)
+            for i, (result, size) in zip(part, results):
                 methods = describe_methods(getattr(configs[i], stage).methods)
-                summaries[i]["stages"][stage] = dict(result.summary(), methods=methods, batch_runs=len(part))
+                summaries[i]["stages"][stage] = dict(result.summary(), methods=methods, batch_runs=size)
                 histories[i][stage] = result.history
 
     everyone = list(range(len(configs)))
@@ -317,6 +316,24 @@ def _run_together(jobs: list[tuple[RunConfig, Path]], per_stage: dict[str, int],
         if plots:
             plot_run(run_dir.path, title=config.name)
     return summaries
+
+
+def _train_splitting_on_oom(specs: list[RunSpec], stop_requested, progress: bool) -> list[tuple]:
+    """(TrainResult, batch size) per run. A batch that runs out of GPU memory starts again as
+    two halves, from the initial weights (saved here: finished runs have written theirs back)."""
+    if len(specs) == 1:
+        return [(_train_one(specs[0]), 1)]
+    initial = [{k: v.detach().clone() for k, v in spec.model.state_dict().items()} for spec in specs]
+    try:
+        return [(result, len(specs)) for result in train_many(specs, stop_requested=stop_requested, progress=progress)]
+    except torch.cuda.OutOfMemoryError:
+        for spec, state in zip(specs, initial):
+            spec.model.load_state_dict(state)
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+        half = len(specs) // 2
+        return (_train_splitting_on_oom(specs[:half], stop_requested, progress)
+                + _train_splitting_on_oom(specs[half:], stop_requested, progress))
 
 
 def _train_one(spec: RunSpec):

@@ -101,3 +101,27 @@ def test_cli_run_seeds_writes_one_directory_per_seed_and_a_table(tmp_path, capsy
     assert main(args) == 2  # the directory exists now: refused without --overwrite or --resume
     assert "already exists" in capsys.readouterr().err
     assert main(args + ["--resume"]) == 0  # everything finished: reused
+
+
+def test_a_batch_out_of_gpu_memory_is_split_and_restarted_from_the_initial_weights(tmp_path, monkeypatch):
+    import groktransfer.sweep as sweep
+
+    configs = [tiny_config(s, **{"weak": None, "target": None}) for s in range(4)]
+    expected = run_many([(c, tmp_path / f"two{i}") for i, c in enumerate(configs)], parallel=2)
+    real = sweep.train_many
+    sizes = []
+
+    def small_gpu(specs, **kwargs):
+        sizes.append(len(specs))
+        results = real(specs, **kwargs)  # trains (and writes final weights back) before "running out"
+        if len(specs) > 2:
+            raise torch.cuda.OutOfMemoryError("simulated")
+        return results
+
+    monkeypatch.setattr(sweep, "train_many", small_gpu)
+    got = run_many([(c, tmp_path / f"four{i}") for i, c in enumerate(configs)], parallel=4)
+    assert sizes == [4, 2, 2]
+    for a, b in zip(expected, got):
+        assert b["stages"]["scratch"]["batch_runs"] == 2
+        for key in ("steps", "final_train_loss", "final_test_acc", "train_acc_95_step"):
+            assert b["stages"]["scratch"][key] == a["stages"]["scratch"][key]
