@@ -87,10 +87,11 @@ def check_weak_file(config: RunConfig, task: ModularTask) -> Optional[torch.Tens
     if path is None:
         return None
     matrix, _ = load_weak_embedding(path)
-    if matrix.shape[0] != task.vocab_size:
-        raise ConfigError(
-            f"transfer.weak_embedding_file: has {matrix.shape[0]} rows but the task's vocabulary has {task.vocab_size}"
-        )
+    # A vector-input model's embedding has a row per input coordinate, a token model's a row per token.
+    vector = config.target is not None and config.target.model.vector_input
+    rows, what = (task.n_inputs, "input size") if vector else (task.vocab_size, "vocabulary")
+    if matrix.shape[0] != rows:
+        raise ConfigError(f"transfer.weak_embedding_file: has {matrix.shape[0]} rows but the task's {what} has {rows}")
     return matrix
 
 
