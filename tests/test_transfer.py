@@ -216,3 +216,21 @@ def test_vector_fnn_two_logits_give_exactly_the_logistic_loss_and_transfer_its_f
     torch.testing.assert_close(installed.A, weak.embedding.weight)
     expected = target.mlp(torch.relu(signs @ installed.A @ installed.B)).squeeze(-1)
     torch.testing.assert_close(target(bits)[:, 1], expected / 2)
+
+
+def test_parity_pipeline_transfers_the_weak_first_layer_and_reuses_it_from_a_file(tmp_path):
+    from groktransfer import run_experiment
+    from groktransfer.config import run_config_from_dict
+    from groktransfer.transfer import load_weak_embedding
+
+    stage = {"model": {"embed_dim": 8, "width": 8, "depth": 1, "vector_input": True},
+             "train": {"max_steps": 5, "stop_at_test_acc": None}}
+    data = {"device": "cpu", "task": {"kind": "parity", "n_bits": 12, "k": 2, "n_train": 64, "n_test": 64},
+            "weak": stage, "target": {**stage, "model": {**stage["model"], "embed_dim": 16}}}
+    run_experiment(run_config_from_dict(data), tmp_path / "a", plots=False)
+    weak, _ = load_weak_embedding(tmp_path / "a" / "weak_embedding.safetensors")
+    assert weak.shape == (12, 8)  # a row per input bit
+    data.pop("weak")
+    data["transfer"] = {"weak_embedding_file": str(tmp_path / "a" / "weak_embedding.safetensors")}
+    summary = run_experiment(run_config_from_dict(data), tmp_path / "b", plots=False)
+    assert summary["groktransfer"]["weak_stage"] == "file" and summary["stages"]["target"]["steps"] == 5
