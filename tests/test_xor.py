@@ -71,3 +71,13 @@ def test_reproduce_xor_settings_are_checked(tmp_path):
     assert record["measured"]["target_width"] == 64 and isinstance(record["holds"], bool)
     assert [r["seed"] for r in record["measured"]["per_seed"]] == [0, 1]
     assert (tmp_path / "c" / "summary.json").is_file() and not (tmp_path / "a").exists()
+
+
+def test_normal_training_overfits_first():
+    from groktransfer.xor import normal_training
+
+    # Fig. 4(a) in miniature (p = 2000; ε scaled so the noise has the paper's total size).
+    history = normal_training(p=2000, n=100, eps=0.05 * (80000 / 2000) ** 0.5, width=256, steps=40, eval_every=20,
+                              n_test=500)
+    assert [row["step"] for row in history] == [0, 20, 40]
+    assert history[-1]["train_acc"] == 1.0 and history[-1]["test_acc"] < 0.6
