@@ -259,8 +259,8 @@ def _command(args: argparse.Namespace) -> int:
         command = "groktransfer " + " ".join(args.argv)
         record = reproduce(args.name, out, quick=args.quick, overrides=args.overrides, overwrite=args.overwrite,
                            progress=not args.no_progress, command=command, log=print)
-        details = out / ("run" if record["plots"] else "summary.json")
-        if record["plots"]:
+        details = out / ("run" if record["preset"] else "summary.json")
+        if record["preset"]:
             print(f"\n{record['run_table']}")
         print(f"\n{(out / 'table.md').read_text()}")
         print(f"claim: {record['claim']}\ncriterion: {record['criterion']}\nholds: {str(record['holds']).lower()}")

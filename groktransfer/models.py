@@ -145,6 +145,15 @@ def build_network(
     if config.vector_input:
         return VectorFNN(n_inputs, n_classes, embed_dim=config.embed_dim, width=config.width, depth=config.depth,
                          bias=config.bias, init_scale=config.init_scale, seed=seed)
+    if config.encoding is not None:
+        from .encodings import fixed_encoding
+
+        encoding = fixed_encoding(config.encoding, vocab_size)
+        model = FNN(vocab_size, n_classes, embed_dim=encoding.shape[1], width=config.width, depth=config.depth,
+                    n_inputs=n_inputs, bias=config.bias, init_scale=config.init_scale, seed=seed)
+        model.embedding.weight.data.copy_(encoding)  # not scaled by init_scale: the encoding is fixed
+        model.embedding.weight.requires_grad_(False)
+        return model
     if config.transformer is None:
         return FNN(vocab_size, n_classes, embed_dim=config.embed_dim, width=config.width, depth=config.depth,
                    n_inputs=n_inputs, bias=config.bias, init_scale=config.init_scale, seed=seed)

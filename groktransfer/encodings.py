@@ -1,0 +1,68 @@
+"""Fixed input encodings for the paper's embedding study (Fig. 2).
+
+Usage::
+
+    E = fixed_encoding("fourier", p=113)      # (113, 14), every row of norm 1
+    model = build_network(ModelConfig(encoding="fourier", width=512, depth=2), 113, 113)  # frozen E
+
+Each residue a = 0 … p−1 gets a fixed vector, normalised to norm 1 (as in the paper):
+
+- ``one_hot``: the a-th unit vector (p dimensions);
+- ``binary``: the bits of a, least significant first, as ±1 (⌈log2 p⌉ dimensions; the paper's
+  7 bits for p = 113). The paper does not say how a 0 bit is written; ±1 keeps a = 0 from
+  being the zero vector, which no normalisation could rescue;
+- ``fourier``: [cos(2π f a / p), sin(2π f a / p)] for f in the first 7 primes (14 dimensions);
+- a path to a ``.npy`` file with a (p × d) array: the user's own vectors (e.g. a text model's
+  embedding of each number's string).
+
+A model with a fixed encoding keeps it frozen: only the layers after it train.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .config import ConfigError
+
+ENCODINGS = ("one_hot", "binary", "fourier")
+FIRST_PRIMES = (2, 3, 5, 7, 11, 13, 17)
+
+
+def fixed_encoding(kind: str, p: int) -> torch.Tensor:
+    """The (p × d) float32 encoding ``kind`` (a name in ENCODINGS or a .npy path), rows of norm 1."""
+    a = torch.arange(p, dtype=torch.float64)
+    if kind == "one_hot":
+        matrix = torch.eye(p, dtype=torch.float64)
+    elif kind == "binary":
+        bits = max(1, math.ceil(math.log2(p)))
+        matrix = ((torch.arange(p).unsqueeze(1) >> torch.arange(bits)) & 1).double() * 2 - 1
+    elif kind == "fourier":
+        angles = 2 * math.pi * a.unsqueeze(1) * torch.tensor(FIRST_PRIMES, dtype=torch.float64) / p
+        matrix = torch.cat([angles.cos(), angles.sin()], dim=1)
+    elif kind.endswith(".npy"):
+        matrix = _load_npy(kind, p)
+    else:
+        raise ConfigError(f"encoding: got {kind!r}; allowed: {', '.join(ENCODINGS)} or a .npy file")
+    norms = matrix.norm(dim=1, keepdim=True)
+    if bool((norms == 0).any()):
+        raise ConfigError(f"encoding {kind!r}: row {int((norms == 0).nonzero()[0, 0])} is all zeros and cannot have norm 1")
+    return (matrix / norms).float()
+
+
+def _load_npy(path: str, p: int) -> torch.Tensor:
+    if not Path(path).is_file():
+        raise ConfigError(f"encoding file {path!r}: not found")
+    try:
+        array = np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as err:
+        raise ConfigError(f"encoding file {path!r}: unreadable ({str(err).splitlines()[0]})") from None
+    if array.ndim != 2 or array.shape[0] != p or not np.issubdtype(array.dtype, np.number):
+        raise ConfigError(f"encoding file {path!r}: expected a numeric ({p} × d) array, got shape {array.shape}")
+    return torch.from_numpy(array.astype(np.float64))
+
+
+__all__ = ["ENCODINGS", "fixed_encoding"]

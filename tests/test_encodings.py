@@ -1,0 +1,65 @@
+"""Fixed encodings (Fig. 2) against values written out by hand."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from groktransfer.config import ConfigError, ModelConfig, TrainConfig
+from groktransfer.encodings import fixed_encoding
+from groktransfer.models import build_network
+from groktransfer.tasks import ModularTask
+from groktransfer.training import train
+
+
+def test_every_encoding_has_unit_rows_and_the_stated_values():
+    p = 113
+    one_hot, binary, fourier = (fixed_encoding(k, p) for k in ("one_hot", "binary", "fourier"))
+    assert one_hot.shape == (113, 113) and binary.shape == (113, 7) and fourier.shape == (113, 14)
+    for matrix in (one_hot, binary, fourier):
+        torch.testing.assert_close(matrix.norm(dim=1), torch.ones(p))
+    assert torch.equal(one_hot, torch.eye(p))
+    # 6 = 0b0000110, least significant bit first, bits as ±1, divided by sqrt(7).
+    torch.testing.assert_close(binary[6], torch.tensor([-1.0, 1, 1, -1, -1, -1, -1]) / math.sqrt(7))
+    a = 10
+    expected = [math.cos(2 * math.pi * f * a / p) for f in (2, 3, 5, 7, 11, 13, 17)]
+    expected += [math.sin(2 * math.pi * f * a / p) for f in (2, 3, 5, 7, 11, 13, 17)]
+    torch.testing.assert_close(fourier[a], torch.tensor(expected) / math.sqrt(7))
+
+
+def test_a_users_npy_file_is_normalised_and_checked(tmp_path):
+    np.save(tmp_path / "good.npy", np.arange(1, 31, dtype=np.float32).reshape(10, 3))
+    matrix = fixed_encoding(str(tmp_path / "good.npy"), 10)
+    torch.testing.assert_close(matrix[0], torch.tensor([1.0, 2, 3]) / math.sqrt(14))
+    np.save(tmp_path / "short.npy", np.ones((9, 3)))
+    with pytest.raises(ConfigError, match=r"expected a numeric \(10 × d\) array, got shape \(9, 3\)"):
+        fixed_encoding(str(tmp_path / "short.npy"), 10)
+    np.save(tmp_path / "zero.npy", np.zeros((10, 3)))
+    with pytest.raises(ConfigError, match="row 0 is all zeros"):
+        fixed_encoding(str(tmp_path / "zero.npy"), 10)
+    with pytest.raises(ConfigError, match="encoding: got 'gray'"):
+        ModelConfig(encoding="gray")
+
+
+def test_a_model_with_a_fixed_encoding_trains_everything_but_the_encoding():
+    task = ModularTask("add", p=13, train_fraction=0.5)
+    model = build_network(ModelConfig(encoding="fourier", width=16, depth=1, init_scale=0.5), 13, 13, seed=0)
+    before = model.embedding.weight.clone()
+    torch.testing.assert_close(before, fixed_encoding("fourier", 13))
+    first_layer = model.mlp[0].weight.clone()
+    train(model, task, TrainConfig(max_steps=5, stop_at_test_acc=None))
+    assert torch.equal(model.embedding.weight, before) and not torch.equal(model.mlp[0].weight, first_layer)
+
+
+def test_reproduce_fig2_runs_every_encoding_on_both_operations(tmp_path):
+    import json
+
+    from groktransfer.reproduce import reproduce
+
+    record = reproduce("fig2", tmp_path / "fig2", overrides=["p=11", "train_fraction=0.5", "width=16",
+                                                               "max_steps=20", "device=cpu"])
+    assert set(record["measured"]) == {f"{op}-{enc}" for op in ("add", "mul") for enc in ("one_hot", "binary", "fourier")}
+    assert record["holds"] is False  # 20 steps: nothing reaches 95% test accuracy
+    summary = json.loads((tmp_path / "fig2" / "runs" / "mul-binary" / "summary.json").read_text())
+    assert summary["complete"] and (tmp_path / "fig2" / record["plots"][0]).is_file()
