@@ -21,6 +21,7 @@ numbers are not the paper's; only whether the claim holds is comparable.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from dataclasses import dataclass
@@ -29,7 +30,7 @@ from typing import Callable, Optional, Union
 
 
 from .config import ConfigError
-from .pipeline import format_table, run_experiment
+from .pipeline import build_model, format_table, run_experiment
 from .presets import load_preset, preset_description
 from .records import atomic_write_text, check_new_run_dir, environment
 from .training import resolve_device
@@ -117,6 +118,109 @@ def _fig2_table(summary: dict, measured: dict) -> str:
         op, encoding = name.split("-", 1)
         lines.append(f"| {op} | {encoding} | {_gap(row['train_acc_95_step'])} | {_gap(row['test_acc_95_step'])} | "
                      f"{_gap(row['time_gap'])} | {row['final_test_acc']:.3f} |")
+    return "\n".join(lines)
+
+
+def _run_fig7(settings: dict, out: Path) -> dict:
+    """Train the weak model once, keep its embedding at each checkpoint step, and start one
+    GrokTransfer target from each (all targets alike but for A)."""
+    from .config import run_config_from_dict
+    from .sweep import run_many
+    from .tasks import build_task
+    from .training import train
+    from .transfer import save_weak_embedding
+
+    preset = load_preset(settings["preset"], settings["preset_overrides"])
+    device = resolve_device(settings["device"])
+    task = build_task(preset.task, device=device)
+    weak = build_model(preset.weak, task, preset.seed)
+    checkpoints = sorted(settings["checkpoints"])
+    weak_train = dataclasses.replace(preset.weak.train, max_steps=checkpoints[-1], stop_at_test_acc=None,
+                                     eval_dense_until=0, eval_schedule="linear", eval_every=math.gcd(*checkpoints))
+    kept: dict[int, float] = {}
+    (out / "weak").mkdir(parents=True, exist_ok=True)
+
+    def keep(row: dict) -> None:
+        if row["step"] in checkpoints:
+            path = out / "weak" / f"step{row['step']:06d}.safetensors"
+            save_weak_embedding(weak, path, metadata={"step": row["step"], "test_acc": row["test_acc"]})
+            kept[row["step"]] = row["test_acc"]
+
+    train(weak, task, weak_train, stage="weak", seed=preset.seed, on_eval=keep)
+    jobs = []
+    for step in checkpoints:
+        data = preset.to_dict()
+        data.update(name=f"fig7-weak-step{step}", weak=None, scratch=None, device=settings["device"])
+        data["transfer"] = dict(data["transfer"], weak_embedding_file=str(out / "weak" / f"step{step:06d}.safetensors"))
+        jobs.append((run_config_from_dict(data), out / "runs" / f"weak-step{step:06d}"))
+    summaries = run_many(jobs, parallel=1, plots=True)
+    runs = []
+    for step, summary in zip(checkpoints, summaries):
+        target = summary["stages"]["target"]
+        runs.append({"weak_step": step, "weak_test_acc": kept[step], "target_time_gap": target["time_gap"],
+                     "target_inverse_time_gap": target["inverse_time_gap"],
+                     "target_test_acc_99_step": target["test_acc_99_step"], "target_final_test_acc": target["final_test_acc"]})
+    plot = _plot_fig7(runs, out / "fig7.png")
+    return {"settings": settings, "runs": runs, "plots": [plot.name]}
+
+
+def _plot_fig7(runs: list[dict], path: Path) -> Path:
+    from .plots import plt
+
+    weak_acc = [r["weak_test_acc"] for r in runs]
+    fig, left = plt.subplots(figsize=(6, 4))
+    left.plot(weak_acc, [r["target_final_test_acc"] for r in runs], "o-", color="tab:blue", label="target final test accuracy")
+    left.set_xlabel("weak model test accuracy at transfer")
+    left.set_ylabel("target final test accuracy")
+    right = left.twinx()
+    right.plot(weak_acc, [r["target_inverse_time_gap"] for r in runs], "s--", color="tab:red", label="target 1 / Time Gap")
+    right.set_ylabel("target 1 / Time Gap")
+    for r in runs:
+        left.annotate(str(r["weak_step"]), (r["weak_test_acc"], r["target_final_test_acc"]), fontsize=7)
+    fig.legend(loc="lower right", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def _spearman(xs: list[float], ys: list[float]) -> float:
+    """Spearman's rank correlation (average ranks for ties)."""
+    def ranks(values):
+        order = sorted(range(len(values)), key=lambda i: values[i])
+        out = [0.0] * len(values)
+        i = 0
+        while i < len(order):
+            j = i
+            while j + 1 < len(order) and values[order[j + 1]] == values[order[i]]:
+                j += 1
+            for k in range(i, j + 1):
+                out[order[k]] = (i + j) / 2
+            i = j + 1
+        return out
+
+    rx, ry = ranks(xs), ranks(ys)
+    mx, my = sum(rx) / len(rx), sum(ry) / len(ry)
+    cov = sum((a - mx) * (b - my) for a, b in zip(rx, ry))
+    norm = math.sqrt(sum((a - mx) ** 2 for a in rx) * sum((b - my) ** 2 for b in ry))
+    return cov / norm if norm > 0 else 0.0
+
+
+def _judge_fig7(summary: dict) -> tuple[dict, bool]:
+    runs = summary["runs"]
+    rho = _spearman([r["weak_test_acc"] for r in runs], [r["target_inverse_time_gap"] for r in runs])
+    measured = {"spearman_weak_acc_vs_inverse_time_gap": rho, "runs": runs}
+    return measured, rho >= 0.5
+
+
+def _fig7_table(summary: dict, measured: dict) -> str:
+    lines = ["| weak step | weak test accuracy | target Time Gap | target 1/Time Gap | target steps to 99% | target final test |",
+             "|---|---|---|---|---|---|"]
+    for r in measured["runs"]:
+        lines.append(f"| {r['weak_step']} | {r['weak_test_acc']:.3f} | {_gap(r['target_time_gap'])} | "
+                     f"{r['target_inverse_time_gap']:.4f} | {_gap(r['target_test_acc_99_step'])} | {r['target_final_test_acc']:.3f} |")
+    lines += ["", f"Spearman rank correlation of weak test accuracy with the target's 1/Time Gap: "
+                  f"{measured['spearman_weak_acc_vs_inverse_time_gap']:.2f}."]
     return "\n".join(lines)
 
 
@@ -294,6 +398,19 @@ REPRODUCTIONS: dict[str, Reproduction] = {
         table=_fig2_table,
         run=_run_fig2,
         defaults={"p": 113, "train_fraction": 0.25, "width": 512, "max_steps": 10000, "seed": 0, "device": "auto"},
+    ),
+    "fig7": Reproduction(
+        preset=None,
+        claim="The target's result tracks the weak model's test accuracy at the moment its embedding is taken "
+              "(weak checkpoints at epochs 100, 500, 800, 900, 1000, 1100, 1500, 2000).",
+        criterion="holds when the Spearman rank correlation between the weak model's test accuracy and the "
+                  "target's 1/Time Gap over the checkpoints is at least 0.5",
+        quick=["preset=demo", "preset_overrides=['target.train.max_steps=5000']"],
+        judge=_judge_fig7,
+        table=_fig7_table,
+        run=_run_fig7,
+        defaults={"preset": "fig1b", "preset_overrides": [], "checkpoints": [100, 500, 800, 900, 1000, 1100, 1500, 2000],
+                  "device": "auto"},
     ),
     "table1": Reproduction(
         preset="fig8a",

@@ -63,3 +63,4 @@ def test_reproduce_fig2_runs_every_encoding_on_both_operations(tmp_path):
     assert record["holds"] is False  # 20 steps: nothing reaches 95% test accuracy
     summary = json.loads((tmp_path / "fig2" / "runs" / "mul-binary" / "summary.json").read_text())
     assert summary["complete"] and (tmp_path / "fig2" / record["plots"][0]).is_file()
+
