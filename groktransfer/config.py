@@ -151,13 +151,18 @@ class TaskConfig(Config):
     p: int = 113  # the paper's modulus
     train_fraction: float = 0.25  # the paper trains on 25% of all pairs
     data_seed: int = 0  # seeds the train/test split (parity: the samples and the k relevant bits), not the model
-    kind: Literal["modular", "parity"] = "modular"  # parity uses the four fields below instead of op, p, train_fraction
+    kind: Literal["modular", "parity", "mnist"] = "modular"  # parity/mnist use the fields below, not op, p, train_fraction
     n_bits: int = 40  # parity: bits per sample (the paper's n = 40)
     k: int = 3  # parity: relevant bits (the paper's k = 3)
-    n_train: int = 1000  # parity: training samples (the paper's 1000)
-    n_test: int = 1000  # parity: fresh test samples
+    n_train: int = 1000  # parity and mnist: training samples (the paper: 1000 for parity, 200 for MNIST)
+    n_test: int = 1000  # parity and mnist: test samples (the paper: 400 for MNIST)
+    data_dir: Optional[str] = None  # mnist: a folder with the MNIST IDX files; None = scikit-learn's 8×8 digits
 
     def check(self) -> None:
+        if self.kind == "mnist":
+            _require(self.n_train >= 1, f"n_train: got {self.n_train}; must be >= 1")
+            _require(self.n_test >= 1, f"n_test: got {self.n_test}; must be >= 1")
+            return
         if self.kind == "parity":
             _require(self.n_bits >= 1, f"n_bits: got {self.n_bits}; must be >= 1")
             _require(1 <= self.k <= self.n_bits, f"k: got {self.k}; must be in [1, n_bits={self.n_bits}]")
@@ -207,8 +212,11 @@ class ModelConfig(Config):
     encoding: Optional[str] = None
 
     def check(self) -> None:
-        for name in ("embed_dim", "width", "depth"):
+        for name in ("embed_dim", "width"):
             _require(getattr(self, name) >= 1, f"{name}: got {getattr(self, name)}; must be >= 1")
+        # A vector-input MLP may have no hidden layer after x·E (the paper's 2-layer MNIST weak model).
+        least = 0 if self.vector_input else 1
+        _require(self.depth >= least, f"depth: got {self.depth}; must be >= {least}")
         _require(self.init_scale > 0, f"init_scale: got {self.init_scale}; must be > 0")
         _require(not (self.vector_input and self.transformer is not None),
                  "vector_input: a transformer reads tokens; use vector_input with an FNN")

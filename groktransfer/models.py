@@ -94,7 +94,8 @@ class VectorFNN(nn.Module):
     """An FNN over a vector input (the paper's parity models): ``x·E``, ReLU, ``depth`` hidden
     ReLU layers of ``width``, and the read-out.
 
-    The input bits 0/1 are read as ±1. ``E`` (``n_inputs × embed_dim``, the transposed first
+    Integer inputs (bits 0/1) are read as ±1; float inputs (pixels) are used as they are.
+    ``E`` (``n_inputs × embed_dim``, the transposed first
     layer) is the model's input embedding: ``get_input_embeddings()`` returns a module whose
     ``weight`` is E, so GrokTransfer transfers the weak model's first layer as A and the
     target computes ``x·A·B``. With two classes the read-out is one number f and the logits
@@ -105,7 +106,7 @@ class VectorFNN(nn.Module):
     def __init__(self, n_inputs: int, n_classes: int, embed_dim: int = 128, width: int = 512, depth: int = 2,
                  bias: bool = False, init_scale: float = 1.0, seed: Optional[int] = None) -> None:
         super().__init__()
-        ModelConfig(embed_dim=embed_dim, width=width, depth=depth, bias=bias, init_scale=init_scale)
+        ModelConfig(embed_dim=embed_dim, width=width, depth=depth, bias=bias, init_scale=init_scale, vector_input=True)
         self.n_inputs, self.n_classes, self.init_scale = n_inputs, n_classes, init_scale
         with torch.random.fork_rng(devices=[]):
             if seed is not None:
@@ -129,9 +130,10 @@ class VectorFNN(nn.Module):
     def set_input_embeddings(self, module: nn.Module) -> None:
         self.embedding = module
 
-    def forward(self, bits: torch.Tensor) -> torch.Tensor:
-        signs = 2.0 * bits.to(self.embedding.weight.dtype) - 1.0
-        out = self.mlp(torch.relu(signs @ self.embedding.weight))
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        dtype = self.embedding.weight.dtype
+        values = 2.0 * x.to(dtype) - 1.0 if not x.is_floating_point() else x.to(dtype)
+        out = self.mlp(torch.relu(values @ self.embedding.weight))
         if self.n_classes == 2:
             return torch.cat([-out / 2, out / 2], dim=-1)
         return out

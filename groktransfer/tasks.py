@@ -16,8 +16,12 @@ its result is taken mod p.
 
 from __future__ import annotations
 
-from typing import Callable, Union
+import gzip
+from pathlib import Path
 
+from typing import Callable, Optional, Union
+
+import numpy as np
 import torch
 
 from .config import OPERATION_NAMES, ConfigError, TaskConfig
@@ -159,8 +163,94 @@ class SparseParityTask:
                 f"test={len(self.y_test)}, data_seed={self.data_seed})")
 
 
+class DigitsTask:
+    """Handwritten digits for the paper's MNIST experiment (Fig. 14): ``n_train`` training and
+    ``n_test`` test images, drawn without replacement by ``data_seed``, pixels scaled to [0, 1]
+    and flattened; labels 0-9.
+
+    ``data_dir`` is a folder holding the MNIST IDX files (``train-images-idx3-ubyte`` etc.,
+    optionally ``.gz``), directly or in torchvision's ``MNIST/raw/`` layout; training images
+    come from the training file and test images from the test file. Without one, the 1797
+    8×8 digits that ship inside scikit-learn are used (a smaller, easier stand-in; ``source``
+    says which). Nothing is downloaded.
+    """
+
+    def __init__(self, n_train: int = 200, n_test: int = 400, data_seed: int = 0, data_dir: Optional[str] = None,
+                 device: Union[str, torch.device] = "cpu") -> None:
+        generator = torch.Generator().manual_seed(data_seed)
+        if data_dir is not None:
+            (x_tr, y_tr), (x_te, y_te) = _read_mnist(Path(data_dir))
+            self.source = f"MNIST from {data_dir} (28×28)"
+            train_idx = _draw(len(y_tr), n_train, generator, "training")
+            test_idx = _draw(len(y_te), n_test, generator, "test")
+            x_train, y_train, x_test, y_test = x_tr[train_idx], y_tr[train_idx], x_te[test_idx], y_te[test_idx]
+        else:
+            try:
+                from sklearn.datasets import load_digits
+            except ImportError:
+                raise ConfigError("task.data_dir: not given, and scikit-learn (for its built-in 8×8 digits) is not "
+                                  "installed: pip install scikit-learn, or give a folder with the MNIST files") from None
+            digits = load_digits()
+            x = torch.tensor(digits.data, dtype=torch.float32) / 16.0
+            y = torch.tensor(digits.target, dtype=torch.long)
+            self.source = "scikit-learn's 8×8 digits (no MNIST folder given)"
+            order = _draw(len(y), n_train + n_test, generator, "training + test")
+            x_train, y_train = x[order[:n_train]], y[order[:n_train]]
+            x_test, y_test = x[order[n_train:]], y[order[n_train:]]
+        self.n_inputs, self.n_classes, self.vocab_size = x_train.shape[1], 10, x_train.shape[1]
+        self.data_seed = data_seed
+        self.x_train, self.y_train = x_train.to(device), y_train.to(device)
+        self.x_test, self.y_test = x_test.to(device), y_test.to(device)
+
+    @property
+    def device(self) -> torch.device:
+        return self.x_train.device
+
+    def __repr__(self) -> str:
+        return f"DigitsTask({self.source}, train={len(self.y_train)}, test={len(self.y_test)}, data_seed={self.data_seed})"
+
+
+def _draw(available: int, wanted: int, generator: torch.Generator, what: str) -> torch.Tensor:
+    if wanted > available:
+        raise ConfigError(f"task: asked for {wanted} {what} images, the data has {available}")
+    return torch.randperm(available, generator=generator)[:wanted]
+
+
+def _read_idx(path: Path) -> np.ndarray:
+    """An IDX file (optionally gzipped): the big-endian header, then unsigned bytes."""
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rb") as handle:
+        data = handle.read()
+    if len(data) < 4 or data[0] != 0 or data[1] != 0 or data[2] != 8:
+        raise ConfigError(f"task.data_dir: {str(path)!r} is not an IDX file of unsigned bytes")
+    dims = data[3]
+    shape = tuple(int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(dims))
+    array = np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * dims)
+    if array.size != int(np.prod(shape)):
+        raise ConfigError(f"task.data_dir: {str(path)!r} is truncated")
+    return array.reshape(shape)
+
+
+def _read_mnist(folder: Path):
+    for candidate in (folder, folder / "MNIST" / "raw"):
+        found = {}
+        for name in ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte",
+                     "t10k-labels-idx1-ubyte"):
+            for suffix in ("", ".gz"):
+                if (candidate / (name + suffix)).is_file():
+                    found[name] = candidate / (name + suffix)
+        if len(found) == 4:
+            images = [torch.tensor(_read_idx(found[f"{s}-images-idx3-ubyte"]).reshape(-1, 784).astype(np.float32)) / 255
+                      for s in ("train", "t10k")]
+            labels = [torch.tensor(_read_idx(found[f"{s}-labels-idx1-ubyte"]).astype(np.int64)) for s in ("train", "t10k")]
+            return (images[0], labels[0]), (images[1], labels[1])
+    raise ConfigError(f"task.data_dir: {str(folder)!r} holds no MNIST IDX files (train-images-idx3-ubyte[.gz], ...)")
+
+
 def build_task(config: TaskConfig, device: Union[str, torch.device] = "cpu"):
-    """The task a TaskConfig describes (modular arithmetic or sparse parity)."""
+    """The task a TaskConfig describes (modular arithmetic, sparse parity or digits)."""
+    if config.kind == "mnist":
+        return DigitsTask(config.n_train, config.n_test, config.data_seed, config.data_dir, device)
     if config.kind == "parity":
         return SparseParityTask(config.n_bits, config.k, config.n_train, config.n_test, config.data_seed, device)
     return ModularTask.from_config(config, device=device)

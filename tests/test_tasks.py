@@ -101,3 +101,49 @@ def test_sparse_parity_labels_are_the_xor_of_the_relevant_bits():
     assert torch.equal(again.x_train, task.x_train) and torch.equal(again.relevant, task.relevant)
     other = SparseParityTask(n_bits=12, k=3, n_train=200, n_test=100, data_seed=5)
     assert not torch.equal(other.x_train, task.x_train)
+
+
+def _write_idx(path, array):
+    import gzip
+
+    import numpy as np
+
+    header = bytes([0, 0, 8, array.ndim]) + b"".join(int(n).to_bytes(4, "big") for n in array.shape)
+    data = header + np.ascontiguousarray(array, dtype=np.uint8).tobytes()
+    (gzip.open if str(path).endswith(".gz") else open)(path, "wb").write(data)
+
+
+def test_digits_task_reads_mnist_idx_files_in_the_torchvision_layout(tmp_path):
+    import numpy as np
+
+    from groktransfer.tasks import DigitsTask
+
+    raw = tmp_path / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    images = {s: rng.integers(0, 256, (n, 28, 28)) for s, n in (("train", 30), ("t10k", 20))}
+    labels = {s: rng.integers(0, 10, n) for s, n in (("train", 30), ("t10k", 20))}
+    for s in ("train", "t10k"):
+        _write_idx(raw / f"{s}-images-idx3-ubyte.gz", images[s])
+        _write_idx(raw / f"{s}-labels-idx1-ubyte", labels[s])
+    task = DigitsTask(n_train=10, n_test=5, data_seed=1, data_dir=str(tmp_path))
+    assert task.x_train.shape == (10, 784) and task.x_test.shape == (5, 784) and "MNIST from" in repr(task)
+    # Every drawn training image is one of the file's, scaled to [0, 1], with its own label.
+    flat = torch.tensor(images["train"].reshape(30, 784), dtype=torch.float32) / 255
+    for x, y in zip(task.x_train, task.y_train):
+        row = int((flat == x).all(dim=1).nonzero()[0, 0])
+        assert int(labels["train"][row]) == int(y)
+    with pytest.raises(ConfigError, match="asked for 50 training images, the data has 30"):
+        DigitsTask(n_train=50, n_test=5, data_dir=str(tmp_path))
+    with pytest.raises(ConfigError, match="holds no MNIST IDX files"):
+        DigitsTask(data_dir=str(tmp_path / "MNIST"))
+
+
+def test_without_a_folder_the_digits_are_scikit_learns_and_say_so():
+    from groktransfer.tasks import DigitsTask
+
+    task = DigitsTask(n_train=200, n_test=400, data_seed=0)
+    assert task.x_train.shape == (200, 64) and task.n_classes == 10 and "scikit-learn" in repr(task)
+    assert 0.0 <= float(task.x_train.min()) and float(task.x_train.max()) <= 1.0
+    both = torch.cat([task.x_train, task.x_test])
+    assert len({tuple(row.tolist()) for row in both}) > 590  # drawn without replacement (a few digits repeat exactly)

@@ -234,3 +234,15 @@ def test_parity_pipeline_transfers_the_weak_first_layer_and_reuses_it_from_a_fil
     data["transfer"] = {"weak_embedding_file": str(tmp_path / "a" / "weak_embedding.safetensors")}
     summary = run_experiment(run_config_from_dict(data), tmp_path / "b", plots=False)
     assert summary["groktransfer"]["weak_stage"] == "file" and summary["stages"]["target"]["steps"] == 5
+
+
+def test_vector_fnn_reads_float_inputs_as_they_are_and_may_have_no_hidden_layer():
+    from groktransfer.models import VectorFNN
+
+    weak = VectorFNN(64, 10, embed_dim=32, width=32, depth=0, seed=0)  # the paper's 2-layer MNIST weak model
+    pixels = torch.rand(5, 64, generator=torch.Generator().manual_seed(0))
+    expected = weak.mlp(torch.relu(pixels @ weak.embedding.weight))
+    torch.testing.assert_close(weak(pixels), expected)
+    assert len([m for m in weak.mlp if isinstance(m, nn.Linear)]) == 1
+    with pytest.raises(ConfigError, match="depth: got 0; must be >= 1"):
+        FNN(11, 11, depth=0)
