@@ -156,7 +156,7 @@ def run_experiment(
     else:
         run_dir = RunDirectory(out, overwrite) if out is not None else None
         summary = environment(device)
-        summary.update({"name": config.name, "complete": False, "stages": {}, "warnings": []})
+        summary.update({"name": config.name, "task": repr(task), "complete": False, "stages": {}, "warnings": []})
         if run_dir is not None:
             run_dir.write_config_yaml(dump_yaml(config))
 

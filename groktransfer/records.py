@@ -14,6 +14,7 @@ A run directory holds::
 
     schema_version, groktransfer_version, git_commit, git_dirty, torch_version, python_version,
     platform, cpu, torch_threads, device, device_name, created_utc, name,
+    task (the data actually used, e.g. which digits source),
     complete (true once every stage has finished),
     stages: {weak|target|scratch: {status, steps, diverged_step, train_acc_95_step,
              test_acc_95_step, test_acc_99_step, time_gap, inverse_time_gap, final_step,

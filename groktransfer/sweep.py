@@ -230,9 +230,9 @@ def _run_together(jobs: list[tuple[RunConfig, Path]], per_stage: dict[str, int],
     tasks = [build_task(c.task, device=device) for c in configs]
     weak_files = [check_weak_file(c, t) for c, t in zip(configs, tasks)]
     summaries = []
-    for config in configs:
+    for config, task in zip(configs, tasks):
         summary = environment(device)
-        summary.update({"name": config.name, "complete": False, "stages": {}, "warnings": []})
+        summary.update({"name": config.name, "task": repr(task), "complete": False, "stages": {}, "warnings": []})
         summaries.append(summary)
     histories: list[dict[str, list[dict]]] = [{} for _ in configs]
     weak_models: list = [None] * len(configs)  # trained weak models (diverged ones included: their file is kept)
