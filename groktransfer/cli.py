@@ -39,7 +39,7 @@ from .records import atomic_write_text, check_new_run_dir
 from .presets import load_preset, preset_description, preset_names, preset_path
 from .training import RunInterrupted
 from .sweep import parse_parallel, run_many
-from .reproduce import REPRODUCTIONS, reproduce
+from .reproduce import REPRODUCTIONS, reproduce, reproduce_all
 from .tune import run_tune
 
 EXIT_USAGE = 2  # bad input: nothing was written
@@ -91,7 +91,7 @@ def _build_parser() -> argparse.ArgumentParser:
     presets.add_argument("name", nargs="?")
 
     reproduce = sub.add_parser("reproduce", help="re-run one of the paper's experiments and test its claim")
-    reproduce.add_argument("name", help="one of: " + ", ".join(REPRODUCTIONS))
+    reproduce.add_argument("name", help="one of: " + ", ".join(REPRODUCTIONS) + ", or all")
     reproduce.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="overrides of the preset")
     reproduce.add_argument("--quick", action="store_true", help="the CPU-sized version (see claim.json for what changes)")
     reproduce.add_argument("--out", help="output directory (default: runs/reproduce-NAME[-quick])")
@@ -257,6 +257,13 @@ def _command(args: argparse.Namespace) -> int:
     if args.command == "reproduce":
         out = Path(args.out) if args.out else Path("runs") / f"reproduce-{args.name}{'-quick' if args.quick else ''}"
         command = "groktransfer " + " ".join(args.argv)
+        if args.name == "all":
+            if args.overrides:
+                raise ConfigError("reproduce all: takes no key=value overrides (each reproduction has its own)")
+            records = reproduce_all(out, quick=args.quick, overwrite=args.overwrite, progress=not args.no_progress,
+                                    command=command, log=print)
+            print(f"\n{(out / 'all.md').read_text()}\nwritten: {out / 'all.md'}, {out / 'all.json'}, {out}/NAME/")
+            return 0
         record = reproduce(args.name, out, quick=args.quick, overrides=args.overrides, overwrite=args.overwrite,
                            progress=not args.no_progress, command=command, log=print)
         details = out / ("run" if record["preset"] else "summary.json")

@@ -76,7 +76,7 @@ CLI_CASES = [
     (P + ["--seeds", "2", "--parallel", "0"], "--parallel: got 0; must be >= 1"),
     (["compare", "--methods", "scratch", "--parallel", "many", "--out", "new"], "--parallel: got 'many'; expected a positive"),
     (["run", "tiny.yaml", "--out", "exists", "--seeds", "2"], "--out 'exists': already exists"),
-    (["reproduce", "fig99", "--out", "new"], "reproduce 'fig99': unknown; allowed: fig8b, fig16, xor, fig2, fig7, fig15, table1"),
+    (["reproduce", "fig99", "--out", "new"], "reproduce 'fig99': unknown; allowed: fig1b, fig6a, fig6b, fig8b"),
     (["reproduce", "fig8b", "--out", "exists"], "--out 'exists': already exists"),
     (P + ["target.train.precision=fp8"], "target.train.precision: got 'fp8'; allowed: 'full', 'tf32', 'bf16'"),
     (P + ["target.train.precision=bf16", "target.train.dtype=float64"],

@@ -39,3 +39,33 @@ def test_reproduce_fig15_runs_groktransfer_and_its_three_controls(tmp_path):
     assert configs["AB_merged_at_step_100"]["transfer"]["merge_at_step"] == 100
     assert configs["d_W_eq_d_T"]["weak"]["model"]["embed_dim"] == configs["d_W_eq_d_T"]["target"]["model"]["embed_dim"]
     assert configs["groktransfer"]["scratch"] is not None and configs["random_AB"]["scratch"] is None
+
+
+def test_fig4a_and_fig10_judge_their_claims_from_the_xor_code(tmp_path):
+    from groktransfer.reproduce import reproduce
+
+    tiny = ["p=300", "n=60", "n_test=200", "device=cpu"]
+    fig4a = reproduce("fig4a", tmp_path / "fig4a", overrides=tiny + ["width=32", "steps=20", "eval_every=5"])
+    assert set(fig4a["measured"]) >= {"train_acc_100_step", "test_acc_95_step"} and isinstance(fig4a["holds"], bool)
+    fig10 = reproduce("fig10", tmp_path / "fig10", overrides=["p=300", "n=60", "n_test=200", "weak_steps=30",
+                                                              "lemma_trials=3", "width=64", "seeds=2"])
+    assert fig10["measured"]["per_seed"][0]["seed"] == 0
+    assert "weak test acc |" in (tmp_path / "fig10" / "table.md").read_text()  # no 3-neuron paper values
+
+
+def test_reproduce_all_runs_every_entry_and_lists_the_claims(tmp_path, monkeypatch):
+    import json
+
+    import groktransfer.reproduce as rp
+
+    cheap = {"fig4a": rp.dataclasses.replace(rp.REPRODUCTIONS["fig4a"], quick=["p=200", "n=40", "n_test=100",
+                                                                                "width=16", "steps=10"]),
+             "fig10": rp.dataclasses.replace(rp.REPRODUCTIONS["fig10"], quick=["p=200", "n=40", "n_test=100",
+                                                                                "weak_steps=10", "lemma_trials=2",
+                                                                                "width=32", "seeds=1"])}
+    monkeypatch.setattr(rp, "REPRODUCTIONS", cheap)
+    records = rp.reproduce_all(tmp_path / "all", quick=True)
+    assert set(records) == {"fig4a", "fig10"}
+    table = (tmp_path / "all" / "all.md").read_text().splitlines()
+    assert table[0].startswith("| reproduction | size | holds |") and len(table) == 4
+    assert json.loads((tmp_path / "all" / "all.json").read_text())["reproductions"]["fig4a"]["size"] == "quick"
