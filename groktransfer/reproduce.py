@@ -646,8 +646,11 @@ def reproduce_all(
     command: str = "", log: Callable[[str], None] = lambda message: None,
 ) -> dict:
     """Every reproduction into ``out/NAME``; ``out/all.md`` lists whether each claim held."""
+    import time
+
     out = check_new_run_dir(out, overwrite)
     out.mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
     records, rows = {}, ["| reproduction | size | holds | claim |", "|---|---|---|---|"]
     for name in REPRODUCTIONS:
         log(f"[reproduce all] {name}")
@@ -655,7 +658,8 @@ def reproduce_all(
         records[name] = {"holds": record["holds"], "size": record["size"]}
         rows.append(f"| [{name}]({name}/table.md) | {record['size']} | {str(record['holds']).lower()} | {record['claim']} |")
         atomic_write_text(out / "all.md", "\n".join(rows) + "\n")
-    atomic_write_text(out / "all.json", json.dumps({"command": command, "reproductions": records}, indent=2) + "\n")
+    record = {"command": command, "wall_clock_s": time.perf_counter() - start, "reproductions": records}
+    atomic_write_text(out / "all.json", json.dumps(record, indent=2) + "\n")
     return records
 
 
