@@ -260,7 +260,7 @@ def _command(args: argparse.Namespace) -> int:
         if args.name == "all":
             if args.overrides:
                 raise ConfigError("reproduce all: takes no key=value overrides (each reproduction has its own)")
-            records = reproduce_all(out, quick=args.quick, overwrite=args.overwrite, progress=not args.no_progress,
+            reproduce_all(out, quick=args.quick, overwrite=args.overwrite, progress=not args.no_progress,
                                     command=command, log=print)
             print(f"\n{(out / 'all.md').read_text()}\nwritten: {out / 'all.md'}, {out / 'all.json'}, {out}/NAME/")
             return 0

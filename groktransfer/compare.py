@@ -31,8 +31,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Optional, Union
 
-import yaml
-
 from .config import (
     Config,
     ConfigError,

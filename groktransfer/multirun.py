@@ -41,7 +41,6 @@ run are the batch's: ``elapsed_s`` is the time since the batch started, and a ru
 from __future__ import annotations
 
 import copy
-import dataclasses
 import math
 import time
 from dataclasses import dataclass, field

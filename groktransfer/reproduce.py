@@ -450,7 +450,7 @@ def _table1_table(summary: dict, measured: dict) -> str:
     target_note = "" if measured["target_reached"] else " (threshold not reached)"
     speedup = measured.get("speedup")
     return "\n".join([
-        f"| | weak model | target, GrokTransfer | target, from scratch | scratch ÷ (weak + GrokTransfer) |",
+        "| | weak model | target, GrokTransfer | target, from scratch | scratch ÷ (weak + GrokTransfer) |",
         "|---|---|---|---|---|",
         f"| wall-clock ms, measured ({measured['device']}) | {ms(measured['weak_ms'])} | {ms(measured['target_ms'])}{target_note} | "
         f"{ms(measured['scratch_ms'])}{scratch_note} | {'—' if speedup is None else f'{speedup:.1f}×'} |",

@@ -33,9 +33,7 @@ are reused).
 
 from __future__ import annotations
 
-import copy
 import json
-import math
 from pathlib import Path
 from typing import Callable, Optional, Union
 

@@ -10,7 +10,7 @@ from groktransfer.multirun import RunSpec, train_many
 from groktransfer.pipeline import run_experiment
 from groktransfer.tasks import ModularTask
 from groktransfer.training import train
-from groktransfer.transfer import FactorizedEmbedding, load_weak_embedding
+from groktransfer.transfer import load_weak_embedding
 from groktransfer.transformer import Transformer
 
 STYLES = [(style, fmt) for style in ("nanda", "grokfast") for fmt in ("pair", "equation")]
