@@ -261,7 +261,7 @@ def _command(args: argparse.Namespace) -> int:
             if args.overrides:
                 raise ConfigError("reproduce all: takes no key=value overrides (each reproduction has its own)")
             reproduce_all(out, quick=args.quick, overwrite=args.overwrite, progress=not args.no_progress,
-                                    command=command, log=print)
+                          command=command, log=print)
             print(f"\n{(out / 'all.md').read_text()}\nwritten: {out / 'all.md'}, {out / 'all.json'}, {out}/NAME/")
             return 0
         record = reproduce(args.name, out, quick=args.quick, overrides=args.overrides, overwrite=args.overwrite,

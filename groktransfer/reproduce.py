@@ -24,6 +24,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Optional, Union
@@ -609,6 +610,8 @@ def reproduce(
     else:
         config = load_preset(spec.preset, applied)
     out = check_new_run_dir(out, overwrite)
+    if overwrite and out.is_dir():
+        shutil.rmtree(out)  # --overwrite means fresh runs: nothing of an earlier reproduction is reused
     log(f"[reproduce {name}] {spec.claim if spec.preset is None else preset_description(spec.preset)}")
     if quick:
         log(f"[reproduce {name}] --quick: {' '.join(spec.quick)}")
@@ -649,6 +652,8 @@ def reproduce_all(
     import time
 
     out = check_new_run_dir(out, overwrite)
+    if overwrite and out.is_dir():
+        shutil.rmtree(out)
     out.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     records, rows = {}, ["| reproduction | size | holds | claim |", "|---|---|---|---|"]
