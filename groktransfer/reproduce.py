@@ -327,6 +327,37 @@ def _normal_training_defaults() -> dict:
     return {name: param.default for name, param in inspect.signature(normal_training).parameters.items()}
 
 
+def _run_fig5(settings: dict, out: Path) -> dict:
+    from .xor import weak_norm_ratio
+
+    rows = [{"n": n, "eps": eps, "r_W": weak_norm_ratio(settings["p"], n, eps, steps=settings["steps"],
+                                                        seed=settings["seed"], device=settings["device"])}
+            for n in settings["ns"] for eps in settings["epsilons"]]
+    return {"settings": settings, "rows": rows}
+
+
+def _judge_fig5(summary: dict) -> tuple[dict, bool]:
+    """Least squares of log r_W on log(ε/√n): the claim is a slope near 1 with a good fit."""
+    xs = [math.log(r["eps"] / math.sqrt(r["n"])) for r in summary["rows"]]
+    ys = [math.log(r["r_W"]) for r in summary["rows"]]
+    mx, my = sum(xs) / len(xs), sum(ys) / len(ys)
+    sxx = sum((x - mx) ** 2 for x in xs)
+    slope = sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / sxx
+    residual = sum((y - my - slope * (x - mx)) ** 2 for x, y in zip(xs, ys))
+    r2 = 1 - residual / max(sum((y - my) ** 2 for y in ys), 1e-300)
+    measured = {"slope": slope, "r2": r2, "rows": summary["rows"]}
+    return measured, 0.7 <= slope <= 1.3 and r2 >= 0.9
+
+
+def _fig5_table(summary: dict, measured: dict) -> str:
+    lines = ["| n | ε | ε/√n | r_W |", "|---|---|---|---|"]
+    for r in measured["rows"]:
+        lines.append(f"| {r['n']} | {r['eps']} | {r['eps'] / math.sqrt(r['n']):.5f} | {r['r_W']:.5f} |")
+    lines += ["", f"log r_W against log(ε/√n): slope {measured['slope']:.2f}, R² {measured['r2']:.3f} "
+                  "(the claim: proportional, slope 1)."]
+    return "\n".join(lines)
+
+
 def _judge_fig10(summary: dict) -> tuple[dict, bool]:
     measured, _ = _judge_xor(summary)
     holds = all(r["target_test_acc_after_one_step"] < 0.9 for r in measured["per_seed"])
@@ -561,6 +592,18 @@ REPRODUCTIONS: dict[str, Reproduction] = {
         table=_fig4a_table,
         run=_run_fig4a,
         defaults=_normal_training_defaults(),
+    ),
+    "fig5": Reproduction(
+        preset=None,
+        claim="The noise part of the weak model's first layer is small: its norm ratio r_W scales like ε/√n "
+              "(and does not depend on p).",
+        criterion="holds when the least-squares slope of log r_W on log(ε/√n) is within [0.7, 1.3] with R² ≥ 0.9",
+        quick=["p=20000"],
+        judge=_judge_fig5,
+        table=_fig5_table,
+        run=_run_fig5,
+        defaults={"p": 80000, "ns": [100, 200, 400, 800], "epsilons": [0.025, 0.05, 0.1], "steps": 1000, "seed": 0,
+                  "device": "cpu"},
     ),
     "fig10": Reproduction(
         preset=None,

@@ -206,6 +206,16 @@ def fresh_accuracies(models: dict, n: int, p: int, eps: float, generator: torch.
     return {name: {key: hits[name][key] / max(1, counts[key]) for key in counts} for name in models}
 
 
+def weak_norm_ratio(p: int, n: int, eps: float, *, neurons: int = 3, lr: float = 0.1, weight_decay: float = 0.1,
+                    steps: int = 1000, seed: int = 0, device: str = "cpu") -> float:
+    """Fig. 5: r_W of a weak model trained on n samples of XOR data with noise level eps."""
+    generator = torch.Generator().manual_seed(seed)
+    x, y = xor_data(n, p, eps, generator, device)
+    weak = weak_model(p, neurons, generator, device)
+    gradient_descent(weak, x, y, lr, weight_decay, steps)
+    return norm_ratio(weak.W)
+
+
 def normal_training(p: int = 80_000, n: int = 400, eps: float = 0.05, *, width: int = 2048, lr: float = 0.1,
                     weight_decay: float = 0.1, steps: int = 200, eval_every: int = 5, n_test: int = 2000,
                     seed: int = 0, device: str = "cpu") -> list[dict]:
@@ -224,4 +234,4 @@ def normal_training(p: int = 80_000, n: int = 400, eps: float = 0.05, *, width: 
     return history
 
 
-__all__ = ["TransferredTarget", "TwoLayer", "normal_training", "norm_ratio", "xor_data", "xor_theory"]
+__all__ = ["TransferredTarget", "TwoLayer", "normal_training", "norm_ratio", "weak_norm_ratio", "xor_data", "xor_theory"]
