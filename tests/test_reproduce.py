@@ -80,3 +80,13 @@ def test_fig5_fits_the_norm_ratio_against_eps_over_root_n(tmp_path):
     assert measured["slope"] == pytest.approx(1.0) and measured["r2"] == pytest.approx(1.0) and holds
     record = reproduce("fig5", tmp_path / "fig5", overrides=["p=200", "ns=[20, 40]", "epsilons=[0.1]", "steps=20"])
     assert [(r["n"], r["eps"]) for r in record["measured"]["rows"]] == [(20, 0.1), (40, 0.1)]
+
+
+def test_fig12_finds_the_fourier_frequency_of_a_circle(tmp_path):
+    from groktransfer.reproduce import reproduce
+
+    record = reproduce("fig12", tmp_path / "fig12", overrides=[
+        "preset=demo", "preset_overrides=['task.p=13', 'weak.train.max_steps=30']"])
+    measured = record["measured"]
+    assert 1 <= measured["best_frequency"] <= 6 and -1.0 <= measured["fourier_r2"] <= 1.0
+    assert (tmp_path / "fig12" / "fig12.png").is_file()
