@@ -358,6 +358,25 @@ def _fig5_table(summary: dict, measured: dict) -> str:
     return "\n".join(lines)
 
 
+def best_fourier_frequency(points) -> tuple[int, float]:
+    """The frequency k (1 … p/2) whose [cos, sin](2πka/p) plus a constant best fits the rows of
+    ``points`` (p × m, row a for residue a) by least squares, and that fit's R²."""
+    import torch
+
+    p = points.shape[0]
+    residues = torch.arange(p, dtype=torch.float64)
+    total = (points - points.mean(dim=0)).pow(2).sum()
+    best_k, best_r2 = 0, -math.inf
+    for k in range(1, p // 2 + 1):
+        angle = 2 * math.pi * k * residues / p
+        F = torch.stack([angle.cos(), angle.sin(), torch.ones(p, dtype=torch.float64)], dim=1)
+        fit = F @ torch.linalg.lstsq(F, points).solution
+        r2 = float(1 - (points - fit).pow(2).sum() / total)
+        if r2 > best_r2:
+            best_k, best_r2 = k, r2
+    return best_k, best_r2
+
+
 def _run_fig12(settings: dict, out: Path) -> dict:
     """Train the preset's weak model, project its embedding on its top two principal components,
     and find the single Fourier frequency k whose (cos, sin)(2πka/p) best explains them."""
@@ -377,15 +396,7 @@ def _run_fig12(settings: dict, out: Path) -> dict:
     pcs = centred @ Vh[:2].T
     p = E.shape[0]
     residues = torch.arange(p, dtype=torch.float64)
-    best_k, best_r2 = 0, -math.inf
-    total = (pcs - pcs.mean(dim=0)).pow(2).sum()
-    for k in range(1, p // 2 + 1):
-        angle = 2 * math.pi * k * residues / p
-        F = torch.stack([angle.cos(), angle.sin(), torch.ones(p, dtype=torch.float64)], dim=1)
-        fit = F @ torch.linalg.lstsq(F, pcs).solution
-        r2 = float(1 - (pcs - fit).pow(2).sum() / total)
-        if r2 > best_r2:
-            best_k, best_r2 = k, r2
+    best_k, best_r2 = best_fourier_frequency(pcs)
     fig, ax = plt.subplots(figsize=(5, 5))
     points = ax.scatter(pcs[:, 0], pcs[:, 1], c=residues, cmap="hsv", s=18)
     for a in range(p):

@@ -90,3 +90,19 @@ def test_fig12_finds_the_fourier_frequency_of_a_circle(tmp_path):
     measured = record["measured"]
     assert 1 <= measured["best_frequency"] <= 6 and -1.0 <= measured["fourier_r2"] <= 1.0
     assert (tmp_path / "fig12" / "fig12.png").is_file()
+
+
+def test_best_fourier_frequency_recovers_a_planted_circle():
+    import math
+
+    import torch
+
+    from groktransfer.reproduce import best_fourier_frequency
+
+    p = 31
+    a = torch.arange(p, dtype=torch.float64)
+    circle = torch.stack([3 * torch.cos(2 * math.pi * 5 * a / p) + 1, 3 * torch.sin(2 * math.pi * 5 * a / p)], dim=1)
+    k, r2 = best_fourier_frequency(circle)
+    assert k == 5 and r2 == pytest.approx(1.0)
+    noise = torch.randn(p, 2, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    assert best_fourier_frequency(noise)[1] < 0.8
