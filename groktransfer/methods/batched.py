@@ -18,7 +18,7 @@ from typing import Optional
 import torch
 
 from ..config import MethodsConfig
-from .grokfast import RunningWindow
+from .grokfast import RunningWindow, lamb_ramp
 
 
 def per_run(values: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
@@ -35,16 +35,11 @@ class _BatchedFilter:
     def __init__(self, lambs: torch.Tensor, start_step: int, warmup_steps: int) -> None:
         self.lamb, self.start_step, self.warmup_steps = lambs, start_step, warmup_steps
 
-    def _ramp(self, step: int) -> float:
-        if self.warmup_steps == 0:
-            return 1.0
-        return min(1.0, (step - self.start_step + 1) / self.warmup_steps)
-
     @torch.no_grad()
     def after_backward(self, params, grads, step: int) -> None:
         if step < self.start_step:
             return
-        lamb = self.lamb * self._ramp(step)
+        lamb = self.lamb * lamb_ramp(step, self.start_step, self.warmup_steps)
         for name, grad in grads.items():
             self._filter(name, grad, lamb)
 

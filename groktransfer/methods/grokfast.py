@@ -43,6 +43,13 @@ def _check(lamb: float, start_step: int, warmup_steps: int) -> None:
         raise ConfigError(f"grokfast.warmup_steps: got {warmup_steps}; must be >= 0")
 
 
+def lamb_ramp(step: int, start_step: int, warmup_steps: int) -> float:
+    """The fraction of λ in force at ``step``: a linear ramp over ``warmup_steps`` after ``start_step``."""
+    if warmup_steps == 0:
+        return 1.0
+    return min(1.0, (step - start_step + 1) / warmup_steps)
+
+
 class _GradientFilter:
     def __init__(self, model: nn.Module, lamb: float, start_step: int, warmup_steps: int) -> None:
         _check(lamb, start_step, warmup_steps)
@@ -52,9 +59,7 @@ class _GradientFilter:
         return [(n, p.grad) for n, p in self.model.named_parameters() if p.grad is not None]
 
     def _lamb_at(self, step: int) -> float:
-        if self.warmup_steps == 0:
-            return self.lamb
-        return self.lamb * min(1.0, (step - self.start_step + 1) / self.warmup_steps)
+        return self.lamb * lamb_ramp(step, self.start_step, self.warmup_steps)
 
     @torch.no_grad()
     def after_backward(self, step: int) -> None:
