@@ -731,6 +731,8 @@ def reproduce(
     applied = (spec.quick if quick else []) + list(overrides)
     if spec.run is not None:
         settings = _settings(name, spec.defaults or {}, applied)
+        if "preset" in settings:  # a bad preset or override is refused before anything is written
+            load_preset(settings["preset"], list(settings["preset_overrides"]) + [f"device={settings['device']}"])
     else:
         config = load_preset(spec.preset, applied)
     out = check_new_run_dir(out, overwrite)
@@ -805,7 +807,7 @@ def _settings(name: str, defaults: dict, overrides: list[str]) -> dict:
             value = yaml.safe_load(text)
         except yaml.YAMLError:
             value = text
-        if isinstance(value, int) and isinstance(defaults[key], list):
+        if key == "seeds" and isinstance(value, int):
             value = list(range(value))  # seeds=N: seeds 0 .. N-1
         if not isinstance(value, type(defaults[key])) and not (isinstance(defaults[key], float) and isinstance(value, int)):
             raise ConfigError(f"reproduce {name}: {key}: got {text!r}; expected {type(defaults[key]).__name__}")
