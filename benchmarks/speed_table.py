@@ -16,7 +16,7 @@ from pathlib import Path
 def hardware(record: dict) -> str:
     env = record["environment"]
     device = env.get("device_name") or env.get("device") or "?"
-    return f"{device}, torch {env.get('torch_version', '?')}, {record.get('threads', '?')} threads, precision {record.get('precision', 'full')}"
+    return f"{device}, torch {env.get('torch_version', '?')}, {record.get('threads', env.get('torch_threads', '?'))} threads, precision {record.get('precision', 'full')}"
 
 
 def multirun(record: dict) -> str:
@@ -63,11 +63,22 @@ def single_run(record: dict) -> str:
     return "\n".join(lines)
 
 
+def compiled(record: dict) -> str:
+    lines = [f"Hardware: {hardware(record)}.", "",
+             "| model | K | eager ms/step | compiled ms/step | steady speed-up | whole run, eager | whole run, compiled (incl. compiling) |",
+             "|---|---|---|---|---|---|---|"]
+    for row in record["rows"]:
+        lines.append(f"| {row['model']} | {row['k']} | {row['eager_ms_per_step']:.2f} | {row['compiled_ms_per_step']:.2f} | "
+                     f"×{row['steady_speedup']:.2f} | {row['eager_total_s']:.1f} s | {row['compiled_total_s']:.1f} s |")
+    return "\n".join(lines)
+
+
 def main(paths: list[str]) -> int:
     for path in paths:
         record = json.loads(Path(path).read_text())
         kind = record.get("benchmark") or ("single_run" if "results" in record else "?")
-        render = {"multirun": multirun, "fig1b_grid": fig1b, "single_run": single_run}.get(kind)
+        render = {"multirun": multirun, "fig1b_grid": fig1b, "single_run": single_run,
+                  "compile": compiled}.get(kind)
         if render is None:
             print(f"{path}: not a speed benchmark result", file=sys.stderr)
             return 2

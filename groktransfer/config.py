@@ -250,10 +250,16 @@ class TrainConfig(Config):
     stop_patience: int = 1  # ... for this many consecutive evaluations
     dtype: Literal["float32", "float64"] = "float32"  # the paper trains in float32
     diagnostics: bool = True  # log per-parameter norms, softmax collapse, zero loss, A·B rank at each evaluation
+    # The Fig. 3 eNTK diagnostic on the first N training inputs (entk_norm, entk_change at each
+    # evaluation); 0 = off. Costs one backward pass per probe input per evaluation; runs one at a time.
+    entk_probe: int = 0
     check_finite_every_step: bool = False  # stop at the first NaN/inf loss at once (one host sync per step)
     # Opt-in faster matmuls: "tf32" lets CUDA matmuls use TensorFloat-32 (no effect on CPU);
     # "bf16" runs forward passes under bfloat16 autocast. "full" = plain float32/float64 (the default).
     precision: Literal["full", "tf32", "bf16"] = "full"
+    # Opt-in torch.compile of the step's forward + loss (CUDA graphs on CUDA), eager if compiling
+    # fails. Off by default: on 2 CPU cores it was slower, and compiling costs seconds per run.
+    compile: bool = False
 
     def check(self) -> None:
         _require(self.lr > 0, f"lr: got {self.lr}; must be > 0")
@@ -268,6 +274,8 @@ class TrainConfig(Config):
             f"batch_size: got {self.batch_size}; must be >= 1 or null for full batch",
         )
         _require(self.eval_dense_until >= 0, f"eval_dense_until: got {self.eval_dense_until}; must be >= 0")
+        _require(self.entk_probe >= 0, f"entk_probe: got {self.entk_probe}; must be >= 0 (0 = off)")
+        _require(self.entk_probe == 0 or self.diagnostics, "entk_probe: the eNTK is a diagnostic; set diagnostics: true")
         _require(self.eval_every >= 1, f"eval_every: got {self.eval_every}; must be >= 1")
         _require(self.eval_log_factor > 1.0, f"eval_log_factor: got {self.eval_log_factor}; must be > 1")
         _require(

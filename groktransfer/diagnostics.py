@@ -10,6 +10,8 @@
   Roy & Vetterli 2007) and ``embedding_cka_to_weak``, the linear CKA similarity
   (Kornblith et al. 2019) between A·B and the weak embedding E_W. CKA compares the two
   matrices' row geometry, so their widths (d_T and d_W) may differ.
+- With ``train.entk_probe: N``: ``entk_norm`` and ``entk_change``, the pseudo-NTK on the first
+  N training inputs and its change since the previous evaluation (see :mod:`groktransfer.entk`).
 
 All values are device tensors; the trainer reads them back in its one sync per evaluation.
 """
@@ -21,6 +23,7 @@ from typing import Optional
 import torch
 from torch import nn
 
+from .entk import EntkTracker
 from .transfer import FactorizedEmbedding
 
 
@@ -74,8 +77,9 @@ def embedding_diagnostics(embedding: nn.Module, weak_matrix: Optional[torch.Tens
 class Diagnostics:
     """Computes every diagnostic of a model at an evaluation point."""
 
-    def __init__(self, weak_matrix: Optional[torch.Tensor] = None) -> None:
+    def __init__(self, weak_matrix: Optional[torch.Tensor] = None, entk: Optional[EntkTracker] = None) -> None:
         self.weak_matrix = None if weak_matrix is None else weak_matrix.detach().clone()
+        self.entk = entk
 
     @torch.no_grad()
     def __call__(self, model: nn.Module, train_logits: torch.Tensor, train_labels: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -84,4 +88,6 @@ class Diagnostics:
         getter = getattr(model, "get_input_embeddings", None)
         if getter is not None:
             values.update(embedding_diagnostics(getter(), self.weak_matrix))
+        if self.entk is not None:
+            values.update(self.entk(model))
         return values

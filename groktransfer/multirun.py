@@ -50,6 +50,7 @@ import torch
 from torch import nn
 from torch.func import functional_call, stack_module_state, vmap
 
+from .compiling import CompiledStep
 from .config import ConfigError, MethodsConfig, TrainConfig
 from .methods import loss_function
 from .methods.batched import build_batched_hooks, per_run, stacked_norm
@@ -67,6 +68,7 @@ from .transfer import FactorizedEmbedding
 SHARED_TRAIN_FIELDS = (
     "max_steps", "batch_size", "eval_dense_until", "eval_schedule", "eval_every", "eval_log_factor",
     "stop_at_test_acc", "stop_patience", "dtype", "diagnostics", "check_finite_every_step", "precision",
+    "compile",
 )
 
 
@@ -106,6 +108,9 @@ def batch_key(spec: RunSpec) -> dict:
 
 
 def check_batchable(specs: Sequence[RunSpec]) -> None:
+    if specs[0].train.entk_probe:
+        raise ConfigError("train_many: train.entk_probe (the eNTK diagnostic) is computed one run at a time; "
+                          "use train() or entk_probe: 0")
     first = batch_key(specs[0])
     for i, spec in enumerate(specs[1:], start=1):
         key = batch_key(spec)
@@ -273,6 +278,10 @@ def _train_many(specs, device, on_eval, stop_requested, progress) -> list[TrainR
     def per_run_loss(batch, logits, y, y_dim):
         return vmap(loss_fn, in_dims=(0, y_dim))(logits, y)
 
+    def all_losses(params, buffers, xb, yb, x_dim, y_dim):
+        return vmap(loss_one, in_dims=(0, 0, x_dim, y_dim))(params, buffers, xb, yb)
+
+    step_losses = CompiledStep(all_losses, device, config.compile)
     embedding_names = _embedding_names(first.model) if config.diagnostics else None
     batch = _Batch(specs, device, dtype)
     schedule = EvalSchedule(config)
@@ -300,7 +309,7 @@ def _train_many(specs, device, on_eval, stop_requested, progress) -> list[TrainR
             stage=specs[run].stage, status=status, steps=step, diverged_step=diverged_step, history=history,
             wall_clock_s=time.perf_counter() - start,
             flops=float(step_flops * step + eval_flops * len(history)),
-            flops_per_step=float(step_flops), n_params=n_params,
+            flops_per_step=float(step_flops), n_params=n_params, compiled=step_losses.active,
         )
 
     while len(batch):
@@ -347,7 +356,7 @@ def _train_many(specs, device, on_eval, stop_requested, progress) -> list[TrainR
         else:
             xb, yb = _minibatch(batch, config.batch_size, n_train, device)
             x_dim = y_dim = 0
-        losses = vmap(loss_one, in_dims=(0, 0, x_dim, y_dim))(batch.params, batch.buffers, xb, yb)
+        losses = step_losses(batch.params, batch.buffers, xb, yb, x_dim, y_dim)
         trainable = [batch.params[n] for n in batch.trainable]
         grads = dict(zip(batch.trainable, torch.autograd.grad(losses.sum(), trainable)))
         for hook in batch.hooks:

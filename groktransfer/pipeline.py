@@ -32,6 +32,7 @@ from torch import nn
 from .checkpoint import load_checkpoint, save_checkpoint
 from .config import ConfigError, RunConfig, StageConfig, dump_yaml, load_config_file, run_config_from_dict
 from .diagnostics import Diagnostics
+from .entk import EntkTracker
 from .methods import build_hooks, describe_methods, loss_function
 from .models import build_network
 from .plots import plot_run
@@ -193,7 +194,9 @@ def run_experiment(
             loss_fn=loss_function(stage.methods),
             hooks=build_hooks(model, stage.methods),
             events=events,
-            diagnostics=Diagnostics(weak_matrix) if stage.train.diagnostics else None,
+            diagnostics=Diagnostics(
+                weak_matrix, EntkTracker(task.x_train[: stage.train.entk_probe]) if stage.train.entk_probe else None,
+            ) if stage.train.diagnostics else None,
             checkpointer=checkpointer,
             resume=resume,
             on_eval=(lambda row: record_eval(name, row)) if run_dir is not None else None,

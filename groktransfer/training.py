@@ -34,6 +34,7 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
+from .compiling import CompiledStep
 from .config import TrainConfig
 from .metrics import summarize_history
 
@@ -128,6 +129,7 @@ class TrainResult:
     flops: float = 0.0  # estimate: measured FLOPs of one training step × steps + of one evaluation × evaluations
     flops_per_step: float = 0.0
     n_params: int = 0
+    compiled: bool = False  # the step ran through torch.compile to the end (train.compile and no fallback)
 
     def summary(self) -> dict:
         out = {
@@ -139,6 +141,7 @@ class TrainResult:
             "flops_per_step": self.flops_per_step,
             "n_params": self.n_params,
             "n_evals": len(self.history),
+            "compiled": self.compiled,
         }
         out.update(summarize_history(self.history))
         return out
@@ -251,6 +254,12 @@ def train(
         model, loss_fn, first_batch, first_labels, [(x_train, y_train), (x_test, y_test)]
     )
 
+    def batch_loss(xb: torch.Tensor, yb: torch.Tensor) -> torch.Tensor:
+        with forward_precision(config.precision, device):
+            logits = model(xb)
+        return loss_fn(logits.float() if config.precision == "bf16" else logits, yb)
+
+    step_loss = CompiledStep(batch_loss, device, config.compile)
     optimizer = _make_optimizer(model, config)
     schedule = EvalSchedule(config)
     first_bad_step = torch.full((), -1, dtype=torch.long, device=device)
@@ -358,9 +367,7 @@ def train(
             cursor += config.batch_size
             xb, yb = x_train[idx], y_train[idx]
 
-        with forward_precision(config.precision, device):
-            logits = model(xb)
-        loss = loss_fn(logits.float() if config.precision == "bf16" else logits, yb)
+        loss = step_loss(xb, yb)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         for hook in hooks:
@@ -387,4 +394,5 @@ def train(
         flops=float(step_flops * step + eval_flops * len(history)),
         flops_per_step=float(step_flops),
         n_params=sum(p.numel() for p in model.parameters()),
+        compiled=step_loss.active,
     )
