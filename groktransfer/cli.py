@@ -39,7 +39,7 @@ from .records import atomic_write_text, check_new_run_dir
 from .presets import load_preset, preset_description, preset_names, preset_path
 from .training import RunInterrupted
 from .sweep import parse_parallel, run_many
-from .reproduce import REPRODUCTIONS, reproduce, reproduce_all
+from .reproduce import ALIASES, REPRODUCTIONS, reproduce, reproduce_all
 from .tune import run_tune
 
 EXIT_USAGE = 2  # bad input: nothing was written
@@ -91,7 +91,7 @@ def _build_parser() -> argparse.ArgumentParser:
     presets.add_argument("name", nargs="?")
 
     reproduce = sub.add_parser("reproduce", help="re-run one of the paper's experiments and test its claim")
-    reproduce.add_argument("name", help="one of: " + ", ".join(REPRODUCTIONS) + ", or all")
+    reproduce.add_argument("name", help="one of: " + ", ".join([*REPRODUCTIONS, *ALIASES]) + ", or all")
     reproduce.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="overrides of the preset")
     reproduce.add_argument("--quick", action="store_true", help="the CPU-sized version (see claim.json for what changes)")
     reproduce.add_argument("--out", help="output directory (default: runs/reproduce-NAME[-quick])")

