@@ -174,6 +174,7 @@ def run_numbers(summary: dict, run_dir: Optional[Path] = None) -> dict:
         "wall_clock_s": weak_s + stage["wall_clock_s"],
         "flops": weak_flops + stage["flops"],
         "final_test_acc": stage["final_test_acc"],
+        "best_test_acc": stage.get("best_test_acc"),
     }
 
 

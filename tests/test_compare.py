@@ -44,6 +44,18 @@ def test_every_method_shares_the_seed_split_budget_and_architecture():
         method_run_config(spec, "scratch", 0, {"train": {"max_steps": 5}})
 
 
+def test_when_no_configuration_reaches_the_target_the_closest_one_wins():
+    from groktransfer.tune import rank_key
+
+    keys = [rank_key([None, None], [0.30, 0.50], 0), rank_key([None, None], [0.60, 0.80], 1),
+            rank_key([None, None], [0.10, 0.20], 2)]
+    assert min(range(3), key=lambda i: keys[i]) == 1  # mean best test accuracy 0.7 beats 0.4 and 0.15
+    # ... but any success beats every failure, and fewer failures beat a faster mean.
+    assert rank_key([900.0, None], [0.99, 0.1], 3) < keys[1]
+    assert rank_key([900.0, 800.0], [0.99, 0.99], 4) < rank_key([100.0, None], [0.99, 0.99], 5)
+    assert rank_key([None], [None], 6)[2] == 0.0  # a run with no evaluation counts as accuracy 0
+
+
 def test_search_spaces_and_scores():
     grid = {"train.lr": [0.1, 0.2], "train.weight_decay": [0.0, 1.0]}
     assert len(method_space("scratch", grid)) == 4
@@ -89,9 +101,10 @@ def test_tune_end_to_end_and_compare_reads_its_result(tmp_path):
     best = yaml.safe_load((out / "best.yaml").read_text())
     trials = list(csv.DictReader(open(out / "trials.csv")))
     assert len(trials) == 4 and {t["method"] for t in trials} == {"scratch", "omnigrok"}
-    # The winner is the trial with the fewest failures, then the lowest mean.
+    # The winner is the trial with the fewest failures, then the lowest mean, then the best test accuracy.
     scratch = sorted((t for t in trials if t["method"] == "scratch"),
-                     key=lambda t: (int(t["failures"]), float(t["mean_reached"]), int(t["trial"])))
+                     key=lambda t: (int(t["failures"]), float(t["mean_reached"]), -float(t["mean_best_test_acc"]),
+                                    int(t["trial"])))
     winner = json.loads(scratch[0]["params"])
     assert best["hyperparameters"]["scratch"]["train"]["lr"] == winner["train.lr"]
     assert json.loads((out / "tune.json").read_text())["configs_per_method"] == {"scratch": 2, "omnigrok": 2}
