@@ -97,6 +97,8 @@ def _build_parser() -> argparse.ArgumentParser:
     reproduce.add_argument("--out", help="output directory (default: runs/reproduce-NAME[-quick])")
     reproduce.add_argument("--overwrite", action="store_true", help="replace an existing output directory")
     reproduce.add_argument("--no-progress", action="store_true", help="no progress bars")
+    reproduce.add_argument("--parallel", default="auto",
+                           help="reproductions of several runs: most trained together as one batch, or auto (default)")
 
     for name, helptext in (("compare", "every method on the same seeds, splits and budget"),
                            ("tune", "hyperparameter search with an equal budget per method")):
@@ -261,11 +263,12 @@ def _command(args: argparse.Namespace) -> int:
             if args.overrides:
                 raise ConfigError("reproduce all: takes no key=value overrides (each reproduction has its own)")
             reproduce_all(out, quick=args.quick, overwrite=args.overwrite, progress=not args.no_progress,
-                          command=command, log=print)
+                          command=command, log=print, parallel=parse_parallel(args.parallel))
             print(f"\n{(out / 'all.md').read_text()}\nwritten: {out / 'all.md'}, {out / 'all.json'}, {out}/NAME/")
             return 0
         record = reproduce(args.name, out, quick=args.quick, overrides=args.overrides, overwrite=args.overwrite,
-                           progress=not args.no_progress, command=command, log=print)
+                           progress=not args.no_progress, command=command, log=print,
+                           parallel=parse_parallel(args.parallel))
         details = out / ("run" if record["preset"] else "summary.json")
         if record["preset"]:
             print(f"\n{record['run_table']}")

@@ -22,6 +22,7 @@ numbers are not the paper's; only whether the claim holds is comparable.
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import json
 import math
 import shutil
@@ -77,7 +78,7 @@ class Reproduction:
     quick: list[str]  # overrides for the CPU-sized version
     judge: Callable[[dict], tuple[dict, bool]]  # summary -> (measured figures, holds)
     table: Callable[[dict, dict], str]  # (summary, measured) -> markdown
-    run: Optional[Callable[[dict, Path], dict]] = None  # experiments of their own: (settings, out) -> summary
+    run: Optional[Callable[..., dict]] = None  # experiments of their own: (settings, out) -> summary
     defaults: Optional[dict] = None  # their settings, which key=value overrides change
 
 
@@ -92,7 +93,7 @@ def _check_encodings(encodings) -> None:
         raise ConfigError(f"encodings: got {encodings!r}; a non-empty list from {', '.join(FIG2_SETTINGS)}")
 
 
-def _run_fig2(settings: dict, out: Path) -> dict:
+def _run_fig2(settings: dict, out: Path, parallel: Union[int, str] = "auto") -> dict:
     """Scratch FNNs on each fixed encoding, for addition and multiplication (run through run_many)."""
     from .config import run_config_from_dict
     from .sweep import run_many
@@ -112,7 +113,7 @@ def _run_fig2(settings: dict, out: Path) -> dict:
                 },
             }
             jobs.append((run_config_from_dict(data), out / "runs" / f"{op}-{encoding}"))
-    summaries = run_many(jobs, parallel=1, plots=True)
+    summaries = run_many(jobs, parallel=parallel, plots=True)
     return {"settings": settings,
             "runs": {config.name: summary["stages"]["scratch"] for (config, _), summary in zip(jobs, summaries)},
             "plots": [str(path.relative_to(out) / "accuracy.png") for _, path in jobs]}
@@ -147,7 +148,7 @@ def _fig2_table(summary: dict, measured: dict) -> str:
     return "\n".join(lines)
 
 
-def _run_fig3(settings: dict, out: Path) -> dict:
+def _run_fig3(settings: dict, out: Path, parallel: Union[int, str] = "auto") -> dict:
     """Fig. 2's scratch FNNs on addition, with the eNTK diagnostic on a fixed probe set."""
     import csv
 
@@ -169,7 +170,7 @@ def _run_fig3(settings: dict, out: Path) -> dict:
             },
         }
         jobs.append((run_config_from_dict(data), out / "runs" / encoding))
-    summaries = run_many(jobs, parallel=1, plots=True)
+    summaries = run_many(jobs, parallel=parallel, plots=True)
     runs = {}
     for (config, path), summary in zip(jobs, summaries):
         with open(path / "diagnostics.csv", newline="", encoding="utf-8") as handle:
@@ -250,7 +251,7 @@ def _fig3_table(summary: dict, measured: dict) -> str:
     return "\n".join(lines)
 
 
-def _run_fig7(settings: dict, out: Path) -> dict:
+def _run_fig7(settings: dict, out: Path, parallel: Union[int, str] = "auto") -> dict:
     """Train the weak model once, keep its embedding at each checkpoint step, and start one
     GrokTransfer target from each (all targets alike but for A)."""
     from .config import run_config_from_dict
@@ -282,7 +283,7 @@ def _run_fig7(settings: dict, out: Path) -> dict:
         data.update(name=f"fig7-weak-step{step}", weak=None, scratch=None, device=settings["device"])
         data["transfer"] = dict(data["transfer"], weak_embedding_file=str(out / "weak" / f"step{step:06d}.safetensors"))
         jobs.append((run_config_from_dict(data), out / "runs" / f"weak-step{step:06d}"))
-    summaries = run_many(jobs, parallel=1, plots=True)
+    summaries = run_many(jobs, parallel=parallel, plots=True)
     runs = []
     for step, summary in zip(checkpoints, summaries):
         target = summary["stages"]["target"]
@@ -362,7 +363,7 @@ FIG15_VARIANTS = {
 }
 
 
-def _run_fig15(settings: dict, out: Path) -> dict:
+def _run_fig15(settings: dict, out: Path, parallel: Union[int, str] = "auto") -> dict:
     """GrokTransfer and its three controls on one preset, through run_many."""
     from .sweep import run_many
 
@@ -373,7 +374,7 @@ def _run_fig15(settings: dict, out: Path) -> dict:
         config = load_preset(settings["preset"], settings["preset_overrides"] + overrides + extra
                              + [f"device={settings['device']}", f"name=fig15-{name}"])
         jobs.append((config, out / "runs" / name.replace(" ", "_").replace("·", "").replace("=", "eq")))
-    summaries = run_many(jobs, parallel=1, plots=True)
+    summaries = run_many(jobs, parallel=parallel, plots=True)
     runs = {}
     for (name, _), summary in zip(FIG15_VARIANTS.items(), summaries):
         target = summary["stages"].get("target", {})
@@ -942,6 +943,7 @@ REPRODUCTIONS: dict[str, Reproduction] = {
 
 # Figures whose claim one reproduction tests together with others': `reproduce fig9` runs `xor`.
 ALIASES = {
+    "fig4": "fig4a",  # Fig. 4: (a) normal training; (b) the weak model, which `xor` covers
     "fig4b": "xor",  # the 3-neuron weak model and its alignment with three of [±1, ±1]
     "fig9": "xor",  # the transferred target, correct after one gradient step
 }
@@ -957,9 +959,11 @@ def reproduce(
     progress: bool = False,
     command: str = "",
     log: Callable[[str], None] = lambda message: None,
+    parallel: Union[int, str] = "auto",
 ) -> dict:
     """Run reproduction ``name`` (or an alias of one, see ``ALIASES``) into ``out``; return the
-    claim record (also in claim.json)."""
+    claim record (also in claim.json). ``parallel`` is passed to :func:`groktransfer.sweep.run_many`
+    by the reproductions made of several runs of one architecture (Figs. 2, 3, 7, 15)."""
     if name not in REPRODUCTIONS and name not in ALIASES:
         raise ConfigError(f"reproduce {name!r}: unknown; allowed: {', '.join([*REPRODUCTIONS, *ALIASES])}")
     if name in ALIASES:
@@ -981,7 +985,8 @@ def reproduce(
         log(f"[reproduce {name}] --quick: {' '.join(spec.quick)}")
     if spec.run is not None:
         out.mkdir(parents=True, exist_ok=True)
-        summary = spec.run(settings, out)
+        batched = "parallel" in inspect.signature(spec.run).parameters
+        summary = spec.run(settings, out, parallel=parallel) if batched else spec.run(settings, out)
         summary.update(environment(resolve_device(settings.get("device", "cpu"))))
         atomic_write_text(out / "summary.json", json.dumps(summary, indent=2) + "\n")
     else:
@@ -1010,7 +1015,7 @@ def reproduce(
 
 def reproduce_all(
     out: Union[str, Path], *, quick: bool = False, overwrite: bool = False, progress: bool = False,
-    command: str = "", log: Callable[[str], None] = lambda message: None,
+    command: str = "", log: Callable[[str], None] = lambda message: None, parallel: Union[int, str] = "auto",
 ) -> dict:
     """Every reproduction into ``out/NAME``; ``out/all.md`` lists whether each claim held."""
     import time
@@ -1023,7 +1028,8 @@ def reproduce_all(
     records, rows = {}, ["| reproduction | size | holds | claim |", "|---|---|---|---|"]
     for name in REPRODUCTIONS:
         log(f"[reproduce all] {name}")
-        record = reproduce(name, out / name, quick=quick, progress=progress, command=command, log=log)
+        record = reproduce(name, out / name, quick=quick, progress=progress, command=command, log=log,
+                           parallel=parallel)
         records[name] = {"holds": record["holds"], "size": record["size"]}
         rows.append(f"| [{name}]({name}/table.md) | {record['size']} | {str(record['holds']).lower()} | {record['claim']} |")
         atomic_write_text(out / "all.md", "\n".join(rows) + "\n")

@@ -89,6 +89,9 @@ def sweep_key(config: RunConfig) -> str:
         methods = (data.get(stage) or {}).get("methods")
         if methods is not None and methods.get("norm_constraint") is not None:
             methods["norm_constraint"] = "<per run>"
+    transfer = data.get("transfer") or {}
+    if transfer.get("weak_embedding_file"):  # each run's A comes from its own file (Fig. 7's checkpoints)
+        transfer["weak_embedding_file"] = "<per run>"
     return json.dumps(data, sort_keys=True)
 
 

@@ -61,6 +61,30 @@ def test_only_per_run_settings_may_differ_within_a_batch():
     assert sweep_key(base) != sweep_key(tiny_config(0, **{"scratch.train.max_steps": 50}))
 
 
+def test_targets_from_different_weak_embedding_files_train_together_as_they_would_alone(tmp_path):
+    from groktransfer.pipeline import build_model
+    from groktransfer.tasks import build_task
+    from groktransfer.transfer import save_weak_embedding
+
+    base = tiny_config(0)
+    task = build_task(base.task)
+    files = []
+    for seed in (3, 4):
+        weak = build_model(base.weak, task, seed)
+        files.append(tmp_path / f"weak{seed}.safetensors")
+        save_weak_embedding(weak, files[-1], metadata={"step": 0, "test_acc": 0.0})
+    configs = [tiny_config(0, **{"weak": None, "scratch": None, "transfer.weak_embedding_file": str(f)}) for f in files]
+    assert sweep_key(configs[0]) == sweep_key(configs[1])
+    assert sweep_key(configs[0]) != sweep_key(tiny_config(0, **{"scratch": None}))  # a file vs a weak stage
+    alone = [run_experiment(c, tmp_path / f"alone{i}", plots=False) for i, c in enumerate(configs)]
+    together = run_many([(c, tmp_path / f"together{i}") for i, c in enumerate(configs)], parallel=2)
+    assert [s["stages"]["target"]["batch_runs"] for s in together] == [2, 2]
+    for a, b in zip(alone, together):
+        assert b["stages"]["target"]["final_train_loss"] == pytest.approx(a["stages"]["target"]["final_train_loss"],
+                                                                          rel=1e-9)
+    assert alone[0]["stages"]["target"]["final_train_loss"] != alone[1]["stages"]["target"]["final_train_loss"]
+
+
 def test_finished_runs_are_reused_and_mixed_groups_run_in_order(tmp_path):
     configs = [tiny_config(0), tiny_config(1, **{"target.model.width": 64}), tiny_config(2)]
     jobs = [(c, tmp_path / f"run{i}") for i, c in enumerate(configs)]
