@@ -973,6 +973,8 @@ def reproduce(
     applied = (spec.quick if quick else []) + list(overrides)
     if spec.run is not None:
         settings = _settings(name, spec.defaults or {}, applied)
+        if "encodings" in settings:  # as is a bad encoding list
+            _check_encodings(settings["encodings"])
         if "preset" in settings:  # a bad preset or override is refused before anything is written
             load_preset(settings["preset"], list(settings["preset_overrides"]) + [f"device={settings['device']}"])
     else:
@@ -1059,4 +1061,4 @@ def _settings(name: str, defaults: dict, overrides: list[str]) -> dict:
     return settings
 
 
-__all__ = ["REPRODUCTIONS", "reproduce", "reproduce_all"]
+__all__ = ["ALIASES", "REPRODUCTIONS", "reproduce", "reproduce_all"]
