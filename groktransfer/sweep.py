@@ -40,7 +40,7 @@ from typing import Callable, Optional, Union
 import torch
 import yaml
 
-from .config import ConfigError, RunConfig, StageConfig, dump_yaml
+from .config import ConfigError, RunConfig, StageConfig, dump_yaml, run_config_from_dict
 from .diagnostics import Diagnostics
 from .methods import describe_methods, loss_function
 from .multirun import RunSpec, train_many
@@ -109,9 +109,11 @@ def reusable(config: RunConfig, out: Path) -> Optional[str]:
     if not (summary_path.is_file() or (out / CHECKPOINT_FILE).is_file()) or not config_path.is_file():
         return None
     try:
-        same = yaml.safe_load(config_path.read_text()) == config.to_dict()
+        # Through the config parser, so that a run saved before an option was added (with a
+        # default that reproduces the old behaviour) still counts as the same config.
+        same = run_config_from_dict(yaml.safe_load(config_path.read_text())).to_dict() == config.to_dict()
         done = json.loads(summary_path.read_text()) if summary_path.is_file() else {}
-    except (OSError, ValueError, yaml.YAMLError):
+    except (OSError, ValueError, TypeError, AttributeError, yaml.YAMLError, ConfigError):
         return None
     if not same:
         return None

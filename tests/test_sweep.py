@@ -96,6 +96,21 @@ def test_finished_runs_are_reused_and_mixed_groups_run_in_order(tmp_path):
     again = run_many(jobs, parallel=2)
     assert again == first and (tmp_path / "run0" / "summary.json").stat().st_mtime_ns == stamp
 
+    # A run saved before an option existed (its config.yaml lacks the key) is the same config
+    # when the option's default is what ran; a changed value is not.
+    import yaml
+
+    from groktransfer.sweep import reusable
+
+    saved = yaml.safe_load((tmp_path / "run0" / "config.yaml").read_text())
+    for stage in ("weak", "target", "scratch"):
+        del saved[stage]["train"]["compile"], saved[stage]["train"]["entk_probe"]
+    (tmp_path / "run0" / "config.yaml").write_text(yaml.safe_dump(saved))
+    assert reusable(configs[0], tmp_path / "run0") == "complete"
+    saved["target"]["train"]["lr"] = 0.5
+    (tmp_path / "run0" / "config.yaml").write_text(yaml.safe_dump(saved))
+    assert reusable(configs[0], tmp_path / "run0") is None
+
 
 def test_auto_parallel_batches_small_runs_on_cpu_and_fits_memory_on_cuda():
     cpu, cuda = torch.device("cpu"), torch.device("cuda")
