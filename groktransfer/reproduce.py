@@ -407,9 +407,23 @@ def _fig15_table(summary: dict, measured: dict) -> str:
 
 
 def _run_fig4a(settings: dict, out: Path) -> dict:
+    from .plots import plt
     from .xor import normal_training
 
-    return {"settings": settings, "history": normal_training(**settings)}
+    history = normal_training(**settings)
+    fig, ax = plt.subplots(figsize=(6, 4))
+    steps = [max(r["step"], 1) for r in history]  # step 0 cannot sit on a log axis
+    ax.plot(steps, [r["train_acc"] for r in history], "--", label="train")
+    ax.plot(steps, [r["test_acc"] for r in history], label="test")
+    ax.set_xscale("log")
+    ax.set_xlabel("gradient-descent step (full batch: epoch)")
+    ax.set_ylabel("accuracy")
+    ax.set_title(f"XOR cluster data, width {settings['width']}: normal training")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(out / "fig4a.png", dpi=120)
+    plt.close(fig)
+    return {"settings": settings, "history": history, "plots": ["fig4a.png"]}
 
 
 def _judge_fig4a(summary: dict) -> tuple[dict, bool]:
@@ -449,7 +463,28 @@ def _run_fig5(settings: dict, out: Path) -> dict:
     rows = [{"n": n, "eps": eps, "r_W": weak_norm_ratio(settings["p"], n, eps, steps=settings["steps"],
                                                         seed=settings["seed"], device=settings["device"])}
             for n in settings["ns"] for eps in settings["epsilons"]]
-    return {"settings": settings, "rows": rows}
+    summary = {"settings": settings, "rows": rows}
+    measured, _ = _judge_fig5(summary)
+    from .plots import plt
+
+    xs = [r["eps"] / math.sqrt(r["n"]) for r in rows]
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for eps in settings["epsilons"]:
+        ax.plot([x for x, r in zip(xs, rows) if r["eps"] == eps], [r["r_W"] for r in rows if r["eps"] == eps], "o",
+                label=f"ε = {eps}")
+    line = [min(xs), max(xs)]
+    ax.plot(line, [math.exp(measured["intercept"]) * x ** measured["slope"] for x in line], "k--",
+            label=f"fit: slope {measured['slope']:.2f}, R² {measured['r2']:.2f}")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("ε / √n")
+    ax.set_ylabel("r_W (noise part of the weak first layer)")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out / "fig5.png", dpi=120)
+    plt.close(fig)
+    summary["plots"] = ["fig5.png"]
+    return summary
 
 
 def _judge_fig5(summary: dict) -> tuple[dict, bool]:
@@ -461,7 +496,7 @@ def _judge_fig5(summary: dict) -> tuple[dict, bool]:
     slope = sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / sxx
     residual = sum((y - my - slope * (x - mx)) ** 2 for x, y in zip(xs, ys))
     r2 = 1 - residual / max(sum((y - my) ** 2 for y in ys), 1e-300)
-    measured = {"slope": slope, "r2": r2, "rows": summary["rows"]}
+    measured = {"slope": slope, "intercept": my - slope * mx, "r2": r2, "rows": summary["rows"]}
     return measured, 0.7 <= slope <= 1.3 and r2 >= 0.9
 
 
@@ -563,7 +598,32 @@ def _run_xor(settings: dict, out: Path) -> dict:
 
     settings = dict(settings)
     seeds = settings.pop("seeds")
-    return {"settings": dict(settings, seeds=seeds), "runs": [xor_theory(**settings, seed=s) for s in seeds]}
+    runs = [xor_theory(**settings, seed=s) for s in seeds]
+    _plot_xor(runs, out / "xor.png")
+    return {"settings": dict(settings, seeds=seeds), "runs": runs, "plots": ["xor.png"]}
+
+
+def _plot_xor(runs: list[dict], path: Path) -> None:
+    """Per seed: the weak model's test accuracy and the target's fresh accuracy per cluster after one step."""
+    from .plots import plt
+
+    clusters = list(runs[0]["target_after_one_step"]["test_acc_per_cluster"])
+    fig, ax = plt.subplots(figsize=(7, 4))
+    width = 0.8 / (len(clusters) + 1)
+    for i, run in enumerate(runs):
+        ax.bar(i, run["weak"]["test_acc"], width, color="tab:gray", label="weak model, test" if i == 0 else None)
+        for j, cluster in enumerate(clusters):
+            ax.bar(i + (j + 1) * width, run["target_after_one_step"]["test_acc_per_cluster"][cluster], width,
+                   color=f"C{j}", label=f"target after one step, cluster {cluster}" if i == 0 else None)
+    ax.set_xticks([i + 0.4 - width / 2 for i in range(len(runs))], [f"seed {run['seed']}" for run in runs])
+    ax.set_ylabel("fresh test accuracy")
+    ax.set_ylim(0, 1.05)
+    ax.set_title(f"XOR cluster data: {runs[0]['weak']['neurons']}-neuron weak model, target width "
+                 f"{runs[0]['target_width']}")
+    ax.legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
 
 
 def _judge_xor(summary: dict) -> tuple[dict, bool]:

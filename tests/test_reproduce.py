@@ -50,6 +50,8 @@ def test_fig4a_and_fig10_judge_their_claims_from_the_xor_code(tmp_path):
     fig10 = reproduce("fig10", tmp_path / "fig10", overrides=["p=300", "n=60", "n_test=200", "weak_steps=30",
                                                               "lemma_trials=3", "width=64", "seeds=2"])
     assert fig10["measured"]["per_seed"][0]["seed"] == 0
+    assert (tmp_path / "fig4a" / "fig4a.png").is_file() and (tmp_path / "fig10" / "xor.png").is_file()
+    assert fig10["plots"] == ["xor.png"]
     assert "weak test acc |" in (tmp_path / "fig10" / "table.md").read_text()  # no 3-neuron paper values
 
 
@@ -80,6 +82,7 @@ def test_fig5_fits_the_norm_ratio_against_eps_over_root_n(tmp_path):
     assert measured["slope"] == pytest.approx(1.0) and measured["r2"] == pytest.approx(1.0) and holds
     record = reproduce("fig5", tmp_path / "fig5", overrides=["p=200", "ns=[20, 40]", "epsilons=[0.1]", "steps=20"])
     assert [(r["n"], r["eps"]) for r in record["measured"]["rows"]] == [(20, 0.1), (40, 0.1)]
+    assert (tmp_path / "fig5" / "fig5.png").is_file()
 
 
 def test_fig12_finds_the_fourier_frequency_of_a_circle(tmp_path):
