@@ -608,7 +608,7 @@ def _plot_xor(runs: list[dict], path: Path) -> None:
     from .plots import plt
 
     clusters = list(runs[0]["target_after_one_step"]["test_acc_per_cluster"])
-    fig, ax = plt.subplots(figsize=(7, 4))
+    fig, ax = plt.subplots(figsize=(7, 4.6))
     width = 0.8 / (len(clusters) + 1)
     for i, run in enumerate(runs):
         ax.bar(i, run["weak"]["test_acc"], width, color="tab:gray", label="weak model, test" if i == 0 else None)
@@ -620,7 +620,7 @@ def _plot_xor(runs: list[dict], path: Path) -> None:
     ax.set_ylim(0, 1.05)
     ax.set_title(f"XOR cluster data: {runs[0]['weak']['neurons']}-neuron weak model, target width "
                  f"{runs[0]['target_width']}")
-    ax.legend(fontsize=7, loc="lower right")
+    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.1), ncol=3)  # below: never over a bar
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
