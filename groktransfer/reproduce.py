@@ -797,6 +797,18 @@ def _fnn_figure(preset: str, claim: str) -> Reproduction:
     )
 
 
+def _small_weak_xor(neurons: int, claim: str, criterion: str, judge) -> Reproduction:
+    """The XOR construction with a weak model of fewer than 3 neurons (Figs. 10 and 11)."""
+    return Reproduction(
+        preset=None, claim=claim, criterion=criterion,
+        quick=["p=20000", "eps=0.1", "n_test=4000", "lemma_trials=10", "seeds=3", f"weak_neurons={neurons}"],
+        judge=judge,
+        table=lambda summary, measured: _xor_table(summary, measured, paper=False),
+        run=_run_xor,
+        defaults=dict(_xor_defaults(), weak_neurons=neurons, seeds=[0, 1, 2, 3, 4]),
+    )
+
+
 REPRODUCTIONS: dict[str, Reproduction] = {
     "fig1b": _fnn_figure("fig1b", "On (a+b) mod 113, GrokTransfer's target generalises almost as soon as it fits "
                                   "the training data, while the same FNN trained from scratch groks much later."),
@@ -947,29 +959,20 @@ REPRODUCTIONS: dict[str, Reproduction] = {
         defaults={"p": 80000, "ns": [100, 200, 400, 800], "epsilons": [0.025, 0.05, 0.1], "steps": 1000, "seed": 0,
                   "device": "cpu"},
     ),
-    "fig10": Reproduction(
-        preset=None,
-        claim="A 1-neuron weak model cannot work: the target built on its first layer does not classify fresh XOR "
-              "data after the gradient step.",
+    "fig10": _small_weak_xor(
+        1, claim="A 1-neuron weak model cannot work: the target built on its first layer does not classify fresh XOR "
+                 "data after the gradient step.",
         criterion="holds when, for every seed, the target's fresh test accuracy after one step is below 0.9",
-        quick=["p=20000", "eps=0.1", "n_test=4000", "lemma_trials=10", "seeds=3", "weak_neurons=1"],
         judge=_judge_fig10,
-        table=lambda summary, measured: _xor_table(summary, measured, paper=False),
-        run=_run_xor,
-        defaults=dict(_xor_defaults(), weak_neurons=1, seeds=[0, 1, 2, 3, 4]),
     ),
-    "fig11": Reproduction(
-        preset=None,
-        claim="(Our reading of Fig. 11, which shows the XOR construction with a 2-neuron weak model; the paper "
-              "states no outcome for it.) Two neurons can be enough: the target built on a 2-neuron weak model's "
-              "first layer is, after one gradient step, correct on the training set and near-perfect on fresh data.",
+    "fig11": _small_weak_xor(
+        2, claim="(Our reading of Fig. 11, which shows the XOR construction with a 2-neuron weak model; the paper "
+                 "states no outcome for it.) Two neurons can be enough: the target built on a 2-neuron weak model's "
+                 "first layer is, after one gradient step, correct on the training set and near-perfect on fresh "
+                 "data.",
         criterion="holds when, for every seed, the target after one step has training accuracy 1.0 and fresh "
                   "test accuracy ≥ 0.99",
-        quick=["p=20000", "eps=0.1", "n_test=4000", "lemma_trials=10", "seeds=3", "weak_neurons=2"],
         judge=_judge_xor,
-        table=lambda summary, measured: _xor_table(summary, measured, paper=False),
-        run=_run_xor,
-        defaults=dict(_xor_defaults(), weak_neurons=2, seeds=[0, 1, 2, 3, 4]),
     ),
     "fig12": Reproduction(
         preset=None,

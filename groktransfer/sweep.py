@@ -97,8 +97,7 @@ def sweep_key(config: RunConfig) -> str:
 
 def batchable(config: RunConfig) -> bool:
     """Merge events and the eNTK diagnostic run one at a time."""
-    stages = [s for s in (config.weak, config.target, config.scratch) if s is not None]
-    if any(stage.train.entk_probe for stage in stages):
+    if any(getattr(config, s) is not None and getattr(config, s).train.entk_probe for s in STAGES):
         return False
     return config.transfer.merge_at_step is None or config.target is None
 
