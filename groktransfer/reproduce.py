@@ -91,6 +91,10 @@ def _check_encodings(encodings) -> None:
     unknown = [e for e in encodings if e not in FIG2_SETTINGS] if isinstance(encodings, list) else encodings
     if unknown or not encodings:
         raise ConfigError(f"encodings: got {encodings!r}; a non-empty list from {', '.join(FIG2_SETTINGS)}")
+    if "text" in encodings:
+        from .encodings import require_text_model
+
+        require_text_model()
 
 
 def _run_fig2(settings: dict, out: Path, parallel: Union[int, str] = "auto") -> dict:

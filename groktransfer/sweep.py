@@ -51,6 +51,7 @@ from .pipeline import (
     add_groktransfer_cost,
     build_model,
     build_target,
+    check_encodings,
     check_weak_file,
     resume_experiment,
     run_experiment,
@@ -235,6 +236,8 @@ def _run_together(jobs: list[tuple[RunConfig, Path]], per_stage: dict[str, int],
     device = resolve_device(first.device)
     tasks = [build_task(c.task, device=device) for c in configs]
     weak_files = [check_weak_file(c, t) for c, t in zip(configs, tasks)]
+    for config, task in zip(configs, tasks):
+        check_encodings(config, task)
     summaries = []
     for config, task in zip(configs, tasks):
         summary = environment(device)

