@@ -5,8 +5,9 @@
 #   bash scripts/compare_p113.sh            both operations
 #   bash scripts/compare_p113.sh mul        one of them
 #
-# What is shrunk from the paper, and why (a paper-size target step costs ~70 ms here, and the
-# full tune + compare would take days on 2 cores):
+# What is shrunk from the paper, and why (a paper-size target trains at ~20 steps/s on 2 cores,
+# results/bench_multirun_cpu.json, so the tune + compare below would take hours per operation
+# at the paper's width):
 #   - the target FNN: embedding 32, 2 hidden layers of width 128 (paper: 128 / 512); the weak
 #     FNN is the paper's (embedding 4, width 16, 10^4 steps);
 #   - tuning: the `small` grid, 3 configurations per method, 2 seeds, 2,000 steps each;
