@@ -10,11 +10,13 @@
     groktransfer compare --methods A,B --seeds 5 --out DIR [--spec NAME|FILE] [--task OP] [--tuned best.yaml]
     groktransfer tune --methods A,B --seeds 2 --out DIR [--spec ...] [--grid small|paper|FILE] [--configs K]
     groktransfer reproduce NAME [--quick] [--out DIR] [k=v ...]   re-run a paper experiment, write claim.json
+    groktransfer inspect-weak RUN_DIR|FILE [--json]     is a weak embedding ready to transfer? the verdict and numbers
 
 Bad input (unknown preset, key or value, unreadable file, existing run directory) gives a
 one-line message and exit code 2, and writes nothing. A fault while running (full disk, GPU
 memory) gives one line and exit code 1 with the last checkpoint kept; SIGINT/SIGTERM
-checkpoint and exit with 130.
+checkpoint and exit with 130. A weak stage in which no candidate became ready stops the run
+after it (the run directory records every candidate): one line and exit code 1.
 """
 
 from __future__ import annotations
@@ -32,8 +34,25 @@ import torch
 
 from . import __version__
 from .compare import METHODS, load_comparison, load_tuned, method_run_config, parse_methods, run_comparison
-from .config import ConfigError, apply_overrides, dump_yaml, load_config_file, run_config_from_dict
-from .pipeline import WeakModelWarning, format_table, resume_experiment, run_experiment
+from .config import (
+    ConfigError,
+    ReadinessConfig,
+    TaskConfig,
+    apply_overrides,
+    dump_yaml,
+    from_dict,
+    load_config_file,
+    run_config_from_dict,
+)
+from .pipeline import (
+    WEAK_EMBEDDING_FILE,
+    WeakModelWarning,
+    WeakStageError,
+    format_table,
+    resume_experiment,
+    run_experiment,
+)
+from .transfer import load_weak_embedding
 from .plots import plot_run
 from .records import atomic_write_text, check_new_run_dir
 from .presets import load_preset, preset_description, preset_names, preset_path
@@ -86,6 +105,10 @@ def _build_parser() -> argparse.ArgumentParser:
 
     plot = sub.add_parser("plot", help="redraw the plots of a run directory from its metrics.csv")
     plot.add_argument("run_dir")
+
+    inspect = sub.add_parser("inspect-weak", help="is a weak embedding ready to transfer? the verdict and its numbers")
+    inspect.add_argument("source", metavar="RUN_DIR|FILE", help="a run directory or a weak_embedding.safetensors file")
+    inspect.add_argument("--json", action="store_true", help="print the report as JSON")
 
     presets = sub.add_parser("presets", help="list the presets, or print one")
     presets.add_argument("name", nargs="?")
@@ -185,6 +208,52 @@ def _run_seeds(config, out: Path, args: argparse.Namespace) -> int:
     return 0
 
 
+def _inspect_weak(source: Path, as_json: bool) -> int:
+    """``inspect-weak``: the readiness verdict of a run's weak embedding (and of each of its
+    candidates), or of a weak embedding file judged by the default rule."""
+    import json
+
+    from .readiness import format_report, judge, weak_report
+
+    run_dir = source if source.is_dir() else None
+    path = source / WEAK_EMBEDDING_FILE if run_dir is not None else source
+    if run_dir is not None and not path.is_file():
+        raise ConfigError(f"inspect-weak: {str(source)!r} has no {WEAK_EMBEDDING_FILE} (no weak stage ran there)")
+    matrix, metadata = load_weak_embedding(path)
+    rule, task = ReadinessConfig(), None
+    if run_dir is not None and (run_dir / "config.yaml").is_file():
+        config = run_config_from_dict(load_config_file(run_dir / "config.yaml"))
+        task = config.task
+        if config.weak is not None:
+            rule = config.weak.readiness
+    elif isinstance(metadata.get("task"), dict):
+        task = from_dict(TaskConfig, metadata["task"], prefix="task.")
+    report = weak_report(matrix, task, metadata.get("test_acc"))
+    verdict = judge(rule, report)
+    candidates = []
+    if run_dir is not None and (run_dir / "summary.json").is_file():
+        weak = json.loads((run_dir / "summary.json").read_text(encoding="utf-8")).get("stages", {}).get("weak", {})
+        candidates = (weak.get("population") or {}).get("candidates", [])
+    if as_json:
+        print(json.dumps({"source": str(source), "ready": verdict.ready, "reasons": verdict.reasons,
+                          "rule": rule.to_dict(), "report": report, "metadata": metadata, "candidates": candidates},
+                         indent=2))
+        return 0
+    print(f"{path}: candidate {metadata.get('candidate', 0)}, seed {metadata.get('seed', '?')}, "
+          f"step {metadata.get('step', '?')}")
+    print(format_report(report, verdict))
+    print("rule: " + ", ".join(f"{k} {v}" for k, v in rule.to_dict().items() if v is not None))
+    if candidates:
+        print(f"\ncandidates ({len(candidates)}):")
+        print("  index  seed       lr      status           steps  test acc  verdict")
+        for c in candidates:
+            verdict_text = "stopped (another was ready)" if c["ready"] is None else (
+                "ready" if c["ready"] else "not ready: " + "; ".join(c["reasons"]))
+            print(f"  {c['index']:5d}  {c['seed']:5d}  {c['lr']:7.4g}  {c['status']:15s}  {c['steps']:5d}  "
+                  f"{c['final_test_acc']:8.3f}  {verdict_text}")
+    return 0
+
+
 def _print_result(summary: dict, out: Path) -> None:
     print()
     print(format_table(summary))
@@ -210,7 +279,18 @@ def _config_for_run(args: argparse.Namespace):
 def _start_run(config, out: Path, *, overwrite: bool, progress: bool, resume: bool = False) -> dict:
     """Run (or resume) ``config`` in ``out``. If the GPU runs out of memory under device
     'auto', continue on the CPU from the last checkpoint; an explicit device is the user's
-    choice, so that case is reported instead."""
+    choice, so that case is reported instead. A run whose weak stage found nothing ready
+    prints its table before the error."""
+    try:
+        return _start_run_on_some_device(config, out, overwrite=overwrite, progress=progress, resume=resume)
+    except WeakStageError as stopped:
+        print()
+        print(format_table(stopped.summary))
+        print(f"\nrun directory: {out} (see `groktransfer inspect-weak {out}`)")
+        raise
+
+
+def _start_run_on_some_device(config, out: Path, *, overwrite: bool, progress: bool, resume: bool) -> dict:
     try:
         if resume:
             return resume_experiment(out, progress=progress, log=print)
@@ -254,6 +334,8 @@ def _command(args: argparse.Namespace) -> int:
         for path in plot_run(run_dir):
             print(path)
         return 0
+    if args.command == "inspect-weak":
+        return _inspect_weak(Path(args.source), as_json=args.json)
     if args.command in ("compare", "tune"):
         return _sweep(args)
     if args.command == "reproduce":
@@ -284,7 +366,7 @@ def _command(args: argparse.Namespace) -> int:
             for name in preset_names():
                 print(f"{name:10s} {preset_description(name)}")
         return 0
-    raise UsageError("a command is required: demo, run, resume, plot, presets, compare, tune or reproduce")
+    raise UsageError("a command is required: demo, run, resume, plot, presets, compare, tune, reproduce or inspect-weak")
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -308,6 +390,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except (UsageError, ConfigError) as err:
         print(f"groktransfer: error: {err}", file=sys.stderr)
         return EXIT_USAGE
+    except WeakStageError as stopped:
+        print(f"groktransfer: error: {stopped}", file=sys.stderr)
+        return EXIT_RUNTIME
     except RunInterrupted as stop:
         where = f" ({stop})" if str(stop) else ""
         print(f"groktransfer: stopped{where}; checkpoint written, continue with `groktransfer resume DIR`",

@@ -36,7 +36,7 @@ from .config import (
     ConfigError,
     ModelConfig,
     RunConfig,
-    StageConfig,
+    WeakStageConfig,
     TaskConfig,
     TrainConfig,
     TransferConfig,
@@ -74,7 +74,7 @@ class ComparisonConfig(Config):
     device: str = "auto"
     model: ModelConfig = field(default_factory=ModelConfig)  # the architecture every method trains
     train: TrainConfig = field(default_factory=TrainConfig)  # budget, schedule and default optimizer settings
-    weak: StageConfig = field(default_factory=StageConfig)  # GrokTransfer's weak stage
+    weak: WeakStageConfig = field(default_factory=WeakStageConfig)  # GrokTransfer's weak stage
     transfer: TransferConfig = field(default_factory=TransferConfig)
     hyperparameters: dict = field(default_factory=dict)  # {method: {model: {...}, train: {...}, methods: {...}}}
 

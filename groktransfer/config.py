@@ -52,6 +52,10 @@ def _coerce(value: Any, tp: Any, name: str) -> Any:
         if value not in args:
             raise ConfigError(f"{name}: got {value!r}; allowed: {', '.join(repr(a) for a in args)}")
         return value
+    if origin is list:
+        if not isinstance(value, (list, tuple)) or not value:
+            raise ConfigError(f"{name}: got {value!r}; expected a non-empty list")
+        return [_coerce(v, args[0], f"{name}[{i}]") for i, v in enumerate(value)]
     if origin is tuple:
         if not isinstance(value, (list, tuple)) or len(value) != len(args):
             raise ConfigError(f"{name}: got {value!r}; expected a list of {len(args)} numbers")
@@ -63,6 +67,8 @@ def _coerce(value: Any, tp: Any, name: str) -> Any:
     if dataclasses.is_dataclass(tp):
         if isinstance(value, tp):
             return value
+        if isinstance(value, Config):  # e.g. a StageConfig where a WeakStageConfig goes: its values, as given
+            value = value.to_dict()
         return from_dict(tp, value, prefix=name + ".")
     if tp is bool:
         if not isinstance(value, bool):
@@ -102,7 +108,7 @@ class Config:
         def plain(v: Any) -> Any:
             if isinstance(v, Config):
                 return v.to_dict()
-            if isinstance(v, tuple):
+            if isinstance(v, (tuple, list)):
                 return [plain(x) for x in v]
             return v
 
@@ -347,6 +353,79 @@ class StageConfig(Config):
 
 
 @dataclass
+class ReadinessConfig(Config):
+    """When a weak model's embedding may start a target (groktransfer.readiness). Every
+    threshold that is set must hold; null = not checked. Chosen and validated on p = 113 in
+    results/weak-readiness/ (the docs say how well the rule predicts the target's success)."""
+
+    min_test_acc: Optional[float] = 0.85  # general: the weak model's test accuracy at transfer
+    min_effective_rank_fraction: Optional[float] = None  # general: effective rank of E_W / d_W
+    max_fourier_top1_share: Optional[float] = 0.8  # modular tasks: the largest Fourier frequency's energy share
+    # mul/div: the energy share of the odd frequencies of the multiplicative characters, the
+    # only ones that tell a from -a
+    min_fourier_odd_share: Optional[float] = None
+
+    def check(self) -> None:
+        for name in ("min_test_acc", "min_effective_rank_fraction", "max_fourier_top1_share",
+                     "min_fourier_odd_share"):
+            value = getattr(self, name)
+            _require(value is None or 0.0 <= value <= 1.0, f"{name}: got {value}; must be in [0, 1] or null")
+
+
+@dataclass
+class WeakModelConfig(ModelConfig):
+    """The weak model's defaults: a small FNN (see WeakStageConfig for why this size)."""
+
+    embed_dim: int = 8  # twice the paper's 4: at p = 113 embedding 4 rarely learns a usable map (results/weak-size/)
+    width: int = 32  # 4 × embed_dim, the paper's ratio
+    depth: int = 1  # one hidden layer, as the paper's weak FNN
+
+
+@dataclass
+class WeakTrainConfig(TrainConfig):
+    """The weak model's training defaults (AdamW, full batch)."""
+
+    lr: float = 0.01  # with weight decay 1: the setting that generalised on every seed tried (results/weak-size/)
+    weight_decay: float = 1.0
+    max_steps: int = 5000  # a candidate that has not finished by then is judged as it is
+    stop_at_test_acc: Optional[float] = 0.95  # a candidate stops here; readiness is judged on its final embedding
+    eval_every: int = 50  # the stop is found to within 50 steps; evaluating weak models costs more than training them
+
+
+@dataclass
+class WeakStageConfig(StageConfig):
+    """The weak stage: a population of weak models trained as one batch, and the embedding of
+    the first (or best) one that the readiness rule accepts (groktransfer.weak_stage)."""
+
+    # candidates per round, trained together as one batched computation; candidate j of a run
+    # with seed s is built from seed s + 1000·j (so candidate 0 is the single weak model of old)
+    population: int = 4
+    lrs: Optional[list[float]] = None  # candidate j trains at lrs[j % len(lrs)]; null = train.lr for all
+    max_rounds: int = 3  # rounds of `population` fresh candidates before giving up
+    # first_ready: stop the population at the first evaluation where a candidate is ready (its
+    # cost ends there); best_ready: train every candidate to its end, take the most accurate ready one
+    select: Literal["first_ready", "best_ready"] = "first_ready"
+    # when no candidate is ready after max_rounds: stop (no target; an error naming what failed),
+    # or transfer from the most accurate candidate anyway, with a warning (the paper's behaviour)
+    if_none_ready: Literal["stop", "transfer_best"] = "stop"
+    readiness: ReadinessConfig = field(default_factory=ReadinessConfig)
+    model: WeakModelConfig = field(default_factory=WeakModelConfig)
+    train: WeakTrainConfig = field(default_factory=WeakTrainConfig)
+
+    def check(self) -> None:
+        super().check()
+        stop, least = self.train.stop_at_test_acc, self.readiness.min_test_acc
+        _require(self.if_none_ready != "stop" or stop is None or least is None or stop >= least,
+                 f"train.stop_at_test_acc: got {stop}; every candidate would stop before readiness.min_test_acc "
+                 f"({least}) could hold: raise it, lower the readiness threshold, or set if_none_ready: transfer_best")
+        _require(self.population >= 1, f"population: got {self.population}; must be >= 1")
+        _require(self.max_rounds >= 1, f"max_rounds: got {self.max_rounds}; must be >= 1")
+        if self.lrs is not None:
+            for i, lr in enumerate(self.lrs):
+                _require(lr > 0, f"lrs[{i}]: got {lr}; must be > 0")
+
+
+@dataclass
 class TransferConfig(Config):
     """How the target's input embedding E_T = A·B is set up (paper §1; choices it leaves open)."""
 
@@ -356,7 +435,6 @@ class TransferConfig(Config):
     merge_at_step: Optional[int] = None  # replace A·B by one dense matrix at this step (Fig. 15b); None = never
     weak_embedding_file: Optional[str] = None  # reuse a saved weak embedding (.safetensors) instead of a weak stage
     random_a_dim: int = 4  # rank d_W of a random A when neither a weak stage nor a file gives it (the paper's d_W)
-    warn_below_test_acc: float = 0.5  # warn when the weak model is this poor at transfer: it may not have begun to grok
     # rows of A for target tokens the weak model lacks (a transformer's ∘ and =): random at the
     # weak rows' rms scale, or zero (see transfer.transfer_embedding)
     extra_rows: Literal["random", "zero"] = "random"
@@ -367,10 +445,6 @@ class TransferConfig(Config):
             f"merge_at_step: got {self.merge_at_step}; must be >= 1 or null",
         )
         _require(self.random_a_dim >= 1, f"random_a_dim: got {self.random_a_dim}; must be >= 1")
-        _require(
-            0.0 <= self.warn_below_test_acc <= 1.0,
-            f"warn_below_test_acc: got {self.warn_below_test_acc}; must be in [0, 1]",
-        )
 
 
 @dataclass
@@ -398,7 +472,7 @@ class RunConfig(Config):
     task: TaskConfig = field(default_factory=TaskConfig)
     seed: int = 0  # model seed; the target and scratch models share it, so they differ only in the embedding
     device: str = "auto"  # auto picks cuda, then mps, then cpu
-    weak: Optional[StageConfig] = None  # the weak model's stage; None with transfer.weak_embedding_file or a_init random
+    weak: Optional[WeakStageConfig] = None  # the weak stage; None with transfer.weak_embedding_file or a_init random
     target: Optional[StageConfig] = None  # the GrokTransfer target
     scratch: Optional[StageConfig] = None  # the same target architecture trained from scratch
     transfer: TransferConfig = field(default_factory=TransferConfig)

@@ -167,3 +167,8 @@ def build_network(
         d_mlp=t.d_mlp, style=t.style, input_format=t.input_format, n_inputs=n_inputs, init_scale=config.init_scale,
         seed=seed,
     )
+
+
+def build_model(stage, task, seed: int) -> nn.Module:
+    """A stage's model (``stage.model``, a ModelConfig) for ``task``, on the task's device."""
+    return build_network(stage.model, task.vocab_size, task.n_classes, seed=seed, n_inputs=task.n_inputs).to(task.device)

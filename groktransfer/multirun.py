@@ -44,7 +44,7 @@ import copy
 import math
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Optional, Sequence
+from typing import Callable, Iterable, Optional, Sequence
 
 import torch
 from torch import nn
@@ -223,12 +223,16 @@ def train_many(
     on_eval: Optional[Callable[[int, dict], None]] = None,
     stop_requested: Callable[[], bool] = lambda: False,
     progress: bool = False,
+    on_finish: Optional[Callable[[int, TrainResult], Iterable[int]]] = None,
 ) -> list[TrainResult]:
     """Train every run in ``specs`` together; return one TrainResult per run, in order.
 
     ``on_eval(i, row)`` receives run i's history rows as they are made. ``stop_requested``
     is polled every step; when it returns True a :class:`KeyboardInterrupt` is raised (a
-    batch keeps no checkpoint: its runs must start again).
+    batch keeps no checkpoint: its runs must start again). ``on_finish(i, result)`` is
+    called when run i ends (its model holds its final weights) and returns the runs to end
+    now as well, with status ``"stopped"`` at the current evaluation (the weak stage stops a
+    population this way once one of its candidates is ready).
     """
     if not specs:
         return []
@@ -237,10 +241,10 @@ def train_many(
     config = first.train
     device = first.task.x_train.device
     with matmul_precision(config.precision, device):
-        return _train_many(specs, device, on_eval, stop_requested, progress)
+        return _train_many(specs, device, on_eval, stop_requested, progress, on_finish)
 
 
-def _train_many(specs, device, on_eval, stop_requested, progress) -> list[TrainResult]:
+def _train_many(specs, device, on_eval, stop_requested, progress, on_finish) -> list[TrainResult]:
     first = specs[0]
     config = first.train
     if device.type == "cpu":
@@ -344,8 +348,13 @@ def _train_many(specs, device, on_eval, stop_requested, progress) -> list[TrainR
                 bar.n = step
                 bar.set_postfix(active=len(batch) - len(done), refresh=True)
             if done:
-                for position, (status, diverged_step) in done.items():
+                for position, (status, diverged_step) in list(done.items()):
                     finish(position, status, diverged_step)
+                    stop = on_finish(batch.index[position], results[batch.index[position]]) if on_finish else ()
+                    for run in stop:
+                        if run in batch.index and batch.index.index(run) not in done:
+                            done[batch.index.index(run)] = ("stopped", None)
+                            finish(batch.index.index(run), "stopped", None)
                 batch.select([p for p in range(len(batch)) if p not in done])
                 if not len(batch):
                     break

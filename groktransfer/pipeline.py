@@ -34,22 +34,32 @@ from .config import ConfigError, RunConfig, StageConfig, dump_yaml, load_config_
 from .diagnostics import Diagnostics
 from .entk import EntkTracker
 from .methods import build_hooks, describe_methods, loss_function
-from .models import build_network
+from .models import build_model
 from .plots import plot_run
 from .records import RunDirectory, check_new_run_dir, environment
 from .tasks import ModularTask, build_task
-from .training import Checkpointer, resolve_device, train
+from .training import Checkpointer, TrainResult, resolve_device, train
 from .transfer import load_weak_embedding, merge_factorized_embedding, save_weak_embedding, transfer_embedding
+from .weak_stage import Candidate, WeakOutcome, conclude, judge_candidate, plan_round, train_weak_stages
 
 WEAK_EMBEDDING_FILE = "weak_embedding.safetensors"
 
 
 class WeakModelWarning(UserWarning):
-    """The weak model had not begun to generalise when its embedding was taken."""
+    """The weak model's embedding was transferred although the readiness rule did not accept it."""
 
 
-def build_model(stage: StageConfig, task: ModularTask, seed: int) -> nn.Module:
-    return build_network(stage.model, task.vocab_size, task.n_classes, seed=seed, n_inputs=task.n_inputs).to(task.device)
+class WeakStageError(RuntimeError):
+    """No weak candidate was ready (``weak.if_none_ready: stop``): the run stopped after its weak
+    stage. ``summary`` is the run's summary (also in the run directory), every candidate included."""
+
+    def __init__(self, message: str, summary: dict) -> None:
+        super().__init__(message)
+        self.summary = summary
+
+
+class _StopAfterWeak(Exception):
+    """Internal: leave the stage sequence once the weak stage has found nothing ready."""
 
 
 def build_target(config: RunConfig, task: ModularTask, weak_source) -> tuple[nn.Module, Optional[torch.Tensor]]:
@@ -182,7 +192,8 @@ def run_experiment(
                  "histories": histories}
         save_checkpoint(run_dir.path / CHECKPOINT_FILE, state)
 
-    def run_stage(name: str, model, stage: StageConfig, stop_flag: dict, events=None, weak_matrix=None) -> None:
+    def run_stage(name: str, model, stage: StageConfig, stop_flag: dict, events=None, weak_matrix=None,
+                  seed: Optional[int] = None) -> TrainResult:
         log(f"[{name}] training {sum(p.numel() for p in model.parameters()):,} parameters on {task}")
         resume = None
         if resume_state is not None and resume_state["stage"] == name:
@@ -201,7 +212,7 @@ def run_experiment(
             task,
             stage.train,
             stage=name,
-            seed=config.seed,
+            seed=config.seed if seed is None else seed,
             loss_fn=loss_function(stage.methods),
             hooks=build_hooks(model, stage.methods),
             events=events,
@@ -213,40 +224,69 @@ def run_experiment(
             on_eval=(lambda row: record_eval(name, row)) if run_dir is not None else None,
             progress=progress,
         )
-        summary["stages"][name] = dict(result.summary(), methods=describe_methods(stage.methods))
         log(f"[{name}] {result.status} after {result.steps} steps, test accuracy {result.history[-1]['test_acc']:.3f}")
-        if name == "weak" and run_dir is not None:
-            save_weak_embedding(
-                model,
-                run_dir.path / WEAK_EMBEDDING_FILE,
-                metadata={"step": result.steps, "test_acc": result.history[-1]["test_acc"],
-                          "task": config.task.to_dict(), "model": config.weak.model.to_dict()},
-            )
-        if name == "weak":
-            warn_about_weak(summary, config, log)
+        if name != "weak":
+            summary["stages"][name] = dict(result.summary(), methods=describe_methods(stage.methods))
+            end_stage(name, result.history)
+        return result
+
+    def end_stage(name: str, history: list[dict]) -> None:
         done.append(name)
-        histories[name] = result.history
+        histories[name] = history
         if run_dir is not None:
             run_dir.write_summary(summary)
             checkpoint(None, None)
+
+    def weak_stage_outcome(stop_flag: dict) -> WeakOutcome:
+        """The weak stage: one weak model trained with checkpoints (population 1, one round), or a
+        population trained as one batch (restarted from the beginning if the run is interrupted)."""
+        stage = config.weak
+        if stage.population == 1 and stage.max_rounds == 1:
+            _, model_seed, lr = plan_round(stage, config.seed, 0)[0]
+            model = build_model(stage, task, model_seed)
+            train_config = dataclasses.replace(stage.train, lr=lr)
+            result = run_stage("weak", model, dataclasses.replace(stage, train=train_config), stop_flag,
+                               seed=model_seed)
+            candidate = Candidate(0, 0, model_seed, lr, model, result)
+            judge_candidate(candidate, stage, task)
+            outcome = WeakOutcome(stage, [candidate], rounds=1, wall_clock_s=result.wall_clock_s)
+            conclude(outcome)
+            return outcome
+        log(f"[weak] a population of {stage.population} weak models per round (at most {stage.max_rounds} rounds), "
+            f"trained as one batch on {task}")
+        outcome = train_weak_stages([(stage, task, config.seed)], stop_requested=lambda: stop_flag["stop"],
+                                    progress=progress)[0]
+        if run_dir is not None:
+            for row in outcome.shown.result.history:
+                record_eval("weak", row)
+        return outcome
 
     try:
         with _stop_on_signals() as stop_flag:
             weak_source = None
             weak_stage = "none"
+            not_ready = None  # why no weak candidate was ready (the run then stops after the weak stage)
             if config.weak is not None:
                 weak_stage = "trained"
                 if "weak" not in done:
-                    weak = build_model(config.weak, task, config.seed)
-                    run_stage("weak", weak, config.weak, stop_flag)
-                    weak_source = weak
-                else:  # finished before an interruption: its embedding is in the run directory
+                    outcome = weak_stage_outcome(stop_flag)
+                    record_weak_outcome(summary, outcome, log)
+                    if run_dir is not None:
+                        save_weak_outcome(run_dir.path, outcome, config)
+                    end_stage("weak", outcome.shown.result.history)
+                    weak_source = None if outcome.chosen is None else outcome.chosen.model
+                    if weak_source is None and config.target is not None and outcome.message and \
+                            summary["stages"]["weak"]["status"] == "not_ready":
+                        not_ready = outcome.message
+                elif summary["stages"]["weak"]["population"]["chosen"] is not None:
+                    # finished before an interruption: its embedding is in the run directory
                     weak_source = load_weak_embedding(run_dir.path / WEAK_EMBEDDING_FILE)[0].to(device)
-                if summary["stages"]["weak"]["status"] == "diverged":
-                    weak_source = None
             elif weak_matrix is not None:
                 weak_source, weak_stage = weak_matrix, "file"
 
+            if not_ready is not None:
+                summary["stopped"] = "no weak candidate was ready"
+                raise _StopAfterWeak()
             if config.target is not None and not (weak_stage == "trained" and weak_source is None):
                 if "target" not in done:
                     target, initial_a = build_target(config, task, weak_source)
@@ -259,6 +299,8 @@ def run_experiment(
             if config.scratch is not None and "scratch" not in done:
                 scratch = build_model(config.scratch, task, config.seed + 1)
                 run_stage("scratch", scratch, config.scratch, stop_flag)
+    except _StopAfterWeak:
+        pass
     finally:
         if run_dir is not None:
             run_dir.close()
@@ -269,27 +311,36 @@ def run_experiment(
         run_dir.write_summary(summary)
         if plots:
             plot_run(run_dir.path, title=config.name)
+    if not_ready is not None:
+        raise WeakStageError(not_ready, summary)
     return summary
 
 
-def warn_about_weak(summary: dict, config: RunConfig, log: Callable[[str], None]) -> None:
-    """Record (and raise as a Python warning) what makes a weak embedding a poor start."""
-    if config.target is None:
-        return
-    weak = summary["stages"]["weak"]
-    if weak["status"] == "diverged":
-        # A NaN embedding cannot start anything: say so instead of training a doomed target.
-        message = f"weak stage diverged at step {weak['diverged_step']}; the target stage was skipped"
-    elif weak["final_test_acc"] < config.transfer.warn_below_test_acc:
-        message = (
-            f"weak model test accuracy is {weak['final_test_acc']:.3f} at transfer (< {config.transfer.warn_below_test_acc}):"
-            " it may not have begun to generalise, and its embedding can slow the target down"
-        )
-    else:
-        return
-    summary["warnings"].append(message)
-    warnings.warn(message, WeakModelWarning, stacklevel=3)
-    log(f"warning: {message}")
+def record_weak_outcome(summary: dict, outcome: WeakOutcome, log: Callable[[str], None]) -> None:
+    """The weak stage's entry in the summary, and its warning when nothing was ready."""
+    summary["stages"]["weak"] = outcome.summary()
+    shown = outcome.shown
+    verdict = "ready" if outcome.ready else "not ready"
+    log(f"[weak] {len(outcome.candidates)} candidate(s) in {outcome.rounds} round(s); "
+        f"{'transferring from' if outcome.chosen is not None else 'most accurate:'} candidate {shown.index} "
+        f"(seed {shown.seed}, lr {shown.lr:g}): {shown.result.status} after {shown.result.steps} steps, "
+        f"test accuracy {shown.test_acc:.3f}, {verdict}")
+    if outcome.message is not None:
+        summary["warnings"].append(outcome.message)
+        if outcome.chosen is not None:  # transferred although not ready: a warning, not an error
+            warnings.warn(outcome.message, WeakModelWarning, stacklevel=3)
+        log(f"warning: {outcome.message}")
+
+
+def save_weak_outcome(run_dir: Path, outcome: WeakOutcome, config: RunConfig) -> None:
+    """The shown candidate's embedding (the chosen one's, or the most accurate one's) with its metadata."""
+    shown = outcome.shown
+    save_weak_embedding(
+        shown.model, run_dir / WEAK_EMBEDDING_FILE,
+        metadata={"step": shown.result.steps, "test_acc": shown.test_acc, "seed": shown.seed, "lr": shown.lr,
+                  "candidate": shown.index, "chosen": outcome.chosen is not None, "ready": outcome.ready,
+                  "task": config.task.to_dict(), "model": config.weak.model.to_dict()},
+    )
 
 
 def resume_experiment(

@@ -46,22 +46,23 @@ from .methods import describe_methods, loss_function
 from .multirun import RunSpec, train_many
 from .pipeline import (
     CHECKPOINT_FILE,
-    WEAK_EMBEDDING_FILE,
+    WeakStageError,
     _stop_on_signals,
     add_groktransfer_cost,
     build_model,
     build_target,
     check_encodings,
     check_weak_file,
+    record_weak_outcome,
     resume_experiment,
     run_experiment,
-    warn_about_weak,
+    save_weak_outcome,
 )
 from .plots import plot_run
 from .records import RunDirectory, environment
 from .tasks import ModularTask, build_task
 from .training import _measure_flops, resolve_device
-from .transfer import save_weak_embedding
+from .weak_stage import train_weak_stages
 
 CPU_BATCH_MAX_FLOPS = 2e7  # one run's training-step FLOPs below which batching beat one-at-a-time on 2 CPU cores
 CPU_MAX_PARALLEL = 16
@@ -217,7 +218,10 @@ def run_many(
             for i in members:
                 config, out = jobs[i]
                 log(f"[sweep] {out}")
-                summaries[i] = run_experiment(config, out, overwrite=True, progress=progress, plots=plots)
+                try:
+                    summaries[i] = run_experiment(config, out, overwrite=True, progress=progress, plots=plots)
+                except WeakStageError as stopped:  # a sweep records it (the run directory says why) and goes on
+                    summaries[i] = stopped.summary
             continue
         for start in range(0, len(members), chunk):
             part = members[start : start + chunk]
@@ -244,7 +248,7 @@ def _run_together(jobs: list[tuple[RunConfig, Path]], per_stage: dict[str, int],
         summary.update({"name": config.name, "task": repr(task), "complete": False, "stages": {}, "warnings": []})
         summaries.append(summary)
     histories: list[dict[str, list[dict]]] = [{} for _ in configs]
-    weak_models: list = [None] * len(configs)  # trained weak models (diverged ones included: their file is kept)
+    outcomes: list = [None] * len(configs)  # each run's weak stage (every candidate; the chosen one)
 
     def train_stage(stage: str, members: list[int], models: dict[int, torch.nn.Module], weak_matrices=None) -> None:
         k = per_stage[stage]
@@ -268,18 +272,24 @@ def _run_together(jobs: list[tuple[RunConfig, Path]], per_stage: dict[str, int],
     weak_stage = "none"
     if first.weak is not None:
         weak_stage = "trained"
-        models = {i: build_model(configs[i].weak, tasks[i], configs[i].seed) for i in everyone}
-        train_stage("weak", everyone, models)
-        for i in everyone:
-            warn_about_weak(summaries[i], configs[i], lambda message: None)
-            weak_models[i] = models[i]
+        k = per_stage["weak"]
+        for start in range(0, len(everyone), k):
+            part = everyone[start : start + k]
+            with _stop_on_signals() as flag:
+                got = train_weak_stages([(configs[i].weak, tasks[i], configs[i].seed) for i in part],
+                                        stop_requested=lambda: flag["stop"], progress=progress)
+            for i, outcome in zip(part, got):
+                outcomes[i] = outcome
+                record_weak_outcome(summaries[i], outcome, lambda message: None)
+                summaries[i]["stages"]["weak"]["batch_runs"] = len(part) * configs[i].weak.population
+                histories[i]["weak"] = outcome.shown.result.history
     elif weak_files[0] is not None:
         weak_stage = "file"
     if first.target is not None:
-        sources = {i: weak_models[i] if weak_stage == "trained" else weak_files[i] for i in everyone}
-        # A diverged weak stage skips its target, as in run_experiment.
-        members = [i for i in everyone
-                   if not (weak_stage == "trained" and summaries[i]["stages"]["weak"]["status"] == "diverged")]
+        sources = {i: (outcomes[i].chosen.model if outcomes[i].chosen is not None else None)
+                   if weak_stage == "trained" else weak_files[i] for i in everyone}
+        # A weak stage with nothing to transfer (diverged, or nothing ready) skips its target, as in run_experiment.
+        members = [i for i in everyone if not (weak_stage == "trained" and sources[i] is None)]
         built = {i: build_target(configs[i], tasks[i], sources[i]) for i in members}
         train_stage("target", members, {i: built[i][0] for i in members}, {i: built[i][1] for i in members})
         for i in members:
@@ -300,13 +310,8 @@ def _run_together(jobs: list[tuple[RunConfig, Path]], per_stage: dict[str, int],
                     run_dir.append_metrics(stage, row)
                     if "diagnostics" in row:
                         run_dir.append_diagnostics(stage, row["step"], row["diagnostics"])
-            if weak_models[i] is not None and config.weak is not None:
-                weak = summary["stages"]["weak"]
-                save_weak_embedding(
-                    weak_models[i], run_dir.path / WEAK_EMBEDDING_FILE,
-                    metadata={"step": weak["steps"], "test_acc": weak["final_test_acc"],
-                              "task": config.task.to_dict(), "model": config.weak.model.to_dict()},
-                )
+            if outcomes[i] is not None:
+                save_weak_outcome(run_dir.path, outcomes[i], config)
             run_dir.write_summary(summary)
         finally:
             run_dir.close()

@@ -121,7 +121,7 @@ def evaluate(
 @dataclass
 class TrainResult:
     stage: str
-    status: str  # "target_reached" | "max_steps" | "diverged"
+    status: str  # "target_reached" | "max_steps" | "diverged" | "stopped" (ended by train_many's on_finish)
     steps: int  # optimizer steps taken
     diverged_step: Optional[int]  # the first step whose training loss was NaN/inf
     history: list[dict] = field(repr=False)

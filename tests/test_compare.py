@@ -11,7 +11,8 @@ from groktransfer.cli import main
 from groktransfer.compare import censored_stats, load_comparison, method_components, method_run_config, quantile
 from groktransfer.tune import method_space, score
 
-TINY = ["task.p=11", "task.train_fraction=0.5", "train.max_steps=40", "weak.train.max_steps=30", "train.eval_every=10"]
+TINY = ["task.p=11", "task.train_fraction=0.5", "train.max_steps=40", "weak.train.max_steps=30", "train.eval_every=10",
+        "weak.max_rounds=1", "weak.if_none_ready=transfer_best"]  # 30 weak steps make nothing ready: transfer anyway
 
 
 def test_quantiles_with_never_reached_seeds():

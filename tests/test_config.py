@@ -17,8 +17,16 @@ def test_paper_settings_in_presets():
     assert (fig1b.task.p, fig1b.task.train_fraction) == (113, 0.25)
     assert (fig1b.target.model.init_scale, fig1b.target.train.lr, fig1b.target.train.weight_decay) == (0.3, 0.005, 3.0)
     assert (fig1b.scratch.train.lr, fig1b.scratch.train.weight_decay) == (0.05, 3.0)
-    assert fig1b.weak.train.max_steps == 10_000 and fig1b.weak.train.stop_at_test_acc is None
-    assert (fig1b.weak.model.embed_dim, fig1b.weak.model.width, fig1b.target.model.width) == (4, 16, 512)
+    assert fig1b.target.model.width == 512
+    # The paper's weak stage is the -printed preset: one weak FNN 4/16, 10^4 steps, transferred whatever it became.
+    for name in ("fig1b", "fig6a", "fig6b"):
+        printed, ours = load_preset(f"{name}-printed"), load_preset(name)
+        assert printed.weak.train.max_steps == 10_000 and printed.weak.train.stop_at_test_acc is None
+        assert (printed.weak.model.embed_dim, printed.weak.model.width) == (4, 16)
+        assert (printed.weak.population, printed.weak.max_rounds, printed.weak.if_none_ready) == (1, 1, "transfer_best")
+        assert (ours.weak.population, ours.weak.if_none_ready) == (4, "stop")
+        # Only the weak stage differs.
+        assert (ours.target, ours.scratch, ours.task) == (printed.target, printed.scratch, printed.task)
     assert load_preset("fig6b").task.op == "mul"
 
 

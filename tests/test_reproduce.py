@@ -28,10 +28,12 @@ def test_reproduce_fig15_runs_groktransfer_and_its_three_controls(tmp_path):
 
     from groktransfer.reproduce import reproduce
 
-    record = reproduce("fig15", tmp_path / "fig15", overrides=[
-        "preset=demo", "device=cpu",
-        "preset_overrides=['task.p=11', 'weak.train.max_steps=20', 'target.train.max_steps=5', "
-        "'scratch.train.max_steps=5', 'weak.model.width=8', 'target.model.width=16', 'scratch.model.width=16']"])
+    from groktransfer.reproduce import DEMO_PAPER_WEAK
+
+    tiny = DEMO_PAPER_WEAK + ["task.p=11", "weak.train.max_steps=20", "target.train.max_steps=5",
+                              "scratch.train.max_steps=5", "weak.model.width=8", "target.model.width=16",
+                              "scratch.model.width=16"]
+    record = reproduce("fig15", tmp_path / "fig15", overrides=["preset=demo", "device=cpu", f"preset_overrides={tiny!r}"])
     assert list(record["measured"]["runs"]) == ["groktransfer", "random A·B", "A·B merged at step 100", "d_W = d_T",
                                                "from scratch"]
     configs = {p.parent.name: yaml.safe_load(p.read_text()) for p in (tmp_path / "fig15" / "runs").glob("*/config.yaml")}

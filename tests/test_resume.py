@@ -18,12 +18,13 @@ CONFIG = {
     "name": "resume",
     "device": "cpu",
     "task": {"op": "add", "p": 23, "train_fraction": 0.5},
-    "weak": {"model": {"embed_dim": 8, "width": 128, "depth": 1},
+    # One weak model (population 1, one round) trains with checkpoints, so it resumes mid-stage.
+    "weak": {"model": {"embed_dim": 8, "width": 128, "depth": 1}, "population": 1, "max_rounds": 1,
+             "if_none_ready": "transfer_best",
              "train": {"lr": 0.01, "max_steps": 1500, "stop_at_test_acc": None, "eval_every": 25}},
     "target": {"model": {"embed_dim": 16, "width": 128, "depth": 1},
                "train": {"lr": 0.003, "max_steps": 1500, "stop_at_test_acc": None, "eval_every": 25},
                "methods": {"grokfast": {"filter": "ema"}}},
-    "transfer": {"warn_below_test_acc": 0.0},
     "checkpoint": {"every_steps": 40, "every_seconds": None},
 }
 

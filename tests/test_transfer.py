@@ -226,7 +226,8 @@ def test_parity_pipeline_transfers_the_weak_first_layer_and_reuses_it_from_a_fil
     stage = {"model": {"embed_dim": 8, "width": 8, "depth": 1, "vector_input": True},
              "train": {"max_steps": 5, "stop_at_test_acc": None}}
     data = {"device": "cpu", "task": {"kind": "parity", "n_bits": 12, "k": 2, "n_train": 64, "n_test": 64},
-            "weak": stage, "target": {**stage, "model": {**stage["model"], "embed_dim": 16}}}
+            "weak": {**stage, "population": 1, "max_rounds": 1, "if_none_ready": "transfer_best"},
+            "target": {**stage, "model": {**stage["model"], "embed_dim": 16}}}
     run_experiment(run_config_from_dict(data), tmp_path / "a", plots=False)
     weak, _ = load_weak_embedding(tmp_path / "a" / "weak_embedding.safetensors")
     assert weak.shape == (12, 8)  # a row per input bit

@@ -1,0 +1,123 @@
+"""The weak stage: a batched population, the readiness gate, rounds, and what is recorded."""
+
+import dataclasses
+import json
+
+import pytest
+
+from groktransfer.cli import main
+from groktransfer.config import from_dict, RunConfig, WeakStageConfig
+from groktransfer.models import build_model
+from groktransfer.pipeline import WeakModelWarning, WeakStageError, run_experiment
+from groktransfer.records import read_metrics
+from groktransfer.sweep import run_many
+from groktransfer.tasks import build_task
+from groktransfer.training import train
+from groktransfer.transfer import load_weak_embedding
+from groktransfer.weak_stage import train_weak_stages
+
+
+def config(**weak) -> RunConfig:
+    data = {
+        "name": "weak-test", "device": "cpu", "seed": 3,
+        "task": {"op": "add", "p": 23, "train_fraction": 0.8, "data_seed": 1},
+        "weak": {"model": {"embed_dim": 8, "width": 32}, "population": 3,
+                 "train": {"lr": 0.01, "max_steps": 400, "stop_at_test_acc": 0.9, "eval_every": 10, "dtype": "float64"},
+                 "readiness": {"min_test_acc": 0.5, "max_fourier_top1_share": None}},
+        "target": {"model": {"embed_dim": 16, "width": 64, "depth": 1},
+                   "train": {"lr": 0.003, "max_steps": 60, "dtype": "float64"}},
+    }
+    for key, value in weak.items():
+        node = data["weak"]
+        *path, last = key.split(".")
+        for part in path:
+            node = node.setdefault(part, {})
+        node[last] = value
+    return from_dict(RunConfig, data)
+
+
+def test_each_candidate_trains_as_it_would_alone():
+    cfg = config(select="best_ready", lrs=[0.01, 0.03])
+    task = build_task(cfg.task)
+    outcome = train_weak_stages([(cfg.weak, task, cfg.seed)])[0]
+    assert [(c.index, c.seed, c.lr) for c in outcome.candidates] == [(0, 3, 0.01), (1, 1003, 0.03), (2, 2003, 0.01)]
+    for candidate in outcome.candidates:
+        model = build_model(cfg.weak, task, candidate.seed)
+        alone = train(model, task, dataclasses.replace(cfg.weak.train, lr=candidate.lr), seed=candidate.seed)
+        assert candidate.result.steps == alone.steps and candidate.result.status == alone.status
+        assert candidate.test_acc == pytest.approx(alone.history[-1]["test_acc"], abs=1e-12)
+        assert candidate.result.history[-1]["train_loss"] == pytest.approx(alone.history[-1]["train_loss"], rel=1e-9)
+    ready = [c for c in outcome.candidates if c.verdict.ready]
+    assert ready and outcome.chosen is max(ready, key=lambda c: c.test_acc)
+
+
+def test_first_ready_stops_the_other_candidates_at_that_evaluation():
+    cfg = config(lrs=[0.003, 0.03, 0.001])  # the fast learning rate gets there first
+    task = build_task(cfg.task)
+    outcome = train_weak_stages([(cfg.weak, task, cfg.seed)])[0]
+    chosen = outcome.chosen
+    assert chosen.lr == 0.03 and chosen.verdict.ready and chosen.result.status == "target_reached"
+    others = [c for c in outcome.candidates if c is not chosen]
+    assert all(c.result.status == "stopped" and c.result.steps == chosen.result.steps for c in others)
+    assert all(c.verdict is None for c in others)
+    summary = outcome.summary()
+    assert summary["flops"] == pytest.approx(sum(c.result.flops for c in outcome.candidates))
+    assert summary["population"]["chosen"] == chosen.index and summary["ready"]
+    assert [c["ready"] for c in summary["population"]["candidates"]] == [None, True, None]
+
+
+def test_nothing_ready_draws_new_rounds_then_stops_the_run(tmp_path, capsys):
+    cfg = config(max_rounds=2, **{"readiness.min_test_acc": 1.0, "train.stop_at_test_acc": None,
+                                  "train.max_steps": 30})
+    out = tmp_path / "run"
+    with pytest.raises(WeakStageError, match="no weak candidate was ready after 2 rounds") as stopped:
+        run_experiment(cfg, out, plots=False)
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary == json.loads(json.dumps(stopped.value.summary))
+    weak = summary["stages"]["weak"]
+    assert list(summary["stages"]) == ["weak"] and weak["status"] == "not_ready" and not weak["ready"]
+    seeds = [c["seed"] for c in weak["population"]["candidates"]]
+    assert seeds == [3 + 1000 * j for j in range(6)] and weak["population"]["rounds"] == 2
+    assert all(c["reasons"] == [f"test accuracy {c['final_test_acc']:.3f} < 1.0"] for c in weak["population"]["candidates"])
+    best = max(weak["population"]["candidates"], key=lambda c: c["final_test_acc"])
+    _, metadata = load_weak_embedding(out / "weak_embedding.safetensors")
+    assert metadata["candidate"] == best["index"] and not metadata["chosen"] and not metadata["ready"]
+    assert set(read_metrics(out)) == {"weak"}
+
+    # The command line: the table, then one error line and exit code 1.
+    (tmp_path / "c.yaml").write_text(json.dumps(cfg.to_dict()))
+    assert main(["run", str(tmp_path / "c.yaml"), "--out", str(tmp_path / "cli"), "--no-progress"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("groktransfer: error: no weak candidate was ready after 2 rounds")
+    assert main(["inspect-weak", str(tmp_path / "cli")]) == 0
+    printed = capsys.readouterr().out
+    assert "verdict: not ready: test accuracy" in printed and "candidates (6):" in printed
+
+
+def test_transfer_best_transfers_with_a_warning():
+    cfg = config(if_none_ready="transfer_best", population=2, **{"readiness.min_test_acc": 1.0,
+                                                                  "train.stop_at_test_acc": None,
+                                                                  "train.max_steps": 30})
+    with pytest.warns(WeakModelWarning, match="transferring from the most accurate one"):
+        summary = run_experiment(cfg, plots=False)
+    assert summary["stages"]["target"]["steps"] == 60 and not summary["stages"]["weak"]["ready"]
+
+
+def test_a_sweep_picks_the_candidates_run_experiment_picks(tmp_path):
+    configs = [dataclasses.replace(config(), seed=s) for s in (0, 1)]
+    alone = [run_experiment(c, tmp_path / f"alone{i}", plots=False) for i, c in enumerate(configs)]
+    together = run_many([(c, tmp_path / f"together{i}") for i, c in enumerate(configs)], parallel=2)
+    for a, b in zip(alone, together):
+        assert b["stages"]["weak"]["batch_runs"] == 2 * 3
+        assert b["stages"]["weak"]["population"]["chosen"] == a["stages"]["weak"]["population"]["chosen"]
+        assert b["stages"]["target"]["final_train_loss"] == pytest.approx(a["stages"]["target"]["final_train_loss"],
+                                                                          rel=1e-9)
+
+
+def test_a_weak_stage_that_stops_before_it_can_be_ready_is_refused():
+    from groktransfer.config import ConfigError
+
+    with pytest.raises(ConfigError, match="weak.train.stop_at_test_acc: got 0.5; every candidate would stop"):
+        config(**{"train.stop_at_test_acc": 0.5, "readiness.min_test_acc": 0.8})
+    config(if_none_ready="transfer_best", **{"train.stop_at_test_acc": 0.5, "readiness.min_test_acc": 0.8})
+    assert WeakStageConfig().population == 4
