@@ -432,6 +432,8 @@ class TransferConfig(Config):
     a_init: Literal["weak", "random"] = "weak"  # 'random' is the paper's control (Fig. 15a)
     b_init: Literal["uniform", "normal"] = "uniform"  # uniform = nn.Linear's default U(±1/sqrt(d_W)); × target init_scale
     freeze_a: bool = False  # the paper trains A and B; freezing A is an ablation
+    # A and B train at this × the target's learning rate (and so decay at it: AdamW's decay is lr × wd)
+    ab_lr_scale: float = 1.0
     merge_at_step: Optional[int] = None  # replace A·B by one dense matrix at this step (Fig. 15b); None = never
     weak_embedding_file: Optional[str] = None  # reuse a saved weak embedding (.safetensors) instead of a weak stage
     random_a_dim: int = 4  # rank d_W of a random A when neither a weak stage nor a file gives it (the paper's d_W)
@@ -445,6 +447,7 @@ class TransferConfig(Config):
             f"merge_at_step: got {self.merge_at_step}; must be >= 1 or null",
         )
         _require(self.random_a_dim >= 1, f"random_a_dim: got {self.random_a_dim}; must be >= 1")
+        _require(self.ab_lr_scale > 0, f"ab_lr_scale: got {self.ab_lr_scale}; must be > 0")
 
 
 @dataclass

@@ -61,6 +61,7 @@ from .training import (
     _measure_flops,
     forward_precision,
     matmul_precision,
+    param_lr_scales,
     set_cpu_flush_denormal,
 )
 from .transfer import FactorizedEmbedding
@@ -104,6 +105,7 @@ def batch_key(spec: RunSpec) -> dict:
         "methods.grokfast": None if gf is None else (gf.filter, gf.window if gf.filter == "ma" else None,
                                                      gf.start_step, gf.warmup_steps),
         "diagnostics.weak_matrix": None if spec.weak_matrix is None else tuple(spec.weak_matrix.shape),
+        "learning-rate scales": tuple(sorted(param_lr_scales(model).items())),
     }
 
 
@@ -150,6 +152,7 @@ class _Batch:
         self.params = {n: p.detach().clone().requires_grad_(trainable[n]) for n, p in params.items()}
         self.buffers = {n: b.detach().clone() for n, b in buffers.items()}
         self.trainable = [n for n in self.params if trainable[n]]
+        self.lr_scale = param_lr_scales(specs[0].model)  # shared by the batch (batch_key)
         self.exp_avg = {n: torch.zeros_like(self.params[n]) for n in self.trainable}
         self.exp_avg_sq = {n: torch.zeros_like(self.params[n]) for n in self.trainable}
 
@@ -210,11 +213,12 @@ class _Batch:
         for name in self.trainable:
             p, g = self.params[name], grads[name]
             m, v = self.exp_avg[name], self.exp_avg_sq[name]
-            p.mul_(per_run(1 - lr * self.weight_decay, p))
+            lr_p = lr * self.lr_scale.get(name, 1.0)
+            p.mul_(per_run(1 - lr_p * self.weight_decay, p))
             m.lerp_(g, per_run(1 - self.beta1, m))
             v.mul_(per_run(self.beta2, v)).add_(g * g * per_run(1 - self.beta2, v))
             denom = (v.sqrt() / per_run(bias_correction2_sqrt, v)).add_(per_run(self.eps, v))
-            p.sub_(m / denom * per_run(lr / bias_correction1, p))
+            p.sub_(m / denom * per_run(lr_p / bias_correction1, p))
 
 
 def train_many(

@@ -77,6 +77,7 @@ def build_target(config: RunConfig, task: ModularTask, weak_source) -> tuple[nn.
         random_a=config.transfer.a_init == "random",
         extra_rows=config.transfer.extra_rows,
         seed=config.seed + 2,
+        lr_scale=config.transfer.ab_lr_scale,
     )
     initial_a = installed.A.detach().clone() if config.transfer.a_init == "weak" else None
     return target, initial_a

@@ -167,17 +167,42 @@ class Checkpointer:
     stop_requested: Callable[[], bool] = lambda: False  # checked every step: save, then raise RunInterrupted
 
 
+def param_lr_scales(model: nn.Module) -> dict[str, float]:
+    """Parameters whose learning rate is a multiple of the stage's: those held directly by a
+    module with an ``lr_scale`` attribute other than 1 (a FactorizedEmbedding built with
+    ``transfer.ab_lr_scale``). AdamW's decoupled decay, lr × wd per step, scales with it."""
+    scales = {}
+    for prefix, module in model.named_modules():
+        scale = getattr(module, "lr_scale", 1.0)
+        if scale != 1.0:
+            for name, _ in module.named_parameters(recurse=False):
+                scales[f"{prefix}.{name}" if prefix else name] = float(scale)
+    return scales
+
+
 def _make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
-    params = [p for p in model.parameters() if p.requires_grad]
+    """AdamW over the trainable parameters; one parameter group per learning-rate scale."""
+    scales = param_lr_scales(model)
+    groups: dict[float, list] = {}
+    for name, p in model.named_parameters():
+        if p.requires_grad:
+            groups.setdefault(scales.get(name, 1.0), []).append(p)
     return torch.optim.AdamW(
-        params, lr=config.lr, betas=config.betas, eps=config.eps, weight_decay=config.weight_decay
+        [{"params": params, "lr": config.lr * scale, "lr_scale": scale} for scale, params in groups.items()],
+        lr=config.lr, betas=config.betas, eps=config.eps, weight_decay=config.weight_decay,
     )
+
+
+def _set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
+    """The stage's learning rate now (warm-up): each group at its own multiple of it."""
+    for group in optimizer.param_groups:
+        group["lr"] = lr * group["lr_scale"]
 
 
 def _rebuild_optimizer(old: torch.optim.Optimizer, model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
     new = _make_optimizer(model, config)
+    _set_lr(new, old.param_groups[0]["lr"] / old.param_groups[0]["lr_scale"])
     for group in new.param_groups:
-        group["lr"] = old.param_groups[0]["lr"]
         for p in group["params"]:
             if p in old.state:
                 new.state[p] = old.state[p]
@@ -354,8 +379,7 @@ def train(
             break
 
         if step < config.warmup_steps:
-            for group in optimizer.param_groups:
-                group["lr"] = config.lr * (step + 1) / config.warmup_steps
+            _set_lr(optimizer, config.lr * (step + 1) / config.warmup_steps)
 
         if full_batch:
             xb, yb = x_train, y_train

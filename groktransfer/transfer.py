@@ -42,12 +42,16 @@ from .config import ConfigError
 class FactorizedEmbedding(nn.Module):
     """An input embedding computed as the product ``A·B`` (vocab × d_W times d_W × d_T)."""
 
-    def __init__(self, a: torch.Tensor, b: torch.Tensor, freeze_a: bool = False) -> None:
+    def __init__(self, a: torch.Tensor, b: torch.Tensor, freeze_a: bool = False, lr_scale: float = 1.0) -> None:
         super().__init__()
         if a.dim() != 2 or b.dim() != 2 or a.shape[1] != b.shape[0]:
             raise ConfigError(f"FactorizedEmbedding: shapes {tuple(a.shape)} and {tuple(b.shape)} do not chain")
+        if not lr_scale > 0:
+            raise ConfigError(f"lr_scale: got {lr_scale}; must be > 0")
         self.A = nn.Parameter(a.detach().clone(), requires_grad=not freeze_a)
         self.B = nn.Parameter(b.detach().clone())
+        # A and B train at lr_scale × the model's learning rate (groktransfer's trainers read this).
+        self.lr_scale = float(lr_scale)
 
     @property
     def num_embeddings(self) -> int:
@@ -186,6 +190,7 @@ def transfer_embedding(
     extra_rows: Optional[Literal["random", "zero"]] = None,
     attribute: Optional[str] = None,
     seed: Optional[int] = None,
+    lr_scale: float = 1.0,
 ) -> FactorizedEmbedding:
     """Install ``E_T = A·B`` in ``target`` with ``A = E_W``; return the new module.
 
@@ -204,6 +209,10 @@ def transfer_embedding(
 
     A Hugging Face model whose output layer is tied to its input embedding (GPT-2) is untied:
     the output layer keeps its current weights as its own parameter.
+
+    ``lr_scale``: A and B train at this multiple of the model's learning rate under
+    groktransfer's trainers (``train``, ``train_many``); another training loop can read it
+    from the returned module's ``lr_scale`` to build its own parameter groups.
     """
     slot = locate_input_embedding(target, attribute)
     target_matrix = slot.matrix
@@ -232,7 +241,7 @@ def transfer_embedding(
     if random_a:
         a = torch.randn(a.shape, generator=generator) * b_scale
     b = random_b(a.shape[1], d_target, b_init, b_scale, generator)
-    module = FactorizedEmbedding(a, b, freeze_a=freeze_a)
+    module = FactorizedEmbedding(a, b, freeze_a=freeze_a, lr_scale=lr_scale)
     module.to(device=target_matrix.device, dtype=target_matrix.dtype)
     _untie_output_layer(target, target_matrix)
     slot.install(module)

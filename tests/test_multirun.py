@@ -26,13 +26,13 @@ METHODS = {
 
 
 def make_spec(seed, data_seed, lr, methods, *, dtype="float64", batch_size=None, factorized=False, init_scale=1.0,
-              steps=120, stop=None, warmup=0, lamb=None):
+              steps=120, stop=None, warmup=0, lamb=None, lr_scale=1.0):
     task = ModularTask.from_config(TaskConfig(op="add", p=13, train_fraction=0.5, data_seed=data_seed))
     model = FNN(task.vocab_size, task.n_classes, 6, 24, 1, init_scale=init_scale, seed=seed)
     weak_matrix = None
     if factorized:
         a = torch.randn(task.vocab_size, 3, generator=torch.Generator().manual_seed(100 + seed))
-        weak_matrix = transfer_embedding(a, model, seed=seed + 2).A.detach().clone()
+        weak_matrix = transfer_embedding(a, model, seed=seed + 2, lr_scale=lr_scale).A.detach().clone()
     if lamb is not None:
         methods = copy.deepcopy(methods)
         methods.grokfast.lamb = lamb
@@ -129,3 +129,31 @@ def test_bf16_precision_trains_and_is_close_to_float32():
     specs[0].train.precision = "bf16"
     result = train_many(specs)[0]
     assert result.history[-1]["train_loss"] == pytest.approx(reference, rel=0.05)
+
+
+def test_a_and_b_at_a_fraction_of_the_learning_rate_batched_and_alone():
+    # transfer_embedding(lr_scale=0.2): A and B train at 0.2 × lr (with warm-up), everything else at lr.
+    specs = [make_spec(s, s, 1e-2, METHODS["plain"], factorized=True, lr_scale=0.2, warmup=5 * s) for s in range(2)]
+    sequential = run_sequentially(specs)
+    assert_same(sequential, train_many(specs), specs, tol=1e-9)
+    # An independent loop: torch's AdamW with two explicit parameter groups and a hand-written warm-up.
+    spec = make_spec(1, 1, 1e-2, METHODS["plain"], factorized=True, lr_scale=0.2, warmup=5)
+    model = copy.deepcopy(spec.model).double()  # train() trains in the spec's float64
+    embedding = model.get_input_embeddings()
+    ab = [embedding.A, embedding.B]
+    rest = [p for p in model.parameters() if all(p is not q for q in ab)]
+    optimizer = torch.optim.AdamW([{"params": rest, "base": 1e-2}, {"params": ab, "base": 2e-3}], lr=1e-2,
+                                  weight_decay=0.5)
+    for step in range(spec.train.max_steps):
+        for group in optimizer.param_groups:
+            group["lr"] = group["base"] * min(1.0, (step + 1) / 5)
+        optimizer.zero_grad()
+        torch.nn.functional.cross_entropy(model(spec.task.x_train), spec.task.y_train).backward()
+        optimizer.step()
+    train(spec.model, spec.task, spec.train, seed=spec.seed)
+    for (name, p), (_, q) in zip(model.named_parameters(), spec.model.named_parameters()):
+        torch.testing.assert_close(q, p, rtol=1e-9, atol=1e-9, msg=name)
+    # Runs with different scales cannot share a batch.
+    mixed = [make_spec(0, 0, 1e-2, METHODS["plain"], factorized=True, lr_scale=s) for s in (1.0, 0.2)]
+    with pytest.raises(ConfigError, match="learning-rate scales"):
+        train_many(mixed)

@@ -1,0 +1,271 @@
+"""Studies behind groktransfer's weak stage, at the paper's task size (p = 113, 25% train).
+
+    python scripts/weak_stage_study.py readiness [--seeds 100-104] [--out results/weak-readiness]
+    python scripts/weak_stage_study.py size      [--seeds 0-9]     [--out results/weak-size]
+    python scripts/weak_stage_study.py target    [--seeds 0-11]    [--out results/target-start]
+
+readiness: weak models from several weak settings (sizes, optimiser settings, early stops)
+    and both operations, each followed by the same target run (the paper's Fig. 1(b) target
+    settings) whatever the weak model became. Writes every model's readiness numbers beside
+    the target's steps to 99% test accuracy, a scatter plot, and how well each candidate rule
+    predicts the target's success (false accepts / false rejects).
+size: the whole weak stage (a population of 4, the readiness rule, up to 3 rounds) for
+    several weak sizes and the paper's weak recipe, each followed by the target: how often the
+    stage delivers, at what cost, and how the targets do.
+target: target variants (how A and B train) started from the same weak models, chosen by
+    the default weak stage without its multiplication-specific check, so that the embeddings
+    that trouble the target are among them.
+
+Every run goes through the package (groktransfer.sweep.run_many), so each has an ordinary
+run directory under OUT/runs/ (weights are not kept). Finished runs are reused, so an
+interrupted study continues where it stopped. The machine's description, the git commit
+and the exact command are in OUT/study.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import math
+import sys
+from pathlib import Path
+from typing import Optional
+
+from groktransfer.config import ReadinessConfig, from_dict, RunConfig
+from groktransfer.readiness import judge
+from groktransfer.records import atomic_write_text, environment
+from groktransfer.sweep import run_many
+from groktransfer.training import resolve_device
+
+TASK = {"p": 113, "train_fraction": 0.25}
+# The paper's Fig. 1(b) target: FNN embedding 128, two hidden layers of 512, init 0.3, lr 0.005, wd 3.
+TARGET = {"model": {"embed_dim": 128, "width": 512, "depth": 2, "init_scale": 0.3},
+          "train": {"lr": 0.005, "weight_decay": 3.0, "max_steps": 1000, "stop_at_test_acc": 0.99, "eval_every": 10}}
+# One weak model per run, transferred whatever it became (the readiness study judges afterwards).
+SINGLE = {"population": 1, "max_rounds": 1, "if_none_ready": "transfer_best"}
+
+PAPER_RECIPE = {"lr": 0.003, "weight_decay": 0.1, "max_steps": 10000, "stop_at_test_acc": None, "eval_every": 100}
+OUR_RECIPE = {"lr": 0.01, "weight_decay": 1.0, "max_steps": 5000, "stop_at_test_acc": 0.95, "eval_every": 50}
+
+
+def size(embed: int, width: int) -> dict:
+    return {"embed_dim": embed, "width": width, "depth": 1}
+
+
+# readiness: weak settings that together cover weak models from useless to excellent.
+READINESS_SETTINGS = {
+    "4x16 lr0.003 wd0.1 (paper)": {"model": size(4, 16), "train": PAPER_RECIPE},
+    "4x16 lr0.01 wd1": {"model": size(4, 16), "train": dict(OUR_RECIPE, max_steps=10000, stop_at_test_acc=None,
+                                                            eval_every=100)},
+    "8x32 lr0.01 wd1 stop0.95": {"model": size(8, 32), "train": OUR_RECIPE},
+    "8x32 lr0.01 wd1 stop0.6": {"model": size(8, 32), "train": dict(OUR_RECIPE, stop_at_test_acc=0.6)},
+    "8x32 lr0.003 wd0.1": {"model": size(8, 32), "train": PAPER_RECIPE},
+}
+
+# size: the whole weak stage (population 4, up to 3 rounds, the default rule) per weak size.
+SIZE_SETTINGS = {
+    "4x16 paper recipe": {"model": size(4, 16), "train": PAPER_RECIPE},
+    "4x16": {"model": size(4, 16), "train": OUR_RECIPE},
+    "8x32": {"model": size(8, 32), "train": OUR_RECIPE},
+    "16x64": {"model": size(16, 64), "train": OUR_RECIPE},
+}
+
+# Candidate rules, each a ReadinessConfig (null = not checked); "default" is the package's.
+RULES = {
+    "test accuracy >= 0.85": ReadinessConfig(min_test_acc=0.85, max_fourier_top1_share=None),
+    "effective rank >= 0.9 d_W": ReadinessConfig(min_test_acc=None, max_fourier_top1_share=None,
+                                                  min_effective_rank_fraction=0.9),
+    "test acc >= 0.85 and top-1 share <= 0.8": ReadinessConfig(min_test_acc=0.85, max_fourier_top1_share=0.8),
+    "test acc >= 0.85, top-1 <= 0.8, odd share >= 0.3": ReadinessConfig(
+        min_test_acc=0.85, max_fourier_top1_share=0.8, min_fourier_odd_share=0.3),
+    "default": ReadinessConfig(),
+}
+
+
+def run_config(name: str, op: str, seed: int, weak: Optional[dict], target: Optional[dict] = None,
+               transfer: Optional[dict] = None) -> RunConfig:
+    data = {"name": name, "seed": seed, "device": "cpu", "task": dict(TASK, op=op, data_seed=seed),
+            "target": target or TARGET}
+    if weak is not None:
+        data["weak"] = weak
+    if transfer:
+        data["transfer"] = transfer
+    return from_dict(RunConfig, data)
+
+
+def slug(text: str) -> str:
+    return "".join(c if c.isalnum() or c in ".-" else "_" for c in text)
+
+
+def parse_seeds(text: str) -> list[int]:
+    if "-" in text:
+        lo, hi = text.split("-")
+        return list(range(int(lo), int(hi) + 1))
+    return [int(s) for s in text.split(",")]
+
+
+def drop_weights(out: Path) -> None:
+    """Run directories keep configs, metrics and summaries; the weak embeddings are not kept."""
+    for path in out.glob("runs/**/*.safetensors"):
+        path.unlink()
+
+
+def target_numbers(summary: dict) -> dict:
+    target = summary["stages"].get("target")
+    if target is None:
+        return {"target_status": "skipped", "target_99_step": None, "target_best_test_acc": None,
+                "target_train_95_step": None}
+    return {"target_status": target["status"], "target_99_step": target["test_acc_99_step"],
+            "target_best_test_acc": target["best_test_acc"], "target_train_95_step": target["train_acc_95_step"]}
+
+
+def confusion(rows: list[dict], rule: ReadinessConfig) -> dict:
+    """How a rule's verdicts match the targets' outcomes (success = 99% test within the budget)."""
+    counts = {"true_accept": 0, "false_accept": 0, "true_reject": 0, "false_reject": 0}
+    for row in rows:
+        ready = judge(rule, row["report"]).ready
+        success = row["target_99_step"] is not None
+        key = ("true_" if ready == success else "false_") + ("accept" if ready else "reject")
+        counts[key] += 1
+    n = len(rows)
+    counts["accuracy"] = (counts["true_accept"] + counts["true_reject"]) / n if n else math.nan
+    accepted = counts["true_accept"] + counts["false_accept"]
+    counts["success_rate_when_accepted"] = counts["true_accept"] / accepted if accepted else math.nan
+    return counts
+
+
+def record(out: Path, study: str, extra: dict) -> None:
+    data = {"study": study, "command": "python " + " ".join(sys.argv), **environment(resolve_device("cpu")), **extra}
+    atomic_write_text(out / "study.json", json.dumps(data, indent=2) + "\n")
+
+
+def fmt(value, digits=3) -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, float):
+        return f"{value:.{digits}f}"
+    return str(value)
+
+
+# ---------------------------------------------------------------------------------------
+
+
+def study_readiness(args) -> None:
+    out = Path(args.out)
+    jobs, keys = [], []
+    for setting, weak in READINESS_SETTINGS.items():
+        for op in ("add", "mul"):
+            for seed in args.seeds:
+                jobs.append((run_config(f"readiness-{op}", op, seed, dict(weak, **SINGLE)),
+                             out / "runs" / slug(setting) / op / f"seed{seed}"))
+                keys.append((setting, op, seed))
+    summaries = run_many(jobs, parallel=args.parallel, log=print)
+    drop_weights(out)
+    rows = []
+    for (setting, op, seed), summary in zip(keys, summaries):
+        weak = summary["stages"]["weak"]
+        report = weak["readiness"]
+        rows.append({"setting": setting, "op": op, "seed": seed, "weak_steps": weak["steps"],
+                     "weak_test_acc": weak["final_test_acc"], "report": report, **target_numbers(summary)})
+    rules = {name: confusion(rows, rule) for name, rule in RULES.items()}
+    by_op = {op: {name: confusion([r for r in rows if r["op"] == op], rule) for name, rule in RULES.items()}
+             for op in ("add", "mul")}
+    with open(out / "models.csv", "w", newline="", encoding="utf-8") as handle:
+        fields = ["setting", "op", "seed", "weak_steps", "weak_test_acc", "effective_rank", "effective_rank_fraction",
+                  "fourier_top1_share", "fourier_top2_share", "fourier_odd_share", "top_frequencies",
+                  "default_rule", "target_status", "target_train_95_step", "target_99_step", "target_best_test_acc"]
+        writer = csv.DictWriter(handle, fieldnames=fields)
+        writer.writeheader()
+        for r in rows:
+            rep = r["report"]
+            writer.writerow({**{k: r[k] for k in ("setting", "op", "seed", "weak_steps", "weak_test_acc",
+                                                   "target_status", "target_train_95_step", "target_99_step",
+                                                   "target_best_test_acc")},
+                             **{k: rep.get(k) for k in ("effective_rank", "effective_rank_fraction",
+                                                         "fourier_top1_share", "fourier_top2_share",
+                                                         "fourier_odd_share")},
+                             "top_frequencies": json.dumps(rep.get("fourier_top_frequencies")),
+                             "default_rule": judge(ReadinessConfig(), rep).text()})
+    lines = ["| rule | accepted | success when accepted | false accepts | false rejects | agreement |",
+             "|---|---|---|---|---|---|"]
+    for name, c in rules.items():
+        accepted = c["true_accept"] + c["false_accept"]
+        lines.append(f"| {name} | {accepted}/{len(rows)} | {c['true_accept']}/{accepted} | {c['false_accept']} | "
+                     f"{c['false_reject']} | {c['accuracy']:.2f} |")
+    lines += ["", "| weak setting | op | seed | weak test acc | eff. rank / d_W | top-1 share | top-2 share | "
+                  "odd share | default rule | target: 95% train | target: 99% test | target best test |",
+              "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        rep = r["report"]
+        verdict = "ready" if judge(ReadinessConfig(), rep).ready else "not ready"
+        lines.append(f"| {r['setting']} | {r['op']} | {r['seed']} | {fmt(r['weak_test_acc'])} | "
+                     f"{fmt(rep['effective_rank_fraction'], 2)} | {fmt(rep.get('fourier_top1_share'), 2)} | "
+                     f"{fmt(rep.get('fourier_top2_share'), 2)} | {fmt(rep.get('fourier_odd_share'), 2)} | {verdict} | "
+                     f"{fmt(r['target_train_95_step'])} | {fmt(r['target_99_step']) if r['target_99_step'] is not None else 'never'} | "
+                     f"{fmt(r['target_best_test_acc'])} |")
+    atomic_write_text(out / "table.md", "\n".join(lines) + "\n")
+    plot_readiness(rows, out / "scatter.png", budget=TARGET["train"]["max_steps"])
+    record(out, "readiness", {"seeds": args.seeds, "weak_settings": READINESS_SETTINGS, "target": TARGET,
+                              "rules": {k: v.to_dict() for k, v in RULES.items()}, "confusion": rules,
+                              "confusion_by_op": by_op, "n_models": len(rows)})
+    print("\n".join(lines[: len(RULES) + 2]))
+
+
+def plot_readiness(rows: list[dict], path: Path, budget: int) -> None:
+    from groktransfer.plots import plt
+
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.6), sharey=True)
+    never = budget * 1.6
+    panels = [("weak test accuracy", lambda rep, r: r["weak_test_acc"]),
+              ("Fourier top-1 energy share", lambda rep, r: rep.get("fourier_top1_share")),
+              ("odd-frequency share (multiplication)", lambda rep, r: rep.get("fourier_odd_share"))]
+    for ax, (label, x_of) in zip(axes, panels):
+        for op, colour in (("add", "tab:blue"), ("mul", "tab:red")):
+            for r in rows:
+                x = x_of(r["report"], r)
+                if r["op"] != op or x is None:
+                    continue
+                ready = judge(ReadinessConfig(), r["report"]).ready
+                y = r["target_99_step"] if r["target_99_step"] is not None else never
+                ax.scatter([x], [y], marker="o" if ready else "x", color=colour, s=36 if ready else 40,
+                           facecolors="none" if ready else None, linewidths=1.3)
+        ax.set_xlabel(label)
+        ax.axhline(budget, color="grey", lw=0.8, ls=":")
+    axes[0].set_yscale("log")
+    axes[0].set_ylabel("target: steps to 99% test (top: never)")
+    axes[0].set_yticks([10, 100, budget, never], ["10", "100", f"{budget} (budget)", "never"])
+    from matplotlib.lines import Line2D
+
+    handles = [Line2D([], [], marker="o", color="tab:blue", ls="", mfc="none", label="addition, ready"),
+               Line2D([], [], marker="x", color="tab:blue", ls="", label="addition, not ready"),
+               Line2D([], [], marker="o", color="tab:red", ls="", mfc="none", label="multiplication, ready"),
+               Line2D([], [], marker="x", color="tab:red", ls="", label="multiplication, not ready")]
+    axes[2].legend(handles=handles, fontsize=8, loc="center right")
+    fig.suptitle("Weak models at p = 113: readiness (default rule: o ready, x not) against the target's steps "
+                 "to 99% test", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+# ---------------------------------------------------------------------------------------
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("study", choices=["readiness", "size", "target"])
+    parser.add_argument("--seeds", help="a range 0-9 or a list 0,3,7")
+    parser.add_argument("--out")
+    parser.add_argument("--parallel", default="auto")
+    args = parser.parse_args()
+    defaults = {"readiness": ("100-104", "results/weak-readiness"), "size": ("0-9", "results/weak-size"),
+                "target": ("0-11", "results/target-start")}[args.study]
+    args.seeds = parse_seeds(args.seeds or defaults[0])
+    args.out = args.out or defaults[1]
+    Path(args.out).mkdir(parents=True, exist_ok=True)
+    {"readiness": study_readiness, "size": study_size, "target": study_target}[args.study](args)
+
+
+if __name__ == "__main__":
+    main()
