@@ -141,6 +141,9 @@ def _build_parser() -> argparse.ArgumentParser:
             cmd.add_argument("--grid", default="small", help="small, paper, or a YAML file of dotted key: [values]")
             cmd.add_argument("--configs", type=int, help="configurations per method (default: the whole space)")
             cmd.add_argument("--metric", default="test_acc_99_step", help="selection metric (default test_acc_99_step)")
+            cmd.add_argument("--with-defaults", action="store_true",
+                             help="each method's first configuration is its own setting in the spec; the rest "
+                                  "come from the grid")
     return parser
 
 
@@ -176,7 +179,7 @@ def _sweep(args: argparse.Namespace) -> int:
         print(f"\n{record['table']}\n\nwritten: {out / 'compare.json'}, {out / 'test_accuracy.png'}, {out / 'time_to_99.png'}")
     else:
         record = run_tune(spec, methods, seeds, out, grid=args.grid, configs=args.configs, metric=args.metric,
-                          parallel=parallel, progress=progress, log=print)
+                          with_defaults=args.with_defaults, parallel=parallel, progress=progress, log=print)
         print(f"\nconfigurations per method: {record['configs_per_method']}")
         print(f"written: {out / 'best.yaml'} (use with compare --tuned), {out / 'trials.csv'}")
     return 0

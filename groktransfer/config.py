@@ -363,7 +363,7 @@ class ReadinessConfig(Config):
     max_fourier_top1_share: Optional[float] = 0.8  # modular tasks: the largest Fourier frequency's energy share
     # mul/div: the energy share of the odd frequencies of the multiplicative characters, the
     # only ones that tell a from -a
-    min_fourier_odd_share: Optional[float] = None
+    min_fourier_odd_share: Optional[float] = 0.3
 
     def check(self) -> None:
         for name in ("min_test_acc", "min_effective_rank_fraction", "max_fourier_top1_share",

@@ -11,7 +11,10 @@ its own parameters (GrokFast's λ and α or window, Omnigrok's norm factor, whic
 weight decay since Omnigrok trains without it). Every method trains the same number of
 configurations (``configs``, drawn by a seeded shuffle of its space; all of it when
 ``configs`` is None) for the same step budget (the spec's ``train.max_steps``), on the
-same seeds.
+same seeds. With ``with_defaults`` the first of each method's configurations is its own
+setting in the spec (its recommended or printed one, with no grid value applied), and the
+other ``configs - 1`` are drawn from the grid: no method loses its known-good setting to
+the draw.
 
 Selection follows the paper: the configuration that reaches 99% test accuracy fastest,
 averaged over seeds (``metric="test_acc_99_step"``). A seed that never reaches it counts
@@ -129,6 +132,7 @@ def run_tune(
     configs: Optional[int] = None,
     metric: str = "test_acc_99_step",
     search_seed: int = 0,
+    with_defaults: bool = False,
     parallel: Union[int, str] = "auto",
     progress: bool = False,
     log: Callable[[str], None] = lambda message: None,
@@ -145,6 +149,8 @@ def run_tune(
     for method in methods:
         space = method_space(method, dims)
         random.Random(search_seed).shuffle(space)
+        if with_defaults:
+            space = [{}] + space  # {}: the spec's own setting for this method, no grid value applied
         plans[method] = space if configs is None else space[:configs]
         for point in plans[method]:  # validate every trial before training anything
             method_run_config(spec, method, seeds[0], _with_fixed(spec, method, point))
@@ -186,6 +192,7 @@ def run_tune(
         "seeds": seeds,
         "grid": grid,
         "configs_per_method": {m: len(plans[m]) for m in methods},
+        "with_defaults": with_defaults,
         "max_steps": spec.train.max_steps,
         "metric": metric,
         "spec": spec.to_dict(),

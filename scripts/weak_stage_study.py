@@ -252,13 +252,160 @@ def plot_readiness(rows: list[dict], path: Path, budget: int) -> None:
 # ---------------------------------------------------------------------------------------
 
 
+def study_size(args) -> None:
+    """The default weak stage (population 4, the default rule, up to 3 rounds) for each weak size."""
+    out = Path(args.out)
+    jobs, keys = [], []
+    for setting, weak in SIZE_SETTINGS.items():
+        for op in ("add", "mul"):
+            for seed in args.seeds:
+                jobs.append((run_config(f"size-{op}", op, seed, weak), out / "runs" / slug(setting) / op / f"seed{seed}"))
+                keys.append((setting, op, seed))
+    summaries = run_many(jobs, parallel=args.parallel, log=print)
+    drop_weights(out)
+    rows = []
+    for (setting, op, seed), summary in zip(keys, summaries):
+        weak = summary["stages"]["weak"]
+        candidates = weak["population"]["candidates"]
+        judged = [c for c in candidates if c["ready"] is not None]
+        rows.append({"setting": setting, "op": op, "seed": seed, "weak_ready": weak["ready"],
+                     "rounds": weak["population"]["rounds"], "candidates": len(candidates),
+                     "judged": len(judged), "judged_ready": sum(bool(c["ready"]) for c in judged),
+                     "weak_flops": weak["flops"], "weak_wall_clock_s": weak["wall_clock_s"],
+                     "weak_batch_runs": weak.get("batch_runs"), "weak_test_acc": weak["final_test_acc"],
+                     **target_numbers(summary)})
+    with open(out / "runs.csv", "w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    lines = ["| weak size | op | weak stage ready | rounds (median) | candidates judged ready | weak FLOPs per run "
+             "(median) | weak batch wall-clock s (median) | target reached 99% | target steps to 99% (median [IQR]) |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    summary_rows = {}
+    for setting in SIZE_SETTINGS:
+        for op in ("add", "mul"):
+            mine = [r for r in rows if r["setting"] == setting and r["op"] == op]
+            n = len(mine)
+            steps = censored([r["target_99_step"] for r in mine])
+            entry = {
+                "weak_ready": sum(r["weak_ready"] for r in mine), "n": n,
+                "rounds_median": median([r["rounds"] for r in mine]),
+                "judged": sum(r["judged"] for r in mine), "judged_ready": sum(r["judged_ready"] for r in mine),
+                "weak_flops_median": median([r["weak_flops"] for r in mine]),
+                "weak_wall_clock_median": median([r["weak_wall_clock_s"] for r in mine]),
+                "target_reached": sum(r["target_99_step"] is not None for r in mine), "target_steps": steps,
+            }
+            summary_rows[f"{setting} / {op}"] = entry
+            lines.append(f"| {setting} | {op} | {entry['weak_ready']}/{n} | {entry['rounds_median']:g} | "
+                         f"{entry['judged_ready']}/{entry['judged']} | {entry['weak_flops_median']:.2g} | "
+                         f"{entry['weak_wall_clock_median']:.1f} | {entry['target_reached']}/{n} | "
+                         f"{fmt_censored(steps)} |")
+    atomic_write_text(out / "table.md", "\n".join(lines) + "\n")
+    record(out, "size", {"seeds": args.seeds, "weak_settings": SIZE_SETTINGS, "target": TARGET,
+                         "weak_stage": "population 4, default readiness rule, up to 3 rounds, first_ready",
+                         "summary": summary_rows})
+    print("\n".join(lines))
+
+
+# target: how A and B train, from the same weak models. The weak models are the default weak
+# stage's choice without the multiplication-specific check (min_fourier_odd_share), so that
+# embeddings whose energy sits in even frequencies can be among them.
+TARGET_VARIANTS = {
+    "A, B at the target's lr (the paper's reading)": {"ab_lr_scale": 1.0},
+    "A, B at 0.5 × lr": {"ab_lr_scale": 0.5},
+    "A, B at 0.2 × lr": {"ab_lr_scale": 0.2},
+    "A frozen": {"ab_lr_scale": 1.0, "freeze_a": True},
+}
+
+
+def study_target(args) -> None:
+    out = Path(args.out)
+    weak = {"readiness": {"min_fourier_odd_share": None}}
+    weak_jobs = [(from_dict(RunConfig, {"name": f"target-start-weak-{op}", "seed": seed, "device": "cpu",
+                                         "task": dict(TASK, op=op, data_seed=seed), "weak": weak}),
+                  out / "weak" / op / f"seed{seed}") for op in ("add", "mul") for seed in args.seeds]
+    weak_summaries = run_many(weak_jobs, parallel=args.parallel, log=print)
+    jobs, keys = [], []
+    for variant, transfer in TARGET_VARIANTS.items():
+        for (config, weak_dir), weak_summary in zip(weak_jobs, weak_summaries):
+            op, seed = config.task.op, config.seed
+            if not weak_summary["stages"]["weak"]["ready"]:
+                continue
+            file = str(weak_dir / "weak_embedding.safetensors")
+            jobs.append((run_config(f"target-start-{op}", op, seed, None,
+                                    transfer=dict(transfer, weak_embedding_file=file)),
+                         out / "runs" / slug(variant) / op / f"seed{seed}"))
+            keys.append((variant, op, seed, weak_summary["stages"]["weak"]["readiness"]))
+    summaries = run_many(jobs, parallel=args.parallel, log=print)
+    drop_weights(out)
+    if not jobs:
+        raise SystemExit("target study: no weak stage delivered a ready embedding; nothing to start targets from")
+    rows = [{"variant": v, "op": op, "seed": seed, "weak_test_acc": rep["test_acc"],
+             "fourier_odd_share": rep.get("fourier_odd_share"), "fourier_top1_share": rep.get("fourier_top1_share"),
+             **target_numbers(summary)} for (v, op, seed, rep), summary in zip(keys, summaries)]
+    with open(out / "runs.csv", "w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    lines = ["| target variant | op | reached 99% | steps to 99% (median [IQR]) | steps to 95% train (median) | "
+             "runs that failed (seed: weak odd share) |", "|---|---|---|---|---|---|"]
+    summary_rows = {}
+    for variant in TARGET_VARIANTS:
+        for op in ("add", "mul"):
+            mine = [r for r in rows if r["variant"] == variant and r["op"] == op]
+            steps = censored([r["target_99_step"] for r in mine])
+            failed = [r for r in mine if r["target_99_step"] is None]
+            fit = median([r["target_train_95_step"] if r["target_train_95_step"] is not None else math.inf
+                          for r in mine])
+            summary_rows[f"{variant} / {op}"] = {"reached": len(mine) - len(failed), "n": len(mine), "steps": steps,
+                                                 "failed_seeds": [r["seed"] for r in failed]}
+            fails = ", ".join(f"{r['seed']}: {fmt(r['fourier_odd_share'], 2)}" for r in failed) or "—"
+            lines.append(f"| {variant} | {op} | {len(mine) - len(failed)}/{len(mine)} | {fmt_censored(steps)} | "
+                         f"{fit:g} | {fails} |")
+    atomic_write_text(out / "table.md", "\n".join(lines) + "\n")
+    record(out, "target", {"seeds": args.seeds, "variants": TARGET_VARIANTS, "target": TARGET,
+                           "weak_stage": weak, "summary": summary_rows})
+    print("\n".join(lines))
+
+
+def median(values: list[float]) -> float:
+    ordered = sorted(values)
+    mid = len(ordered) // 2
+    return ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
+
+
+def censored(values: list[Optional[float]]) -> dict:
+    from groktransfer.compare import censored_stats
+
+    return censored_stats(values)
+
+
+def fmt_censored(stats: dict) -> str:
+    def one(x):
+        return "never" if x is None else f"{x:g}"
+
+    return f"{one(stats['median'])} [{one(stats['q25'])}–{one(stats['q75'])}]"
+
+
+# ---------------------------------------------------------------------------------------
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("study", choices=["readiness", "size", "target"])
     parser.add_argument("--seeds", help="a range 0-9 or a list 0,3,7")
     parser.add_argument("--out")
     parser.add_argument("--parallel", default="auto")
+    parser.add_argument("--smoke", action="store_true", help="a seconds-long version (p = 23, tiny budgets) that checks "
+                                                             "the script runs; its numbers mean nothing")
     args = parser.parse_args()
+    if args.smoke:
+        TASK["p"] = 23
+        TARGET["train"]["max_steps"] = 20
+        for settings in (READINESS_SETTINGS, SIZE_SETTINGS):
+            for weak in settings.values():
+                weak["train"] = dict(weak["train"], max_steps=40)
+        RULES["default"] = ReadinessConfig(min_test_acc=0.0, max_fourier_top1_share=None)  # something is ready
     defaults = {"readiness": ("100-104", "results/weak-readiness"), "size": ("0-9", "results/weak-size"),
                 "target": ("0-11", "results/target-start")}[args.study]
     args.seeds = parse_seeds(args.seeds or defaults[0])

@@ -109,6 +109,8 @@ def test_tune_end_to_end_and_compare_reads_its_result(tmp_path):
     winner = json.loads(scratch[0]["params"])
     assert best["hyperparameters"]["scratch"]["train"]["lr"] == winner["train.lr"]
     assert json.loads((out / "tune.json").read_text())["configs_per_method"] == {"scratch": 2, "omnigrok": 2}
+    trials = list(csv.DictReader(open(out / "trials.csv")))
+    assert all(json.loads(t["params"]) for t in trials)  # every configuration comes from the grid
 
     cmp_out = tmp_path / "cmp"
     assert main(["compare", "--spec", "demo", "--methods", "scratch", "--seeds", "1", "--out", str(cmp_out),
@@ -147,3 +149,19 @@ def test_a_diverging_run_does_not_stop_the_sweep(tmp_path):
     assert {r["status"] for r in record["per_run"]["orthograd"].values()} == {"diverged"}
     assert {r["status"] for r in record["per_run"]["scratch"].values()} == {"max_steps"}
     assert record["aggregate"]["orthograd"]["success_95"] == 0.0
+
+
+def test_tune_with_defaults_tries_each_methods_own_setting_first(tmp_path):
+    out = tmp_path / "tune"
+    argv = ["tune", "--spec", "demo", "--methods", "scratch,grokfast-ema", "--seeds", "1", "--configs", "2",
+            "--with-defaults", "--out", str(out), "--no-progress", *TINY]
+    assert main(argv) == 0
+    trials = list(csv.DictReader(open(out / "trials.csv")))
+    assert [(t["method"], t["trial"]) for t in trials] == [("scratch", "0"), ("scratch", "1"), ("grokfast-ema", "0"),
+                                                            ("grokfast-ema", "1")]
+    assert [json.loads(t["params"]) == {} for t in trials] == [True, False, True, False]
+    # Trial 0 ran the spec's own setting: GrokFast's recommended weight decay of 0.005.
+    import yaml
+
+    config = yaml.safe_load((out / "trials" / "grokfast-ema" / "trial0000" / "seed0" / "config.yaml").read_text())
+    assert config["scratch"]["train"]["weight_decay"] == 0.005
