@@ -208,7 +208,10 @@ def _run_seeds(config, out: Path, args: argparse.Namespace) -> int:
     table = "\n".join([lines[0], "  ".join("-" * w for w in widths), *lines[1:]])
     atomic_write_text(out / "seeds.md", table + "\n")
     print(f"\n{table}\n\nrun directories: {out}/seed<S>; table: {out / 'seeds.md'}")
-    return 0
+    stopped = [(seed, summary) for seed, summary in zip(seeds, summaries) if summary.get("stopped")]
+    for seed, summary in stopped:
+        print(f"seed {seed}: {summary['warnings'][-1]}", file=sys.stderr)
+    return EXIT_RUNTIME if stopped else 0
 
 
 def _inspect_weak(source: Path, as_json: bool) -> int:

@@ -30,12 +30,13 @@ import torch
 from torch import nn
 
 from .checkpoint import load_checkpoint, save_checkpoint
-from .config import ConfigError, RunConfig, StageConfig, dump_yaml, load_config_file, run_config_from_dict
+from .config import ConfigError, ReadinessConfig, RunConfig, StageConfig, dump_yaml, load_config_file, run_config_from_dict
 from .diagnostics import Diagnostics
 from .entk import EntkTracker
 from .methods import build_hooks, describe_methods, loss_function
 from .models import build_model
 from .plots import plot_run
+from .readiness import judge, weak_report
 from .records import RunDirectory, check_new_run_dir, environment
 from .tasks import ModularTask, build_task
 from .training import Checkpointer, TrainResult, resolve_device, train
@@ -105,6 +106,22 @@ def check_weak_file(config: RunConfig, task: ModularTask) -> Optional[torch.Tens
     if matrix.shape[0] != rows:
         raise ConfigError(f"transfer.weak_embedding_file: has {matrix.shape[0]} rows but the task's {what} has {rows}")
     return matrix
+
+
+def judge_weak_file(summary: dict, config: RunConfig, task, log: Callable[[str], None]) -> None:
+    """A weak embedding given as a file is judged by the default readiness rule (its test
+    accuracy comes from the file's metadata): recorded as ``weak_file``, and a warning when it
+    is not ready. Nothing more can be drawn, so the target trains from it either way."""
+    matrix, metadata = load_weak_embedding(config.transfer.weak_embedding_file)
+    report = weak_report(matrix, task, metadata.get("test_acc"))
+    verdict = judge(ReadinessConfig(), report)
+    summary["weak_file"] = {"path": config.transfer.weak_embedding_file, "ready": verdict.ready,
+                            "reasons": verdict.reasons, "readiness": report}
+    if not verdict.ready:
+        message = f"the weak embedding file is not ready by the default rule ({'; '.join(verdict.reasons)})"
+        summary["warnings"].append(message)
+        warnings.warn(message, WeakModelWarning, stacklevel=3)
+        log(f"warning: {message}")
 
 
 CHECKPOINT_FILE = "checkpoint.safetensors"
@@ -284,6 +301,8 @@ def run_experiment(
                     weak_source = load_weak_embedding(run_dir.path / WEAK_EMBEDDING_FILE)[0].to(device)
             elif weak_matrix is not None:
                 weak_source, weak_stage = weak_matrix, "file"
+                if "weak_file" not in summary and config.target is not None:
+                    judge_weak_file(summary, config, task, log)
 
             if not_ready is not None:
                 summary["stopped"] = "no weak candidate was ready"
@@ -413,4 +432,12 @@ def format_table(summary: dict) -> str:
     widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
     lines = ["  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths))) for row in cells]
     lines.insert(1, "  ".join("-" * w for w in widths))
+    population = stages.get("weak", {}).get("population")
+    if population is not None:
+        n, rounds = len(population["candidates"]), population["rounds"]
+        chosen = population["chosen"]
+        what = "none transferred" if chosen is None else (
+            f"transferred candidate {chosen} ({'ready' if stages['weak']['ready'] else 'NOT ready'})")
+        lines.append(f"weak stage: {n} candidate{'s' if n > 1 else ''} in {rounds} round{'s' if rounds > 1 else ''}, "
+                     f"{what}; its wall-clock and FLOPs count every candidate")
     return "\n".join(lines)

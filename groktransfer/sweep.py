@@ -53,6 +53,7 @@ from .pipeline import (
     build_target,
     check_encodings,
     check_weak_file,
+    judge_weak_file,
     record_weak_outcome,
     resume_experiment,
     run_experiment,
@@ -281,10 +282,15 @@ def _run_together(jobs: list[tuple[RunConfig, Path]], per_stage: dict[str, int],
             for i, outcome in zip(part, got):
                 outcomes[i] = outcome
                 record_weak_outcome(summaries[i], outcome, lambda message: None)
+                if configs[i].target is not None and summaries[i]["stages"]["weak"]["status"] == "not_ready":
+                    summaries[i]["stopped"] = "no weak candidate was ready"  # as run_experiment: no later stage
                 summaries[i]["stages"]["weak"]["batch_runs"] = len(part) * configs[i].weak.population
                 histories[i]["weak"] = outcome.shown.result.history
     elif weak_files[0] is not None:
         weak_stage = "file"
+        if first.target is not None:
+            for i in everyone:
+                judge_weak_file(summaries[i], configs[i], tasks[i], lambda message: None)
     if first.target is not None:
         sources = {i: (outcomes[i].chosen.model if outcomes[i].chosen is not None else None)
                    if weak_stage == "trained" else weak_files[i] for i in everyone}
@@ -295,8 +301,9 @@ def _run_together(jobs: list[tuple[RunConfig, Path]], per_stage: dict[str, int],
         for i in members:
             add_groktransfer_cost(summaries[i], weak_stage)
     if first.scratch is not None:
-        models = {i: build_model(configs[i].scratch, tasks[i], configs[i].seed + 1) for i in everyone}
-        train_stage("scratch", everyone, models)
+        members = [i for i in everyone if not summaries[i].get("stopped")]
+        models = {i: build_model(configs[i].scratch, tasks[i], configs[i].seed + 1) for i in members}
+        train_stage("scratch", members, models)
 
     for i, (config, out) in enumerate(jobs):
         summary = summaries[i]

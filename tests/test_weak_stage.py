@@ -121,3 +121,37 @@ def test_a_weak_stage_that_stops_before_it_can_be_ready_is_refused():
         config(**{"train.stop_at_test_acc": 0.5, "readiness.min_test_acc": 0.8})
     config(if_none_ready="transfer_best", **{"train.stop_at_test_acc": 0.5, "readiness.min_test_acc": 0.8})
     assert WeakStageConfig().population == 4
+
+
+def test_a_sweep_stops_a_run_whose_weak_stage_found_nothing_as_run_experiment_does(tmp_path):
+    never = {"readiness.min_test_acc": 1.0, "train.stop_at_test_acc": None, "train.max_steps": 20, "max_rounds": 1}
+    stops, goes = config(**never), config()
+    data = stops.to_dict()
+    data["scratch"] = data["target"]
+    stops = from_dict(RunConfig, data)
+    data = goes.to_dict()
+    data["scratch"] = data["target"]
+    goes = dataclasses.replace(from_dict(RunConfig, data), seed=4)
+    summaries = run_many([(stops, tmp_path / "stops"), (dataclasses.replace(stops, seed=5), tmp_path / "stops5"),
+                          (goes, tmp_path / "goes")], parallel=3)
+    assert [list(s["stages"]) for s in summaries] == [["weak"], ["weak"], ["weak", "target", "scratch"]]
+    assert summaries[0]["stopped"] and "stopped" not in summaries[2]
+    with pytest.raises(WeakStageError):
+        run_experiment(stops, tmp_path / "alone", plots=False)
+    assert list(json.loads((tmp_path / "alone" / "summary.json").read_text())["stages"]) == ["weak"]
+
+
+def test_a_weak_embedding_file_is_judged_by_the_default_rule(tmp_path):
+    from groktransfer.transfer import save_weak_embedding
+
+    cfg = config()
+    task = build_task(cfg.task)
+    weak = build_model(cfg.weak, task, 0)  # untrained: not ready
+    save_weak_embedding(weak, tmp_path / "w.safetensors", metadata={"test_acc": 0.05, "step": 0})
+    data = cfg.to_dict()
+    data.pop("weak")
+    data["transfer"]["weak_embedding_file"] = str(tmp_path / "w.safetensors")
+    with pytest.warns(WeakModelWarning, match="not ready by the default rule"):
+        summary = run_experiment(from_dict(RunConfig, data), plots=False)
+    assert summary["weak_file"]["ready"] is False and "test accuracy 0.050 < 0.85" in summary["weak_file"]["reasons"]
+    assert summary["stages"]["target"]["steps"] == 60
