@@ -59,10 +59,6 @@ class WeakStageError(RuntimeError):
         self.summary = summary
 
 
-class _StopAfterWeak(Exception):
-    """Internal: leave the stage sequence once the weak stage has found nothing ready."""
-
-
 def build_target(config: RunConfig, task: ModularTask, weak_source) -> tuple[nn.Module, Optional[torch.Tensor]]:
     """The target model with E_T = A·B installed; also the initial A that diagnostics compare A·B to
     (None for a random A). ``weak_source`` is the weak model or its embedding matrix, or None for a random A."""
@@ -293,9 +289,9 @@ def run_experiment(
                         save_weak_outcome(run_dir.path, outcome, config)
                     end_stage("weak", outcome.shown.result.history)
                     weak_source = None if outcome.chosen is None else outcome.chosen.model
-                    if weak_source is None and config.target is not None and outcome.message and \
-                            summary["stages"]["weak"]["status"] == "not_ready":
+                    if config.target is not None and summary["stages"]["weak"]["status"] == "not_ready":
                         not_ready = outcome.message
+                        summary["stopped"] = "no weak candidate was ready"
                 elif summary["stages"]["weak"]["population"]["chosen"] is not None:
                     # finished before an interruption: its embedding is in the run directory
                     weak_source = load_weak_embedding(run_dir.path / WEAK_EMBEDDING_FILE)[0].to(device)
@@ -304,10 +300,9 @@ def run_experiment(
                 if "weak_file" not in summary and config.target is not None:
                     judge_weak_file(summary, config, task, log)
 
-            if not_ready is not None:
-                summary["stopped"] = "no weak candidate was ready"
-                raise _StopAfterWeak()
-            if config.target is not None and not (weak_stage == "trained" and weak_source is None):
+            # A weak stage with nothing ready ends the run: no target, and no scratch run to compare it with.
+            go_on = not_ready is None
+            if go_on and config.target is not None and not (weak_stage == "trained" and weak_source is None):
                 if "target" not in done:
                     target, initial_a = build_target(config, task, weak_source)
                     events = {}
@@ -316,11 +311,9 @@ def run_experiment(
                     run_stage("target", target, config.target, stop_flag, events, weak_matrix=initial_a)
                 add_groktransfer_cost(summary, weak_stage)
 
-            if config.scratch is not None and "scratch" not in done:
+            if go_on and config.scratch is not None and "scratch" not in done:
                 scratch = build_model(config.scratch, task, config.seed + 1)
                 run_stage("scratch", scratch, config.scratch, stop_flag)
-    except _StopAfterWeak:
-        pass
     finally:
         if run_dir is not None:
             run_dir.close()
