@@ -106,9 +106,11 @@ def parse_seeds(text: str) -> list[int]:
 
 
 def drop_weights(out: Path) -> None:
-    """Run directories keep configs, metrics and summaries; the weak embeddings are not kept."""
-    for path in out.glob("runs/**/*.safetensors"):
-        path.unlink()
+    """Run directories keep their configs, metrics and summaries; weights (the weak embeddings)
+    and the per-parameter diagnostics are not kept."""
+    for pattern in ("**/*.safetensors", "**/diagnostics.csv"):
+        for path in out.glob(pattern):
+            path.unlink()
 
 
 def target_numbers(summary: dict) -> dict:
@@ -311,7 +313,7 @@ def study_size(args) -> None:
 # stage's choice without the multiplication-specific check (min_fourier_odd_share), so that
 # embeddings whose energy sits in even frequencies can be among them.
 TARGET_VARIANTS = {
-    "A, B at the target's lr (the paper's reading)": {"ab_lr_scale": 1.0},
+    "A, B at the target's lr (the paper's reading)": {"ab_lr_scale": 1.0},  # the package default is 0.2
     "A, B at 0.5 × lr": {"ab_lr_scale": 0.5},
     "A, B at 0.2 × lr": {"ab_lr_scale": 0.2},
     "A frozen": {"ab_lr_scale": 1.0, "freeze_a": True},
