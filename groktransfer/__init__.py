@@ -22,12 +22,14 @@ __version__ = "0.1.0"
 from .config import (  # noqa: E402
     ConfigError,
     ModelConfig,
+    ReadinessConfig,
     RunConfig,
     StageConfig,
     TaskConfig,
     TrainConfig,
     TransferConfig,
     TransformerConfig,
+    WeakStageConfig,
     from_dict,
 )
 from .adapters import LastPositionLogits  # noqa: E402
@@ -35,14 +37,16 @@ from .compare import METHODS, load_comparison, run_comparison  # noqa: E402
 from .metrics import first_step_at, inverse_time_gap, summarize_history, time_gap  # noqa: E402
 from .models import FNN, build_network  # noqa: E402
 from .multirun import RunSpec, train_many  # noqa: E402
-from .pipeline import format_table, run_experiment  # noqa: E402
+from .pipeline import WeakModelWarning, WeakStageError, format_table, run_experiment  # noqa: E402
 from .plots import plot_run  # noqa: E402
 from .presets import load_preset, preset_names  # noqa: E402
+from .readiness import judge_readiness, weak_report  # noqa: E402
 from .records import read_metrics  # noqa: E402
 from .tasks import ModularTask  # noqa: E402
 from .sweep import run_many  # noqa: E402
 from .transformer import Transformer  # noqa: E402
 from .tune import run_tune  # noqa: E402
+from .weak_stage import train_weak_stages  # noqa: E402
 from .training import EvalSchedule, TrainResult, train  # noqa: E402
 from .transfer import (  # noqa: E402
     FactorizedEmbedding,
@@ -62,6 +66,7 @@ __all__ = [
     "METHODS",
     "ModelConfig",
     "ModularTask",
+    "ReadinessConfig",
     "RunConfig",
     "RunSpec",
     "StageConfig",
@@ -71,11 +76,15 @@ __all__ = [
     "TransferConfig",
     "Transformer",
     "TransformerConfig",
+    "WeakModelWarning",
+    "WeakStageConfig",
+    "WeakStageError",
     "build_network",
     "first_step_at",
     "format_table",
     "from_dict",
     "inverse_time_gap",
+    "judge_readiness",
     "load_comparison",
     "load_preset",
     "load_weak_embedding",
@@ -93,5 +102,7 @@ __all__ = [
     "time_gap",
     "train",
     "train_many",
+    "train_weak_stages",
     "transfer_embedding",
+    "weak_report",
 ]

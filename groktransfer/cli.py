@@ -219,7 +219,7 @@ def _inspect_weak(source: Path, as_json: bool) -> int:
     candidates), or of a weak embedding file judged by the default rule."""
     import json
 
-    from .readiness import format_report, judge, weak_report
+    from .readiness import format_report, judge_readiness, weak_report
 
     run_dir = source if source.is_dir() else None
     path = source / WEAK_EMBEDDING_FILE if run_dir is not None else source
@@ -235,7 +235,7 @@ def _inspect_weak(source: Path, as_json: bool) -> int:
     elif isinstance(metadata.get("task"), dict):
         task = from_dict(TaskConfig, metadata["task"], prefix="task.")
     report = weak_report(matrix, task, metadata.get("test_acc"))
-    verdict = judge(rule, report)
+    verdict = judge_readiness(rule, report)
     candidates = []
     if run_dir is not None and (run_dir / "summary.json").is_file():
         weak = json.loads((run_dir / "summary.json").read_text(encoding="utf-8")).get("stages", {}).get("weak", {})

@@ -36,7 +36,7 @@ from .entk import EntkTracker
 from .methods import build_hooks, describe_methods, loss_function
 from .models import build_model
 from .plots import plot_run
-from .readiness import judge, weak_report
+from .readiness import judge_readiness, weak_report
 from .records import RunDirectory, check_new_run_dir, environment
 from .tasks import ModularTask, build_task
 from .training import Checkpointer, TrainResult, resolve_device, train
@@ -110,7 +110,7 @@ def judge_weak_file(summary: dict, config: RunConfig, task, log: Callable[[str],
     is not ready. Nothing more can be drawn, so the target trains from it either way."""
     matrix, metadata = load_weak_embedding(config.transfer.weak_embedding_file)
     report = weak_report(matrix, task, metadata.get("test_acc"))
-    verdict = judge(ReadinessConfig(), report)
+    verdict = judge_readiness(ReadinessConfig(), report)
     summary["weak_file"] = {"path": config.transfer.weak_embedding_file, "ready": verdict.ready,
                             "reasons": verdict.reasons, "readiness": report}
     if not verdict.ready:

@@ -3,7 +3,7 @@
 Usage::
 
     report = weak_report(weak_model, task, test_acc=0.96)   # or an embedding matrix instead of the model
-    verdict = judge(ReadinessConfig(), report)               # Verdict(ready, reasons)
+    verdict = judge_readiness(ReadinessConfig(), report)               # Verdict(ready, reasons)
 
 What a report holds, for an embedding ``E_W`` (V × d_W):
 
@@ -164,7 +164,7 @@ class Verdict:
         return "ready" if self.ready else "not ready: " + "; ".join(self.reasons)
 
 
-def judge(rule: ReadinessConfig, report: dict) -> Verdict:
+def judge_readiness(rule: ReadinessConfig, report: dict) -> Verdict:
     """Apply ``rule`` to ``report``: every threshold that is set and applies must hold.
     Fourier thresholds apply only when the report has a Fourier spectrum."""
     reasons = []
@@ -207,4 +207,4 @@ def format_report(report: dict, verdict: Optional[Verdict] = None) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["Verdict", "discrete_log_order", "format_report", "fourier_shares", "judge", "primitive_root", "weak_report"]
+__all__ = ["Verdict", "discrete_log_order", "format_report", "fourier_shares", "judge_readiness", "primitive_root", "weak_report"]

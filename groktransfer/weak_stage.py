@@ -43,7 +43,7 @@ from .config import WeakStageConfig
 from .methods import describe_methods
 from .models import build_model
 from .multirun import RunSpec, train_many
-from .readiness import Verdict, judge, weak_report
+from .readiness import Verdict, judge_readiness, weak_report
 from .training import TrainResult
 
 CANDIDATE_SEED_STRIDE = 1000  # candidate j of a run with seed s: model seed s + 1000·j
@@ -136,7 +136,7 @@ def judge_candidate(candidate: Candidate, stage: WeakStageConfig, task) -> None:
         candidate.verdict = Verdict(False, [f"diverged at step {candidate.result.diverged_step}"])
         return
     candidate.report = weak_report(candidate.model, task, candidate.test_acc)
-    candidate.verdict = judge(stage.readiness, candidate.report)
+    candidate.verdict = judge_readiness(stage.readiness, candidate.report)
 
 
 def choose(outcome: WeakOutcome) -> Optional[Candidate]:

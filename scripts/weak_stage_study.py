@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Optional
 
 from groktransfer.config import ReadinessConfig, from_dict, RunConfig
-from groktransfer.readiness import judge
+from groktransfer.readiness import judge_readiness
 from groktransfer.records import atomic_write_text, environment
 from groktransfer.sweep import run_many
 from groktransfer.training import resolve_device
@@ -126,7 +126,7 @@ def confusion(rows: list[dict], rule: ReadinessConfig) -> dict:
     """How a rule's verdicts match the targets' outcomes (success = 99% test within the budget)."""
     counts = {"true_accept": 0, "false_accept": 0, "true_reject": 0, "false_reject": 0}
     for row in rows:
-        ready = judge(rule, row["report"]).ready
+        ready = judge_readiness(rule, row["report"]).ready
         success = row["target_99_step"] is not None
         key = ("true_" if ready == success else "false_") + ("accept" if ready else "reject")
         counts[key] += 1
@@ -188,7 +188,7 @@ def study_readiness(args) -> None:
                                                          "fourier_top1_share", "fourier_top2_share",
                                                          "fourier_odd_share")},
                              "top_frequencies": json.dumps(rep.get("fourier_top_frequencies")),
-                             "default_rule": judge(ReadinessConfig(), rep).text()})
+                             "default_rule": judge_readiness(ReadinessConfig(), rep).text()})
     lines = ["| rule | accepted | success when accepted | false accepts | false rejects | agreement |",
              "|---|---|---|---|---|---|"]
     for name, c in rules.items():
@@ -200,7 +200,7 @@ def study_readiness(args) -> None:
               "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         rep = r["report"]
-        verdict = "ready" if judge(ReadinessConfig(), rep).ready else "not ready"
+        verdict = "ready" if judge_readiness(ReadinessConfig(), rep).ready else "not ready"
         lines.append(f"| {r['setting']} | {r['op']} | {r['seed']} | {fmt(r['weak_test_acc'])} | "
                      f"{fmt(rep['effective_rank_fraction'], 2)} | {fmt(rep.get('fourier_top1_share'), 2)} | "
                      f"{fmt(rep.get('fourier_top2_share'), 2)} | {fmt(rep.get('fourier_odd_share'), 2)} | {verdict} | "
@@ -228,7 +228,7 @@ def plot_readiness(rows: list[dict], path: Path, budget: int) -> None:
                 x = x_of(r["report"], r)
                 if r["op"] != op or x is None:
                     continue
-                ready = judge(ReadinessConfig(), r["report"]).ready
+                ready = judge_readiness(ReadinessConfig(), r["report"]).ready
                 y = r["target_99_step"] if r["target_99_step"] is not None else never
                 ax.scatter([x], [y], marker="o" if ready else "x", color=colour, s=36 if ready else 40,
                            facecolors="none" if ready else None, linewidths=1.3)

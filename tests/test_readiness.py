@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from groktransfer.config import ConfigError, ReadinessConfig, TaskConfig
-from groktransfer.readiness import discrete_log_order, fourier_shares, judge, primitive_root, weak_report
+from groktransfer.readiness import discrete_log_order, fourier_shares, judge_readiness, primitive_root, weak_report
 
 
 def brute_force_shares(rows: torch.Tensor) -> list[float]:
@@ -98,18 +98,18 @@ def test_no_fourier_view_where_no_group_structure_applies():
 def test_the_rule_checks_what_is_set_and_says_why():
     p = 113
     one_circle = weak_report(circle(torch.arange(p), 3, p), TaskConfig(op="add", p=p), test_acc=0.6)
-    verdict = judge(ReadinessConfig(), one_circle)
+    verdict = judge_readiness(ReadinessConfig(), one_circle)
     assert not verdict.ready
     assert any("test accuracy 0.600 < 0.85" in r for r in verdict.reasons)
     assert any("top Fourier frequency holds 1.00" in r for r in verdict.reasons)
     off = ReadinessConfig(min_test_acc=None, max_fourier_top1_share=None)
-    assert judge(off, one_circle).ready
+    assert judge_readiness(off, one_circle).ready
     rank_rule = ReadinessConfig(min_test_acc=None, max_fourier_top1_share=None, min_effective_rank_fraction=0.9)
-    assert judge(rank_rule, one_circle).ready  # a circle fills both of its dimensions
+    assert judge_readiness(rank_rule, one_circle).ready  # a circle fills both of its dimensions
     padded = torch.cat([circle(torch.arange(p), 3, p), torch.zeros(p, 2)], dim=1)
-    rank = judge(rank_rule, weak_report(padded, TaskConfig(op="add", p=p), test_acc=0.9))
+    rank = judge_readiness(rank_rule, weak_report(padded, TaskConfig(op="add", p=p), test_acc=0.9))
     assert not rank.ready and "effective rank 2.00 of 4 (fraction 0.50 < 0.9)" in rank.text()
     parity = weak_report(torch.randn(40, 16), TaskConfig(kind="parity"), test_acc=0.9)
-    assert judge(ReadinessConfig(), parity).ready  # the Fourier threshold does not apply there
+    assert judge_readiness(ReadinessConfig(), parity).ready  # the Fourier threshold does not apply there
     with pytest.raises(ConfigError, match="max_fourier_top1_share: got 1.5"):
         ReadinessConfig(max_fourier_top1_share=1.5)

@@ -21,7 +21,13 @@ def test_readme_api_example_runs(tmp_path, monkeypatch, capsys):
     assert len(namespace["results"]) == 8 and all(r.steps >= 1 for r in namespace["results"])
     # The example's claims: the weak model stopped at its threshold, the target generalised.
     assert namespace["weak_run"].status == "target_reached"
+    assert gt_ready(namespace)
     assert namespace["run"].status == "target_reached"
     assert namespace["summary"]["time_gap"] is not None and namespace["summary"]["time_gap"] < 1000
     assert (tmp_path / "runs" / "api-demo" / "summary.json").is_file()
     assert "GrokTransfer (weak + target)" in capsys.readouterr().out
+
+
+def gt_ready(namespace) -> bool:
+    """The example's weak model is ready by the default rule (its check prints "ready")."""
+    return namespace["gt"].judge_readiness(namespace["gt"].ReadinessConfig(), namespace["report"]).ready
