@@ -105,6 +105,19 @@ def parse_seeds(text: str) -> list[int]:
     return [int(s) for s in text.split(",")]
 
 
+def run_settings(settings: dict, study: str, args, out: Path, extra: Optional[dict] = None):
+    """Every (weak setting, operation, seed) as a GrokTransfer run with the study's target; returns
+    the (setting, op, seed) keys and the summaries, in the same order."""
+    jobs, keys = [], []
+    for setting, weak in settings.items():
+        for op in ("add", "mul"):
+            for seed in args.seeds:
+                jobs.append((run_config(f"{study}-{op}", op, seed, dict(weak, **(extra or {}))),
+                             out / "runs" / slug(setting) / op / f"seed{seed}"))
+                keys.append((setting, op, seed))
+    return keys, run_many(jobs, parallel=args.parallel, log=print)
+
+
 def drop_weights(out: Path) -> None:
     """Run directories keep their configs, metrics and summaries; weights (the weak embeddings)
     and the per-parameter diagnostics are not kept."""
@@ -155,14 +168,7 @@ def fmt(value, digits=3) -> str:
 
 def study_readiness(args) -> None:
     out = Path(args.out)
-    jobs, keys = [], []
-    for setting, weak in READINESS_SETTINGS.items():
-        for op in ("add", "mul"):
-            for seed in args.seeds:
-                jobs.append((run_config(f"readiness-{op}", op, seed, dict(weak, **SINGLE)),
-                             out / "runs" / slug(setting) / op / f"seed{seed}"))
-                keys.append((setting, op, seed))
-    summaries = run_many(jobs, parallel=args.parallel, log=print)
+    keys, summaries = run_settings(READINESS_SETTINGS, "readiness", args, out, extra=SINGLE)
     drop_weights(out)
     rows = []
     for (setting, op, seed), summary in zip(keys, summaries):
@@ -257,13 +263,7 @@ def plot_readiness(rows: list[dict], path: Path, budget: int) -> None:
 def study_size(args) -> None:
     """The default weak stage (population 4, the default rule, up to 3 rounds) for each weak size."""
     out = Path(args.out)
-    jobs, keys = [], []
-    for setting, weak in SIZE_SETTINGS.items():
-        for op in ("add", "mul"):
-            for seed in args.seeds:
-                jobs.append((run_config(f"size-{op}", op, seed, weak), out / "runs" / slug(setting) / op / f"seed{seed}"))
-                keys.append((setting, op, seed))
-    summaries = run_many(jobs, parallel=args.parallel, log=print)
+    keys, summaries = run_settings(SIZE_SETTINGS, "size", args, out)
     drop_weights(out)
     rows = []
     for (setting, op, seed), summary in zip(keys, summaries):
