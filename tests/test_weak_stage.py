@@ -155,3 +155,22 @@ def test_a_weak_embedding_file_is_judged_by_the_default_rule(tmp_path):
         summary = run_experiment(from_dict(RunConfig, data), plots=False)
     assert summary["weak_file"]["ready"] is False and "test accuracy 0.050 < 0.85" in summary["weak_file"]["reasons"]
     assert summary["stages"]["target"]["steps"] == 60
+
+
+def test_inspect_weak_on_a_file_uses_the_default_rule_and_speaks_json(tmp_path, capsys):
+    from groktransfer.transfer import save_weak_embedding
+
+    cfg = config()
+    task = build_task(cfg.task)
+    save_weak_embedding(build_model(cfg.weak, task, 0), tmp_path / "w.safetensors",
+                        metadata={"test_acc": 0.9, "task": cfg.task.to_dict()})
+    assert main(["inspect-weak", str(tmp_path / "w.safetensors"), "--json"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert printed["rule"] == json.loads(json.dumps(cfg.weak.readiness.__class__().to_dict()))
+    assert printed["report"]["test_acc"] == 0.9 and printed["report"]["fourier_basis"] == "additive"
+    assert printed["ready"] == (not printed["reasons"])
+    (tmp_path / "junk.safetensors").write_bytes(b"not a tensor file")
+    assert main(["inspect-weak", str(tmp_path / "junk.safetensors")]) == 2
+    assert main(["inspect-weak", str(tmp_path)]) == 2  # a folder without a weak embedding
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 2 and all(line.startswith("groktransfer: error: ") for line in err)
