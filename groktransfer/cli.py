@@ -35,6 +35,7 @@ import torch
 from . import __version__
 from .compare import METHODS, load_comparison, load_tuned, method_run_config, parse_methods, run_comparison
 from .config import (
+    SEED_MAX,
     ConfigError,
     ReadinessConfig,
     TaskConfig,
@@ -54,7 +55,7 @@ from .pipeline import (
 )
 from .transfer import load_weak_embedding
 from .plots import plot_run
-from .records import atomic_write_text, check_new_run_dir
+from .records import atomic_write_text, check_new_run_dir, locked
 from .presets import load_preset, preset_description, preset_names, preset_path
 from .training import RunInterrupted
 from .sweep import parse_parallel, run_many
@@ -62,6 +63,7 @@ from .reproduce import ALIASES, REPRODUCTIONS, reproduce, reproduce_all
 from .tune import run_tune
 
 EXIT_USAGE = 2  # bad input: nothing was written
+MAX_SEEDS = 10_000  # --seeds N: more runs than any sweep here could train
 EXIT_RUNTIME = 1  # a fault while running (disk full, GPU memory): the last checkpoint is kept
 
 
@@ -152,11 +154,16 @@ def _parse_seeds(text: str) -> list[int]:
         if "," in text:
             seeds = [int(part) for part in text.split(",") if part.strip()]
         else:
-            seeds = list(range(int(text)))
+            count = int(text)
+            seeds = list(range(count)) if count <= MAX_SEEDS else None
     except ValueError:
         raise ConfigError(f"--seeds: got {text!r}; expected N or a comma-separated list of integers") from None
+    if seeds is None:
+        raise ConfigError(f"--seeds: got {text!r}; at most {MAX_SEEDS} seeds")
     if not seeds or any(s < 0 for s in seeds) or len(set(seeds)) != len(seeds):
         raise ConfigError(f"--seeds: got {text!r}; expected at least one distinct non-negative seed")
+    if max(seeds) > SEED_MAX:
+        raise ConfigError(f"--seeds: got {text!r}; every seed must be in [0, {SEED_MAX}]")
     return seeds
 
 
@@ -335,9 +342,11 @@ def _command(args: argparse.Namespace) -> int:
         return 0
     if args.command == "plot":
         run_dir = Path(args.run_dir)
-        if not run_dir.is_dir():
-            raise ConfigError(f"plot: {str(run_dir)!r} is not a run directory")
-        for path in plot_run(run_dir):
+        if not (run_dir / "metrics.csv").is_file():
+            raise ConfigError(f"plot: {str(run_dir)!r} is not a run directory (no metrics.csv)")
+        with locked(run_dir):  # a run still writing there is left alone
+            paths = plot_run(run_dir)
+        for path in paths:
             print(path)
         return 0
     if args.command == "inspect-weak":
@@ -388,6 +397,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             raise UsageError(f"unrecognized arguments: {' '.join(unknown)}")
         if positional is not None:
             setattr(args, positional, list(getattr(args, positional)) + extra)
+        if getattr(args, "out", None) == "":
+            raise ConfigError("--out: empty; give a directory to write the run to")
         with warnings.catch_warnings():
             # The pipeline's warnings are printed through its log and under the result table.
             warnings.simplefilter("ignore", WeakModelWarning)

@@ -295,6 +295,7 @@ def run_comparison(
 
     if not seeds:
         raise ConfigError("--seeds: give at least one seed")
+    resolve_device(spec.device)  # a device this machine lacks is refused before anything is written
     hyper = dict(spec.hyperparameters)
     hyper.update(tuned or {})
     configs = {m: {s: method_run_config(spec, m, s, hyper.get(m, {})) for s in seeds} for m in methods}

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import re
 import types
 import typing
@@ -37,6 +38,12 @@ class ConfigError(ValueError):
 _SCIENTIFIC = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)[eE][+-]?\d+$")
 
 
+def _shown(value: Any) -> str:
+    """A value for a one-line message: its repr, cut short when it is long."""
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
 def _coerce(value: Any, tp: Any, name: str) -> Any:
     """Check ``value`` against the annotation ``tp`` and convert where lossless (int -> float)."""
     origin = typing.get_origin(tp)
@@ -50,19 +57,19 @@ def _coerce(value: Any, tp: Any, name: str) -> Any:
         raise TypeError(f"unsupported annotation {tp}")  # pragma: no cover - programming error
     if origin is Literal:
         if value not in args:
-            raise ConfigError(f"{name}: got {value!r}; allowed: {', '.join(repr(a) for a in args)}")
+            raise ConfigError(f"{name}: got {_shown(value)}; allowed: {', '.join(repr(a) for a in args)}")
         return value
     if origin is list:
         if not isinstance(value, (list, tuple)) or not value:
-            raise ConfigError(f"{name}: got {value!r}; expected a non-empty list")
+            raise ConfigError(f"{name}: got {_shown(value)}; expected a non-empty list")
         return [_coerce(v, args[0], f"{name}[{i}]") for i, v in enumerate(value)]
     if origin is tuple:
         if not isinstance(value, (list, tuple)) or len(value) != len(args):
-            raise ConfigError(f"{name}: got {value!r}; expected a list of {len(args)} numbers")
+            raise ConfigError(f"{name}: got {_shown(value)}; expected a list of {len(args)} numbers")
         return tuple(_coerce(v, a, f"{name}[{i}]") for i, (v, a) in enumerate(zip(value, args)))
     if tp is dict:
         if not isinstance(value, dict):
-            raise ConfigError(f"{name}: got {value!r}; expected a mapping")
+            raise ConfigError(f"{name}: got {_shown(value)}; expected a mapping")
         return value
     if dataclasses.is_dataclass(tp):
         if isinstance(value, tp):
@@ -72,22 +79,29 @@ def _coerce(value: Any, tp: Any, name: str) -> Any:
         return from_dict(tp, value, prefix=name + ".")
     if tp is bool:
         if not isinstance(value, bool):
-            raise ConfigError(f"{name}: got {value!r}; expected true or false")
+            raise ConfigError(f"{name}: got {_shown(value)}; expected true or false")
         return value
     if tp is int:
         if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"{name}: got {value!r}; expected an integer")
+            raise ConfigError(f"{name}: got {_shown(value)}; expected an integer")
         return value
     if tp is float:
         if isinstance(value, str) and _SCIENTIFIC.match(value.strip()):
             # YAML 1.1 (PyYAML) reads 1e-3 without a decimal point as a string; users mean a number.
-            return float(value)
+            value = float(value)
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ConfigError(f"{name}: got {value!r}; expected a number")
-        return float(value)
+            raise ConfigError(f"{name}: got {_shown(value)}; expected a number")
+        try:
+            number = float(value)
+        except OverflowError:  # an integer too large for a float
+            number = math.inf
+        if not math.isfinite(number):
+            # Whatever the spelling (.inf, 1e400, nan): no setting here means anything at infinity.
+            raise ConfigError(f"{name}: got {_shown(value)}; expected a finite number")
+        return number
     if tp is str:
         if not isinstance(value, str):
-            raise ConfigError(f"{name}: got {value!r}; expected a string")
+            raise ConfigError(f"{name}: got {_shown(value)}; expected a string")
         return value
     raise TypeError(f"unsupported annotation {tp}")  # pragma: no cover - programming error
 
@@ -118,6 +132,15 @@ class Config:
 def _require(ok: bool, message: str) -> None:
     if not ok:
         raise ConfigError(message)
+
+
+# Every seed field and --seeds: 0 ≤ seed ≤ SEED_MAX. Seeds derived from one (a weak candidate's
+# seed + 1000·j, the target's seed + 1, B's seed + 2) stay far below torch's 2^63 limit.
+SEED_MAX = 2**32 - 1
+
+
+def check_seed(name: str, seed: int) -> None:
+    _require(0 <= seed <= SEED_MAX, f"{name}: got {seed}; must be in [0, {SEED_MAX}]")
 
 
 def from_dict(cls: type, data: Any, prefix: str = "") -> Any:
@@ -165,6 +188,7 @@ class TaskConfig(Config):
     data_dir: Optional[str] = None  # mnist: a folder with the MNIST IDX files; None = scikit-learn's 8×8 digits
 
     def check(self) -> None:
+        check_seed("data_seed", self.data_seed)
         if self.kind == "mnist":
             _require(self.n_train >= 1, f"n_train: got {self.n_train}; must be >= 1")
             _require(self.n_test >= 1, f"n_test: got {self.n_test}; must be >= 1")
@@ -486,6 +510,7 @@ class RunConfig(Config):
     name: str = "run"  # a label for tables and plots
 
     def check(self) -> None:
+        check_seed("seed", self.seed)
         _require(self.device in DEVICES, f"device: got {self.device!r}; allowed: {', '.join(DEVICES)}")
         _require(
             self.target is not None or self.scratch is not None or self.weak is not None,
@@ -513,9 +538,10 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     if not all(parts):
         raise ConfigError(f"override {text!r}: empty key part")
     try:
-        value = yaml.safe_load(raw) if raw.strip() else None
+        value = yaml.load(raw, Loader=_ConfigLoader) if raw.strip() else None
     except yaml.YAMLError:
         raise ConfigError(f"override {text!r}: value is not valid YAML") from None
+    _check_plain(value, f"override {key.strip()}")
     return parts, value
 
 
@@ -546,19 +572,60 @@ def apply_overrides(data: dict, overrides: list[str]) -> dict:
     return data
 
 
+class _ConfigLoader(yaml.SafeLoader):
+    """PyYAML's safe loader (no code runs), refusing a key given twice in one mapping: with the
+    plain loader the last one silently wins."""
+
+    def construct_mapping(self, node, deep=False):
+        seen = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            if key in seen:
+                line = key_node.start_mark.line + 1
+                raise yaml.constructor.ConstructorError(None, None, f"key {key!r} given twice (line {line})",
+                                                        key_node.start_mark)
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
+MAX_CONFIG_NODES = 100_000  # a config is a few hundred values; YAML aliases can expand to billions
+
+
+def _check_plain(data: Any, where: str) -> None:
+    """Refuse what a config cannot hold: values YAML can make but JSON cannot (bytes from !!binary,
+    dates, sets), and alias chains that expand beyond MAX_CONFIG_NODES values. Stops at the limit,
+    so a 'billion laughs' file is refused at once."""
+    count = 0
+    stack = [("", data)]
+    while stack:
+        path, value = stack.pop()
+        count += 1
+        if count > MAX_CONFIG_NODES:
+            raise ConfigError(f"{where}: more than {MAX_CONFIG_NODES} values once its YAML aliases are expanded")
+        if isinstance(value, dict):
+            stack.extend((f"{path}.{k}" if path else str(k), v) for k, v in value.items())
+            if not all(isinstance(k, str) for k in value):
+                raise ConfigError(f"{where}: {path or 'top level'}: keys must be strings")
+        elif isinstance(value, list):
+            stack.extend((f"{path}[{i}]", v) for i, v in enumerate(value))
+        elif not (value is None or isinstance(value, (bool, int, float, str))):
+            raise ConfigError(f"{where}: {path}: a YAML {type(value).__name__} value is not allowed in a config")
+
+
 def load_config_file(path: str | Path) -> dict:
-    """Read a YAML or JSON config file with safe loaders (no code is ever executed)."""
+    """Read a YAML or JSON config file with a safe loader (no code is ever executed)."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"config file {str(path)!r}: not found")
     try:
         text = path.read_text(encoding="utf-8")
-        data = yaml.safe_load(text)  # YAML is a superset of JSON
+        data = yaml.load(text, Loader=_ConfigLoader)  # YAML is a superset of JSON
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as err:
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise ConfigError(f"config file {str(path)!r}: cannot be parsed ({first})") from None
     if not isinstance(data, dict):
         raise ConfigError(f"config file {str(path)!r}: expected a mapping at the top level")
+    _check_plain(data, f"config file {str(path)!r}")
     return data
 
 

@@ -59,6 +59,7 @@ from .training import (
     EvalSchedule,
     TrainResult,
     _measure_flops,
+    check_model_fits_task,
     forward_precision,
     matmul_precision,
     param_lr_scales,
@@ -240,6 +241,8 @@ def train_many(
     """
     if not specs:
         return []
+    for spec in specs:
+        check_model_fits_task(spec.model, spec.task, spec.train)
     check_batchable(specs)
     first = specs[0]
     config = first.train

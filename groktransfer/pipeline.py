@@ -314,16 +314,16 @@ def run_experiment(
             if go_on and config.scratch is not None and "scratch" not in done:
                 scratch = build_model(config.scratch, task, config.seed + 1)
                 run_stage("scratch", scratch, config.scratch, stop_flag)
+        summary["total_wall_clock_s"] = sum(stage["wall_clock_s"] for stage in summary["stages"].values())
+        summary["complete"] = True  # sweeps skip run directories whose summary says so
+        if run_dir is not None:  # still under the run directory's lock
+            run_dir.write_summary(summary)
+            if plots:
+                plot_run(run_dir.path, title=config.name)
     finally:
         if run_dir is not None:
             run_dir.close()
 
-    summary["total_wall_clock_s"] = sum(stage["wall_clock_s"] for stage in summary["stages"].values())
-    summary["complete"] = True  # sweeps skip run directories whose summary says so
-    if run_dir is not None:
-        run_dir.write_summary(summary)
-        if plots:
-            plot_run(run_dir.path, title=config.name)
     if not_ready is not None:
         raise WeakStageError(not_ready, summary)
     return summary
@@ -376,6 +376,7 @@ def resume_experiment(
         raise ConfigError(f"resume: {str(run_dir)!r} is not a run directory (no config.yaml)")
     config = run_config_from_dict(load_config_file(config_path))
     if device is not None:
+        resolve_device(device)  # refused here, whatever state the run is in, if this machine lacks it
         config = dataclasses.replace(config, device=device)
     summary_path = run_dir / "summary.json"
     if summary_path.is_file():

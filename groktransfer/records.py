@@ -41,11 +41,13 @@ import os
 import platform
 import shutil
 import subprocess
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Optional, Union
 
 import torch
+from filelock import FileLock, Timeout
 
 from .config import ConfigError
 
@@ -68,10 +70,16 @@ def atomic_write_text(path: Path, text: str) -> None:
 
 def check_new_run_dir(path: Union[str, Path], overwrite: bool = False) -> Path:
     """Refuse an existing non-empty run directory unless ``overwrite`` (nothing is touched here)."""
+    if str(path).strip() == "":
+        raise ConfigError("--out: empty; give a directory to write the run to")
     path = Path(path)
-    if path.exists() and not path.is_dir():
+    try:
+        exists, is_dir = path.exists(), path.is_dir()
+    except OSError as err:  # e.g. a name longer than the filesystem allows
+        raise ConfigError(f"--out {str(path)[:80]!r}: unusable ({err.strerror})") from None
+    if exists and not is_dir:
         raise ConfigError(f"--out {str(path)!r}: exists and is not a directory")
-    if path.is_dir() and any(path.iterdir()) and not overwrite:
+    if is_dir and any(path.iterdir()) and not overwrite:
         raise ConfigError(f"--out {str(path)!r}: already exists; choose another directory or pass --overwrite")
     return path
 
@@ -79,19 +87,24 @@ def check_new_run_dir(path: Union[str, Path], overwrite: bool = False) -> Path:
 LOCK_FILE = ".lock"
 
 
-def _lock(path: Path):
-    """An exclusive, non-blocking lock on ``path/.lock``; None where the OS has no flock."""
+def _lock(path: Path) -> FileLock:
+    """An exclusive, non-blocking lock on ``path/.lock`` (filelock: flock on POSIX, msvcrt on Windows)."""
+    lock = FileLock(str(path / LOCK_FILE))
     try:
-        import fcntl
-    except ImportError:  # pragma: no cover - Windows: no lock
-        return None
-    handle = open(path / LOCK_FILE, "a")
-    try:
-        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        handle.close()
+        lock.acquire(timeout=0)
+    except Timeout:
         raise ConfigError(f"--out {str(path)!r}: in use by another groktransfer process") from None
-    return handle
+    return lock
+
+
+@contextmanager
+def locked(path: Path):
+    """Hold a run directory's lock for a command that writes into an existing run (``plot``)."""
+    lock = _lock(Path(path))
+    try:
+        yield
+    finally:
+        lock.release()
 
 
 class RunDirectory:
@@ -112,16 +125,18 @@ class RunDirectory:
         if replay is None:
             self.path = check_new_run_dir(path, overwrite)
             if self.path.is_dir() and overwrite:
-                _lock(self.path).close()  # refuse to delete a directory another process is writing
+                _lock(self.path).release()  # refuse to delete a directory another process is writing
                 shutil.rmtree(self.path)
         else:
             self.path = Path(path)
-            (self.path / "diagnostics.csv").unlink(missing_ok=True)  # rewritten from the replay below
         try:
             self.path.mkdir(parents=True, exist_ok=True)
         except OSError as err:
             raise ConfigError(f"--out {str(self.path)!r}: cannot create ({err.strerror})") from None
+        # The lock comes before any file is touched: a run still live in this directory keeps all of its files.
         self._lock = _lock(self.path)
+        if replay is not None:
+            (self.path / "diagnostics.csv").unlink(missing_ok=True)  # rewritten from the replay below
         self._metrics = open(self.path / "metrics.csv", "w", newline="", encoding="utf-8")
         self._writer = csv.DictWriter(self._metrics, fieldnames=METRICS_FIELDS)
         self._writer.writeheader()
@@ -156,8 +171,7 @@ class RunDirectory:
         self._metrics.close()
         if self._diagnostics is not None:
             self._diagnostics.close()
-        if self._lock is not None:
-            self._lock.close()
+        self._lock.release()
 
 
 def read_metrics(path: Union[str, Path]) -> dict[str, list[dict]]:

@@ -320,10 +320,10 @@ def _run_together(jobs: list[tuple[RunConfig, Path]], per_stage: dict[str, int],
             if outcomes[i] is not None:
                 save_weak_outcome(run_dir.path, outcomes[i], config)
             run_dir.write_summary(summary)
+            if plots:
+                plot_run(run_dir.path, title=config.name)
         finally:
             run_dir.close()
-        if plots:
-            plot_run(run_dir.path, title=config.name)
     return summaries
 
 

@@ -17,6 +17,7 @@ its result is taken mod p.
 from __future__ import annotations
 
 import gzip
+import os
 from pathlib import Path
 
 from typing import Callable, Optional, Union
@@ -66,6 +67,28 @@ def apply_operation(op: str, a: torch.Tensor, b: torch.Tensor, p: int) -> torch.
     return torch.remainder(y, p)
 
 
+# Bytes per pair while a modular task is built: the operand grids, the stacked pairs, the
+# labels, the shuffled order and the train/test copies, all int64 (measured peak ≈ 8 × 8 bytes).
+BYTES_PER_PAIR = 64
+
+
+def machine_memory_bytes() -> Optional[int]:
+    """Physical memory of this machine, where the OS says (None elsewhere)."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):  # pragma: no cover - not POSIX
+        return None
+
+
+def check_fits_in_memory(p: int) -> None:
+    """Refuse a modulus whose p² pairs would not fit in this machine's memory, before allocating any."""
+    needed = p * p * BYTES_PER_PAIR
+    have = machine_memory_bytes()
+    if have is not None and needed > have:
+        raise ConfigError(f"task.p: {p} needs ~{needed / 1e9:.0f} GB for its {p * p:,} pairs; "
+                          f"this machine has {have / 1e9:.0f} GB")
+
+
 class ModularTask:
     """All pairs of residues mod p, split at random (per ``data_seed``) into train and test."""
 
@@ -84,6 +107,7 @@ class ModularTask:
         else:
             TaskConfig(op=op, p=p, train_fraction=train_fraction, data_seed=data_seed)
             self.op_name = op
+        check_fits_in_memory(p)
         self.p = p
         self.train_fraction = train_fraction
         self.data_seed = data_seed

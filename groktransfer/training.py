@@ -35,7 +35,7 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from .compiling import CompiledStep
-from .config import TrainConfig
+from .config import ConfigError, TrainConfig
 from .metrics import summarize_history
 
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -72,14 +72,26 @@ def set_cpu_flush_denormal() -> None:
     torch.set_flush_denormal(True)
 
 
+def _mps_available() -> bool:
+    return getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()
+
+
 def resolve_device(name: str = "auto") -> torch.device:
+    """The device a config names; "auto" picks cuda, then mps, then cpu. A device this machine
+    lacks is refused here, before anything is written, with a ConfigError naming it."""
     if name == "auto":
         if torch.cuda.is_available():
             return torch.device("cuda")
-        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        if _mps_available():
             return torch.device("mps")
         return torch.device("cpu")
-    return torch.device(name)
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"device: {name!r} is not available on this machine (no CUDA device or no CUDA build "
+                          "of torch); use cpu or auto")
+    if device.type == "mps" and not _mps_available():
+        raise ConfigError(f"device: {name!r} is not available on this machine; use cpu or auto")
+    return device
 
 
 @contextmanager
@@ -221,11 +233,44 @@ def _measure_flops(model: nn.Module, loss_fn: LossFn, x: torch.Tensor, y: torch.
     return step_flops, counter.get_total_flops()
 
 
+def check_model_fits_task(model: nn.Module, task, config) -> None:
+    """Refuse arguments that would train nonsense or fail deep inside PyTorch: a config that is
+    not a TrainConfig, a task without its four tensors, and a model whose vocabulary or number
+    of outputs does not match the task's (one forward pass on two training inputs)."""
+    if not isinstance(config, TrainConfig):
+        raise TypeError(f"train: config must be a TrainConfig, got {type(config).__name__}")
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"train: model must be an nn.Module, got {type(model).__name__}")
+    for name in ("x_train", "y_train", "x_test", "y_test"):
+        if not isinstance(getattr(task, name, None), torch.Tensor):
+            raise TypeError(f"train: task must hold tensors x_train, y_train, x_test and y_test "
+                            f"(got {type(task).__name__})")
+    # A transformer's own tokens (∘, =) come on top of the operands: compare the operands it reads.
+    model_vocab = getattr(model, "operand_vocab", getattr(model, "vocab_size", None))
+    task_vocab = getattr(task, "vocab_size", None)
+    if isinstance(model_vocab, int) and isinstance(task_vocab, int) and model_vocab != task_vocab:
+        raise ConfigError(f"model: its embedding reads {model_vocab} tokens, the task has {task_vocab}")
+    x = task.x_train[:2]
+    param = next(model.parameters(), None)
+    if param is not None:  # the model may not be on the task's device or dtype yet: train() moves it later
+        x = x.to(param.device, dtype=param.dtype if x.is_floating_point() else x.dtype)
+    try:
+        with torch.no_grad():
+            out = model(x)
+    except (IndexError, RuntimeError) as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ConfigError(f"model: cannot read the task's inputs ({first})") from None
+    n_classes = getattr(task, "n_classes", None)
+    if isinstance(n_classes, int) and out.shape[-1] != n_classes:
+        raise ConfigError(f"model: gives {out.shape[-1]} outputs per input, the task has {n_classes} classes")
+
+
 def _in_matmul_precision(function):
     """Run ``function(model, task, config, ...)`` with ``config.precision``'s matmul setting on."""
 
     @functools.wraps(function)
     def wrapper(model, task, config, *args, **kwargs):
+        check_model_fits_task(model, task, config)  # before reading config.precision or task.x_train
         with matmul_precision(config.precision, task.x_train.device):
             return function(model, task, config, *args, **kwargs)
 

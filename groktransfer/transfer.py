@@ -219,6 +219,8 @@ def transfer_embedding(
     a = weak_embedding_matrix(weak)
     if a.dim() != 2:
         raise ConfigError(f"weak embedding: expected a 2-D matrix, got shape {tuple(a.shape)}")
+    if not torch.isfinite(a).all():
+        raise ConfigError("weak embedding: holds NaN or infinite values (did the weak model diverge?)")
     vocab, d_target = target_matrix.shape
     generator = torch.Generator().manual_seed(seed) if seed is not None else None
     a = a.detach().to("cpu", torch.float32)
@@ -297,4 +299,8 @@ def load_weak_embedding(path: Union[str, Path]) -> tuple[torch.Tensor, dict]:
         raise ConfigError(f"weak embedding file {str(path)!r}: unreadable ({str(err).splitlines()[0]})") from None
     if set(tensors) != {EMBEDDING_KEY} or tensors[EMBEDDING_KEY].dim() != 2:
         raise ConfigError(f"weak embedding file {str(path)!r}: expected one 2-D tensor named {EMBEDDING_KEY!r}")
+    if not torch.isfinite(tensors[EMBEDDING_KEY]).all():
+        raise ConfigError(f"weak embedding file {str(path)!r}: holds NaN or infinite values")
+    if not isinstance(metadata, dict):
+        raise ConfigError(f"weak embedding file {str(path)!r}: its metadata is not a JSON object")
     return tensors[EMBEDDING_KEY], metadata

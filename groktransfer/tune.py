@@ -144,6 +144,7 @@ def run_tune(
         raise ConfigError(f"--configs: got {configs}; must be >= 1")
     if not seeds:
         raise ConfigError("--seeds: give at least one seed")
+    resolve_device(spec.device)  # a device this machine lacks is refused before anything is written
     dims = load_grid(grid)
     plans = {}
     for method in methods:

@@ -10,7 +10,7 @@ import pytest
 import torch
 import yaml
 
-from groktransfer import FNN, ConfigError, ModularTask, TrainConfig, transfer_embedding
+from groktransfer import FNN, ConfigError, LastPositionLogits, ModularTask, TrainConfig, train, transfer_embedding
 from groktransfer.cli import main
 from groktransfer.multirun import RunSpec, train_many
 from groktransfer.transformer import Transformer
@@ -98,6 +98,29 @@ CLI_CASES = [
     (P + ["transfer.extra_rows=copy"], "transfer.extra_rows: got 'copy'; allowed: 'random', 'zero'"),
     (P + ["target.model.transformer={style: gpt}"], "target.model.transformer.style: got 'gpt'; allowed: 'nanda', 'grokfast'"),
     (P + ["target.model.transformer={n_heads: 0}"], "target.model.transformer.n_heads: got 0; must be >= 1"),
+    # Non-finite numbers, whatever the spelling.
+    (P + ["target.train.lr=1e400"], "target.train.lr: got inf; expected a finite number"),
+    (P + ["target.train.weight_decay=.inf"], "target.train.weight_decay: got inf; expected a finite number"),
+    (P + ["target.train.eps=1e400"], "target.train.eps: got inf; expected a finite number"),
+    (P + ["target.train.lr=.nan"], "target.train.lr: got nan; expected a finite number"),
+    (["run", "inf.yaml", "--out", "new"], "scratch.train.lr: got inf; expected a finite number"),
+    # One seed range for every seed field.
+    (P + ["seed=-1"], "seed: got -1; must be in [0, 4294967295]"),
+    (P + ["seed=1180591620717411303424"], "seed: got 1180591620717411303424; must be in [0, 4294967295]"),
+    (P + ["task.data_seed=-3"], "task.data_seed: got -3; must be in [0, 4294967295]"),
+    (P + ["--seeds", "4294967296,1"], "--seeds: got '4294967296,1'; every seed must be in [0, 4294967295]"),
+    (P + ["--seeds", "99999999999"], "--seeds: got '99999999999'; at most 10000 seeds"),
+    # More than this machine can hold, files YAML can write but a config cannot hold, odd paths.
+    (P + ["task.p=100000"], "task.p: 100000 needs ~640 GB for its 10,000,000,000 pairs; this machine has"),
+    (["run", "twice.yaml", "--out", "new"], "config file 'twice.yaml': cannot be parsed (key 'task' given twice (line 2))"),
+    (["run", "binary.yaml", "--out", "new"], "config file 'binary.yaml': name: a YAML bytes value is not allowed"),
+    (["run", "bomb.yaml", "--out", "new"], "config file 'bomb.yaml': more than 100000 values once its YAML aliases"),
+    (P + ["name=!!binary aGVsbG8="], "override name: : a YAML bytes value is not allowed"),
+    (["run", "tiny.yaml", "--out", ""], "--out: empty; give a directory"),
+    (["run", "tiny.yaml", "--out", "x" * 300], "unusable (File name too long)"),
+    (P + ["weak=null", "transfer.weak_embedding_file=nan.safetensors"],
+     "weak embedding file 'nan.safetensors': holds NaN or infinite values"),
+    (["plot", "."], "plot: '.' is not a run directory (no metrics.csv)"),
 ]
 
 API_CASES = [
@@ -118,6 +141,23 @@ API_CASES = [
     (lambda: GrokFastMA(FNN(5, 5), window=0), "grokfast.window: got 0; must be >= 1"),
     (lambda: NormConstraint(FNN(5, 5), factor=-2.0), "norm_constraint: got -2.0; must be > 0"),
     (lambda: load_weak_embedding("corrupt.safetensors"), "weak embedding file 'corrupt.safetensors': unreadable"),
+    (lambda: TrainConfig(lr=float("inf")), "lr: got inf; expected a finite number"),
+    (lambda: TrainConfig(weight_decay=10**400), "weight_decay: got 1000000000000000000000000000000000000000000000000"),
+    (lambda: transfer_embedding(torch.full((7, 2), float("nan")), FNN(7, 7)), "weak embedding: holds NaN or infinite"),
+    (lambda: train(FNN(13, 11), ModularTask("add", p=11), TrainConfig(max_steps=1)),
+     "model: its embedding reads 13 tokens, the task has 11"),
+    (lambda: train(FNN(7, 7), ModularTask("add", p=11), TrainConfig(max_steps=1)),
+     "model: its embedding reads 7 tokens, the task has 11"),
+    (lambda: train(FNN(11, 13), ModularTask("add", p=11), TrainConfig(max_steps=1)),
+     "model: gives 13 outputs per input, the task has 11 classes"),
+    (lambda: train(LastPositionLogits(torch.nn.Embedding(5, 11), 11), ModularTask("add", p=11), TrainConfig(max_steps=1)),
+     "model: cannot read the task's inputs (index out of range"),
+]
+
+TYPE_CASES = [
+    (lambda: train(FNN(11, 11), None, TrainConfig(max_steps=1)), "train: task must hold tensors x_train, y_train"),
+    (lambda: train(FNN(11, 11), ModularTask("add", p=11), {"lr": 0.1}), "train: config must be a TrainConfig, got dict"),
+    (lambda: train("fnn", ModularTask("add", p=11), TrainConfig(max_steps=1)), "train: model must be an nn.Module"),
 ]
 
 
@@ -132,6 +172,14 @@ def workdir(tmp_path, monkeypatch):
     save_weak_embedding(torch.randn(5, 4), tmp_path / "wrong_rows.safetensors")
     (tmp_path / "w.safetensors").write_bytes((tmp_path / "wrong_rows.safetensors").read_bytes())
     (tmp_path / "corrupt.safetensors").write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{bad json")
+    save_weak_embedding(torch.full((47, 4), float("nan")), tmp_path / "nan.safetensors")
+    (tmp_path / "inf.yaml").write_text("scratch: {train: {lr: .inf}}\ntask: {p: 5}\n")
+    (tmp_path / "twice.yaml").write_text("task: {p: 5}\ntask: {p: 7}\nscratch: {}\n")
+    (tmp_path / "binary.yaml").write_text("name: !!binary aGVsbG8=\nscratch: {}\n")
+    laughs = ['a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]']
+    for previous, name in zip("abcdefgh", "bcdefghi"):
+        laughs.append(f"{name}: &{name} [" + ",".join([f"*{previous}"] * 9) + "]")
+    (tmp_path / "bomb.yaml").write_text("\n".join(laughs) + "\n")
     assert main(["run", "tiny.yaml", "--out", "exists", "--no-progress"]) == 0  # an existing run to protect
     return tmp_path
 
@@ -163,3 +211,22 @@ def test_api_bad_input(workdir, make, message):
     with pytest.raises(ConfigError) as info:
         make()
     assert message in str(info.value) and "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("make, message", TYPE_CASES, ids=[m for _, m in TYPE_CASES])
+def test_api_wrong_types(make, message):
+    with pytest.raises(TypeError) as info:
+        make()
+    assert message in str(info.value) and "\n" not in str(info.value)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
+@pytest.mark.parametrize("argv", [P + ["device=cuda"], ["resume", "exists", "--device", "cuda"],
+                                  ["compare", "--methods", "scratch", "--out", "new", "device=cuda"],
+                                  P + ["--seeds", "2", "device=cuda"]])
+def test_a_device_this_machine_lacks_is_refused_before_anything_is_written(workdir, capsys, argv):
+    before = snapshot(workdir)
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "device: 'cuda' is not available on this machine" in err[0]
+    assert snapshot(workdir) == before
