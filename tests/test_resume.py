@@ -188,17 +188,42 @@ def test_out_of_gpu_memory_falls_back_to_the_cpu_from_the_checkpoint(tmp_path, r
     assert without_time(read_metrics(out)) == without_time(ref_metrics)
 
 
-def test_a_second_process_on_a_live_run_directory_is_refused(tmp_path, capsys):
+def test_no_command_touches_a_live_run_directory(tmp_path, reference, capsys):
+    """While a run is live, every command that would write into its directory is refused
+    (exit 2, one line), and the live run ends exactly as an undisturbed run does, every file
+    included (a resume used to delete its diagnostics.csv before finding the lock)."""
+    ref_metrics, ref_summary = reference
     config = write_config(tmp_path)
-    out = tmp_path / "run"
+    parent = tmp_path / "sweep"
+    out = parent / "seed0"  # where `run --seeds 1 --out sweep` keeps seed 0: its reuse path is tried too
     proc = subprocess.Popen([sys.executable, "-m", "groktransfer.cli", "run", str(config), "--out", str(out),
-                             "--no-progress"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                             "--no-progress"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
-        deadline = time.time() + 60
-        while not (out / "metrics.csv").exists() and time.time() < deadline:
+        deadline = time.time() + 120
+        while time.time() < deadline:  # live, with a checkpoint and diagnostics on disk
+            if (out / "checkpoint.safetensors").exists() and (out / "diagnostics.csv").exists():
+                break
             time.sleep(0.02)
-        assert main(["run", str(config), "--out", str(out), "--overwrite", "--no-progress"]) == 2
-        assert "in use by another groktransfer process" in capsys.readouterr().err
+        attempts = [
+            ["run", str(config), "--out", str(out), "--overwrite", "--no-progress"],
+            ["run", str(config), "--out", str(out), "--resume", "--no-progress"],
+            ["resume", str(out), "--no-progress"],
+            ["plot", str(out)],
+            ["run", str(config), "--out", str(parent), "--seeds", "1", "--resume", "--no-progress"],
+        ]
+        for argv in attempts:
+            assert proc.poll() is None, "the live run ended before every attempt was made"
+            capsys.readouterr()
+            assert main(argv) == 2, argv
+            err = capsys.readouterr().err.strip().splitlines()
+            assert len(err) == 1 and "in use by another groktransfer process" in err[0], (argv, err)
+            assert (out / "diagnostics.csv").exists(), argv
+        _, err = proc.communicate(timeout=600)
+        assert proc.returncode == 0, err
     finally:
         proc.kill()
-        proc.wait()
+    assert without_time(read_metrics(out)) == without_time(ref_metrics)
+    assert comparable(json.loads((out / "summary.json").read_text())) == comparable(ref_summary)
+    alone = tmp_path / "alone"
+    run_experiment(from_dict(RunConfig, CONFIG), alone, plots=False)
+    assert (out / "diagnostics.csv").read_text() == (alone / "diagnostics.csv").read_text()
