@@ -50,6 +50,7 @@ from .pipeline import (
     WeakModelWarning,
     WeakStageError,
     format_table,
+    prepare,
     resume_experiment,
     run_experiment,
 )
@@ -196,6 +197,7 @@ def _run_seeds(config, out: Path, args: argparse.Namespace) -> int:
     """``run --seeds``: the same config on several seeds, batched where faster; one table line per seed."""
     seeds = _parse_seeds(args.seeds)
     parallel = parse_parallel(args.parallel)
+    prepare(config)  # what this machine cannot run is refused before anything is written (or replaced)
     if not args.resume:
         check_new_run_dir(out, args.overwrite)
         if out.is_dir() and args.overwrite:

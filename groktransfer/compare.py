@@ -45,6 +45,7 @@ from .config import (
     from_dict,
     load_config_file,
 )
+from .pipeline import prepare
 from .records import atomic_write_text, environment, read_metrics
 from .sweep import run_many
 from .training import resolve_device
@@ -295,10 +296,11 @@ def run_comparison(
 
     if not seeds:
         raise ConfigError("--seeds: give at least one seed")
-    resolve_device(spec.device)  # a device this machine lacks is refused before anything is written
     hyper = dict(spec.hyperparameters)
     hyper.update(tuned or {})
     configs = {m: {s: method_run_config(spec, m, s, hyper.get(m, {})) for s in seeds} for m in methods}
+    for method in methods:  # what this machine cannot run is refused before anything is written
+        prepare(configs[method][seeds[0]])
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     jobs = [(configs[m][s], out / "runs" / m / f"seed{s}") for m in methods for s in seeds]

@@ -172,3 +172,31 @@ def build_network(
 def build_model(stage, task, seed: int) -> nn.Module:
     """A stage's model (``stage.model``, a ModelConfig) for ``task``, on the task's device."""
     return build_network(stage.model, task.vocab_size, task.n_classes, seed=seed, n_inputs=task.n_inputs).to(task.device)
+
+
+def parameter_count(config, vocab_size: int, n_classes: int, n_inputs: int = 2) -> int:
+    """The number of parameters ``build_network(config, ...)`` would create, from the config alone
+    (nothing is allocated): what a memory check needs before a model is built."""
+    d, w = config.embed_dim, config.width
+    if config.transformer is not None:
+        t = config.transformer
+        pre_norm = t.style == "grokfast"
+        inner = t.n_heads * (t.d_head if t.d_head is not None else max(1, d // t.n_heads))
+        vocab = vocab_size + (2 if t.input_format == "equation" else 0)
+        n_ctx = 4 if t.input_format == "equation" else n_inputs
+        block = (d * 3 * inner + inner * d + (3 * inner + d if pre_norm else 0)  # attention
+                 + d * t.d_mlp + t.d_mlp + t.d_mlp * d + d  # MLP (always with biases)
+                 + (4 * d if pre_norm else 0))  # two LayerNorms
+        return vocab * d + n_ctx * d + t.n_layers * block + (2 * d if pre_norm else 0) + d * n_classes + (
+            n_classes if pre_norm else 0)
+    if config.vector_input:
+        fan_in, rows, out = d, n_inputs, 1 if n_classes == 2 else n_classes
+    else:
+        if config.encoding is not None:  # a fixed encoding's width is its own; a bound: the vocabulary
+            d = max(d, vocab_size)
+        fan_in, rows, out = n_inputs * d, vocab_size, n_classes
+    total = rows * d
+    for _ in range(config.depth):
+        total += fan_in * w + (w if config.bias else 0)
+        fan_in = w
+    return total + fan_in * out + (out if config.bias else 0)

@@ -34,11 +34,11 @@ from .config import ConfigError, ReadinessConfig, RunConfig, StageConfig, dump_y
 from .diagnostics import Diagnostics
 from .entk import EntkTracker
 from .methods import build_hooks, describe_methods, loss_function
-from .models import build_model
+from .models import build_model, parameter_count
 from .plots import plot_run
 from .readiness import judge_readiness, weak_report
 from .records import RunDirectory, check_new_run_dir, environment
-from .tasks import ModularTask, build_task
+from .tasks import ModularTask, build_task, machine_memory_bytes
 from .training import Checkpointer, TrainResult, resolve_device, train
 from .transfer import load_weak_embedding, merge_factorized_embedding, save_weak_embedding, transfer_embedding
 from .weak_stage import Candidate, WeakOutcome, conclude, judge_candidate, plan_round, train_weak_stages
@@ -144,6 +144,54 @@ def _stop_on_signals():
             signal.signal(sig, old)
 
 
+def check_fits_in_memory(config: RunConfig, task, device: torch.device) -> None:
+    """Refuse a config whose training would not fit in this machine's memory (the GPU's on CUDA),
+    estimated from the config alone before any model is built: parameters with their gradient
+    and AdamW moments (and a GrokFast filter's history), a weak population's candidates, and the
+    activations of an evaluation on the larger of the two sets, forward and backward."""
+    if device.type == "cuda":
+        have = torch.cuda.get_device_properties(device).total_memory
+    else:
+        have = machine_memory_bytes()
+    if have is None:  # pragma: no cover - the OS does not say
+        return
+    rows = max(task.x_train.shape[0], task.x_test.shape[0])
+    for name in ("weak", "target", "scratch"):
+        stage = getattr(config, name)
+        if stage is None:
+            continue
+        m = stage.model
+        params = parameter_count(m, task.vocab_size, task.n_classes, task.n_inputs)
+        element = 8 if stage.train.dtype == "float64" else 4
+        gf = stage.methods.grokfast
+        copies = 4 + (0 if gf is None else (1 if gf.filter == "ema" else gf.window + 1))
+        if m.transformer is not None:
+            t = m.transformer
+            inner = t.n_heads * (t.d_head if t.d_head is not None else max(1, m.embed_dim // t.n_heads))
+            n_ctx = 4 if t.input_format == "equation" else task.n_inputs
+            per_row = n_ctx * (8 * m.embed_dim + 2 * t.d_mlp + 3 * inner + t.n_heads * n_ctx) + task.n_classes
+        else:
+            per_row = task.n_inputs * m.embed_dim + m.depth * m.width + task.n_classes
+        runs = stage.population if name == "weak" else 1
+        needed = runs * (params * copies + 3 * rows * per_row) * element
+        if needed > have:
+            raise ConfigError(f"{name}.model: needs ~{needed / 1e9:.0f} GB to train ({params:,} parameters"
+                              f"{f' × {runs} candidates' if runs > 1 else ''}); this {device.type} has "
+                              f"{have / 1e9:.0f} GB")
+
+
+def prepare(config: RunConfig):
+    """Everything a run needs that the user can get wrong, checked before anything is written:
+    the device, the task, a weak embedding file, fixed encodings, memory. Returns (device, task,
+    the weak embedding file's matrix or None)."""
+    device = resolve_device(config.device)
+    task = build_task(config.task, device=device)
+    check_fits_in_memory(config, task, device)
+    weak_matrix = check_weak_file(config, task)
+    check_encodings(config, task)
+    return device, task, weak_matrix
+
+
 def check_encodings(config: RunConfig, task) -> None:
     """Build every fixed encoding the stages ask for, so that a missing .npy file or text-model
     package is refused before anything is written (the text model's vectors are cached)."""
@@ -176,10 +224,7 @@ def run_experiment(
     """
     if out is not None and resume_state is None:
         check_new_run_dir(out, overwrite)
-    device = resolve_device(config.device)
-    task = build_task(config.task, device=device)
-    weak_matrix = check_weak_file(config, task)
-    check_encodings(config, task)
+    device, task, weak_matrix = prepare(config)
 
     done: list[str] = []
     histories: dict[str, list[dict]] = {}  # finished stages' evaluations: a checkpoint rewrites the CSVs from them

@@ -51,9 +51,8 @@ from .pipeline import (
     add_groktransfer_cost,
     build_model,
     build_target,
-    check_encodings,
-    check_weak_file,
     judge_weak_file,
+    prepare,
     record_weak_outcome,
     resume_experiment,
     run_experiment,
@@ -212,6 +211,7 @@ def run_many(
             groups.setdefault(key, []).append(i)
 
     for members in groups.values():
+        prepare(jobs[members[0]][0])  # a config this machine cannot run is refused before it is measured
         configs = [jobs[i][0] for i in members]
         per_stage = _parallel_per_stage(configs, parallel) if len(members) > 1 else {}
         chunk = max(per_stage.values(), default=1)
@@ -238,11 +238,10 @@ def _run_together(jobs: list[tuple[RunConfig, Path]], per_stage: dict[str, int],
     """The pipeline of run_experiment for configs that share a sweep_key, stage by stage."""
     configs = [config for config, _ in jobs]
     first = configs[0]
-    device = resolve_device(first.device)
-    tasks = [build_task(c.task, device=device) for c in configs]
-    weak_files = [check_weak_file(c, t) for c, t in zip(configs, tasks)]
-    for config, task in zip(configs, tasks):
-        check_encodings(config, task)
+    prepared = [prepare(c) for c in configs]
+    device = prepared[0][0]
+    tasks = [task for _, task, _ in prepared]
+    weak_files = [matrix for _, _, matrix in prepared]
     summaries = []
     for config, task in zip(configs, tasks):
         summary = environment(device)

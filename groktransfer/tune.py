@@ -43,6 +43,7 @@ import yaml
 
 from .compare import ComparisonConfig, method_components, method_run_config, run_numbers
 from .config import ConfigError, deep_merge, load_config_file
+from .pipeline import prepare
 from .records import atomic_write_text, environment
 from .sweep import run_many
 from .training import resolve_device
@@ -144,7 +145,6 @@ def run_tune(
         raise ConfigError(f"--configs: got {configs}; must be >= 1")
     if not seeds:
         raise ConfigError("--seeds: give at least one seed")
-    resolve_device(spec.device)  # a device this machine lacks is refused before anything is written
     dims = load_grid(grid)
     plans = {}
     for method in methods:
@@ -155,6 +155,7 @@ def run_tune(
         plans[method] = space if configs is None else space[:configs]
         for point in plans[method]:  # validate every trial before training anything
             method_run_config(spec, method, seeds[0], _with_fixed(spec, method, point))
+        prepare(method_run_config(spec, method, seeds[0], _with_fixed(spec, method, plans[method][0])))
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)

@@ -121,6 +121,10 @@ CLI_CASES = [
     (P + ["weak=null", "transfer.weak_embedding_file=nan.safetensors"],
      "weak embedding file 'nan.safetensors': holds NaN or infinite values"),
     (["plot", "."], "plot: '.' is not a run directory (no metrics.csv)"),
+    (P + ["target.model.width=1000000"], "target.model: needs ~16035 GB to train (1,000,175,003,008 parameters)"),
+    (P + ["--seeds", "2", "--overwrite", "scratch.model.width=1000000"], "scratch.model: needs ~16035 GB to train"),
+    (["compare", "--spec", "demo", "--methods", "scratch", "--out", "new", "model.width=1000000"],
+     "scratch.model: needs ~16035 GB to train"),
 ]
 
 API_CASES = [
