@@ -62,8 +62,8 @@ from .training import (
     check_model_fits_task,
     forward_precision,
     matmul_precision,
+    cpu_flush_denormal,
     param_lr_scales,
-    set_cpu_flush_denormal,
 )
 from .transfer import FactorizedEmbedding
 
@@ -247,15 +247,13 @@ def train_many(
     first = specs[0]
     config = first.train
     device = first.task.x_train.device
-    with matmul_precision(config.precision, device):
+    with matmul_precision(config.precision, device), cpu_flush_denormal(device):
         return _train_many(specs, device, on_eval, stop_requested, progress, on_finish)
 
 
 def _train_many(specs, device, on_eval, stop_requested, progress, on_finish) -> list[TrainResult]:
     first = specs[0]
     config = first.train
-    if device.type == "cpu":
-        set_cpu_flush_denormal()
     dtype = torch.float64 if config.dtype == "float64" else torch.float32
     for spec in specs:
         spec.model.to(device=device, dtype=dtype)

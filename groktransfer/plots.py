@@ -31,6 +31,12 @@ def _label(stage: str, rows: list[dict]) -> str:
     return f"{label} ({rows[-1]['step']} steps)" if rows else label
 
 
+def literal(text: str) -> str:
+    """User text (a run's name) shown as written: matplotlib would read $...$ as math and fail on
+    an unbalanced or malformed formula."""
+    return text.replace("\\", "\\\\").replace("$", r"\$")
+
+
 def _draw(stages: dict[str, list[dict]], keys: tuple[str, str], ylabel: str, path: Path, title: str, log_y: bool) -> None:
     def drawable(value: float) -> bool:
         # A diverged run logs NaN/inf, and a log axis cannot show values <= 0.
@@ -52,7 +58,7 @@ def _draw(stages: dict[str, list[dict]], keys: tuple[str, str], ylabel: str, pat
         ax.set_yscale("log")
     ax.set_xlabel("step (full batch: epoch)")
     ax.set_ylabel(ylabel)
-    ax.set_title(title)
+    ax.set_title(literal(title))
     ax.grid(True, which="major", alpha=0.3)
     if ax.get_legend_handles_labels()[0]:
         ax.legend(fontsize=7, loc="best")
@@ -106,7 +112,7 @@ def plot_comparison(out: Union[str, Path], methods: list[str], seeds: list[int],
     ax.set_xscale("log")
     ax.set_xlabel("step (GrokTransfer: target stage)")
     ax.set_ylabel("test accuracy")
-    ax.set_title(f"{title}: median over {len(seeds)} seeds, band = min–max")
+    ax.set_title(literal(f"{title}: median over {len(seeds)} seeds, band = min–max"))
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=7)
     fig.tight_layout()
@@ -130,7 +136,7 @@ def plot_comparison(out: Union[str, Path], methods: list[str], seeds: list[int],
         ax.text(i, stats["median"], f"{reached:.0%}", ha="center", va="bottom", fontsize=7)
     ax.set_xticks(range(len(methods)), methods, rotation=20, fontsize=8)
     ax.set_ylabel("wall-clock to 99% test (s), incl. weak stage")
-    ax.set_title(f"{title}: median, IQR bars; label = seeds reaching 99%")
+    ax.set_title(literal(f"{title}: median, IQR bars; label = seeds reaching 99%"))
     fig.tight_layout()
     bar_path = out / "time_to_99.png"
     fig.savefig(bar_path)

@@ -67,9 +67,29 @@ class EvalSchedule:
         return out + [max_steps]
 
 
-def set_cpu_flush_denormal() -> None:
-    # Only a speed setting: values below ~1e-38 become 0, far below anything that matters here.
+def _flushing_denormals() -> bool:
+    """Whether the CPU flushes denormals to zero now (torch offers a setter, not a getter)."""
+    tiny = torch.tensor([1e-39], dtype=torch.float32)  # a float32 denormal
+    return bool((tiny * 1.0 == 0).item())
+
+
+@contextmanager
+def cpu_flush_denormal(device: torch.device):
+    """Flush denormals to zero on the CPU while training, and restore the setting afterwards.
+
+    Only a speed setting: values below ~1e-38 become 0, far below anything that matters here,
+    and large weight decay drives weights there, where CPU arithmetic is many times slower.
+    It is a process-wide CPU flag that also changes Python's own float arithmetic, so it is
+    not left on for the caller's code."""
+    if device.type != "cpu":
+        yield
+        return
+    before = _flushing_denormals()
     torch.set_flush_denormal(True)
+    try:
+        yield
+    finally:
+        torch.set_flush_denormal(before)
 
 
 def _mps_available() -> bool:
@@ -266,12 +286,14 @@ def check_model_fits_task(model: nn.Module, task, config) -> None:
 
 
 def _in_matmul_precision(function):
-    """Run ``function(model, task, config, ...)`` with ``config.precision``'s matmul setting on."""
+    """Run ``function(model, task, config, ...)`` with ``config.precision``'s matmul setting on and,
+    on the CPU, denormals flushed to zero (both restored afterwards)."""
 
     @functools.wraps(function)
     def wrapper(model, task, config, *args, **kwargs):
         check_model_fits_task(model, task, config)  # before reading config.precision or task.x_train
-        with matmul_precision(config.precision, task.x_train.device):
+        device = task.x_train.device
+        with matmul_precision(config.precision, device), cpu_flush_denormal(device):
             return function(model, task, config, *args, **kwargs)
 
     return wrapper
@@ -307,8 +329,6 @@ def train(
     ``config.precision`` "tf32" turns TF32 on for CUDA matmuls for the duration of this call.
     """
     device = task.x_train.device
-    if device.type == "cpu":
-        set_cpu_flush_denormal()
     dtype = torch.float64 if config.dtype == "float64" else torch.float32
     model.to(device=device, dtype=dtype)
     events = dict(events or {})

@@ -134,8 +134,19 @@ def test_float64_option(task):
     assert all(p.dtype == torch.float64 for p in model.parameters())
 
 
-def test_flush_denormal_is_set_on_cpu(task):
+def test_denormals_are_flushed_on_cpu_while_training_and_the_setting_is_restored(task):
+    from groktransfer.multirun import RunSpec, train_many
+    from groktransfer.training import _flushing_denormals
+
+    seen = []
+    for setting in (False, True):
+        torch.set_flush_denormal(setting)
+        train(small(), task, TrainConfig(max_steps=1, stop_at_test_acc=None),
+              on_eval=lambda row: seen.append(_flushing_denormals()))
+        assert _flushing_denormals() == setting  # the caller's setting, whatever it was
+        train_many([RunSpec(small(), task, TrainConfig(max_steps=1, stop_at_test_acc=None))],
+                   on_eval=lambda run, row: seen.append(_flushing_denormals()))
+        assert _flushing_denormals() == setting
     torch.set_flush_denormal(False)
-    train(small(), task, TrainConfig(max_steps=1, stop_at_test_acc=None))
-    assert torch.tensor([1e-40], dtype=torch.float32).item() == 0.0
-    torch.set_flush_denormal(False)
+    assert seen and all(seen)  # on while training
+    assert 5e-324 > 0  # Python's own float arithmetic is left alone afterwards
