@@ -104,6 +104,15 @@ def batchable(config: RunConfig) -> bool:
     return config.transfer.merge_at_step is None or config.target is None
 
 
+def what_runs(config: RunConfig) -> dict:
+    """The parts of a config that change what a run does: ``transfer`` only matters when a target
+    trains, so a weak-only or scratch-only run is the same run whatever its transfer settings."""
+    data = config.to_dict()
+    if config.target is None:
+        data.pop("transfer")
+    return data
+
+
 def reusable(config: RunConfig, out: Path) -> Optional[str]:
     """'complete' or 'checkpoint' when ``out`` holds a run of this very config, else None."""
     summary_path, config_path = out / "summary.json", out / "config.yaml"
@@ -112,7 +121,8 @@ def reusable(config: RunConfig, out: Path) -> Optional[str]:
     try:
         # Through the config parser, so that a run saved before an option was added (with a
         # default that reproduces the old behaviour) still counts as the same config.
-        same = run_config_from_dict(yaml.safe_load(config_path.read_text())).to_dict() == config.to_dict()
+        saved = run_config_from_dict(yaml.safe_load(config_path.read_text()))
+        same = what_runs(saved) == what_runs(config)
         done = json.loads(summary_path.read_text()) if summary_path.is_file() else {}
     except (OSError, ValueError, TypeError, AttributeError, yaml.YAMLError, ConfigError):
         return None

@@ -1,5 +1,6 @@
 """Sweeps: batched pipeline runs equal run_experiment's, grouping, reuse and the choice of K."""
 
+import dataclasses
 import json
 
 import pytest
@@ -112,6 +113,14 @@ def test_finished_runs_are_reused_and_mixed_groups_run_in_order(tmp_path):
     saved["target"]["train"]["lr"] = 0.5
     (tmp_path / "run0" / "config.yaml").write_text(yaml.safe_dump(saved))
     assert reusable(configs[0], tmp_path / "run0") is None
+    # Transfer settings only matter where a target trains: a scratch-only run is the same run without them.
+    saved["target"]["train"]["lr"] = configs[0].target.train.lr
+    saved["transfer"]["ab_lr_scale"] = 1.0
+    (tmp_path / "run0" / "config.yaml").write_text(yaml.safe_dump(saved))
+    assert reusable(configs[0], tmp_path / "run0") is None
+    saved["target"] = None
+    (tmp_path / "run0" / "config.yaml").write_text(yaml.safe_dump(saved))
+    assert reusable(dataclasses.replace(configs[0], target=None), tmp_path / "run0") == "complete"
 
 
 def test_auto_parallel_batches_small_runs_on_cpu_and_fits_memory_on_cuda():
