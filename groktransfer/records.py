@@ -12,7 +12,8 @@ A run directory holds::
 
 ``summary.json`` (``schema_version`` 1)::
 
-    schema_version, groktransfer_version, git_commit, git_dirty, torch_version, python_version,
+    schema_version, groktransfer_version, git_commit, git_dirty (uncommitted changes to the code:
+    groktransfer/, scripts/, benchmarks/, pyproject.toml), torch_version, python_version,
     platform, cpu, torch_threads, device, device_name, created_utc, name,
     task (the data actually used, e.g. which digits source),
     complete (true once every stage has finished),
@@ -212,6 +213,9 @@ def _git(*args: str) -> Optional[str]:
     return out.stdout.strip() if out.returncode == 0 else None
 
 
+CODE_PATHS = (":/groktransfer", ":/scripts", ":/benchmarks", ":/pyproject.toml")
+
+
 def environment(device: torch.device) -> dict:
     """Versions, commit and hardware, recorded with every run."""
     from . import __version__
@@ -219,7 +223,8 @@ def environment(device: torch.device) -> dict:
     commit = _git("rev-parse", "HEAD")
     dirty = None
     if commit is not None:
-        status = _git("status", "--porcelain", "--untracked-files=no")
+        # Uncommitted changes to the code that ran; results/ and run directories are its outputs.
+        status = _git("status", "--porcelain", "--untracked-files=no", "--", *CODE_PATHS)
         dirty = bool(status) if status is not None else None
     device_name = platform.processor() or platform.machine()
     if device.type == "cuda":
