@@ -54,6 +54,7 @@ from .compiling import CompiledStep
 from .config import ConfigError, MethodsConfig, TrainConfig
 from .methods import loss_function
 from .methods.batched import build_batched_hooks, per_run, stacked_norm
+from .progress import Progress
 from .training import (
     HISTORY_KEYS,
     EvalSchedule,
@@ -298,12 +299,7 @@ def _train_many(specs, device, on_eval, stop_requested, progress, on_finish) -> 
     hits = [0] * len(specs)
     results: list[Optional[TrainResult]] = [None] * len(specs)
     next_eval, step = 0, 0
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=config.max_steps, desc=f"{first.stage} ×{len(specs)}", unit="step", leave=False,
-                   dynamic_ncols=True)
+    bar = Progress(config.max_steps, f"{first.stage} ×{len(specs)}", enabled=progress)
     start = time.perf_counter()
 
     def finish(position: int, status: str, diverged_step: Optional[int]) -> None:
@@ -349,9 +345,7 @@ def _train_many(specs, device, on_eval, stop_requested, progress, on_finish) -> 
                     hits[run] = 0
                 if step >= config.max_steps:
                     done[position] = ("max_steps", None)
-            if bar is not None:
-                bar.n = step
-                bar.set_postfix(active=len(batch) - len(done), refresh=True)
+            bar.update(step, active=len(batch) - len(done))
             if done:
                 for position, (status, diverged_step) in list(done.items()):
                     finish(position, status, diverged_step)
@@ -384,8 +378,7 @@ def _train_many(specs, device, on_eval, stop_requested, progress, on_finish) -> 
         if config.check_finite_every_step and bool(bad_now.any()):
             next_eval = step
 
-    if bar is not None:
-        bar.close()
+    bar.close()
     return results  # type: ignore[return-value]
 
 

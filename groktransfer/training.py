@@ -37,6 +37,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from .compiling import CompiledStep
 from .config import ConfigError, TrainConfig
 from .metrics import summarize_history
+from .progress import Progress
 
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 HISTORY_KEYS = ("step", "train_loss", "train_acc", "test_loss", "test_acc", "weight_norm", "elapsed_s")
@@ -356,11 +357,7 @@ def train(
     history: list[dict] = []
     status, diverged_step, hits = "max_steps", None, 0
     next_eval, step = 0, 0
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=config.max_steps, desc=stage, unit="step", leave=False, dynamic_ncols=True)
+    bar = Progress(config.max_steps, stage, enabled=progress)
 
     def state() -> dict:
         return {
@@ -425,9 +422,7 @@ def train(
             history.append(row)
             if on_eval is not None:
                 on_eval(row)
-            if bar is not None:
-                bar.n = step
-                bar.set_postfix(train=f"{row['train_acc']:.3f}", test=f"{row['test_acc']:.3f}", refresh=True)
+            bar.update(step, train=row["train_acc"], test=row["test_acc"])
             bad = int(values[5])
             if bad >= 0 or not all(math.isfinite(v) for v in values[:5]):
                 status, diverged_step = "diverged", bad if bad >= 0 else step
@@ -471,8 +466,7 @@ def train(
             next_eval = step  # evaluate (and so record the divergence) right now
 
     wall = time.perf_counter() - start
-    if bar is not None:
-        bar.close()
+    bar.close()
     return TrainResult(
         stage=stage,
         status=status,
