@@ -33,7 +33,9 @@ from .config import (  # noqa: E402
     from_dict,
 )
 from .adapters import LastPositionLogits  # noqa: E402
+from .attach import MethodHandle, attach  # noqa: E402
 from .compare import METHODS, load_comparison, run_comparison  # noqa: E402
+from .methods import GrokFastEMA, GrokFastMA, NormConstraint, OrthoGrad, stablemax_cross_entropy  # noqa: E402
 from .metrics import first_step_at, inverse_time_gap, summarize_history, time_gap  # noqa: E402
 from .models import FNN, build_network  # noqa: E402
 from .multirun import RunSpec, train_many  # noqa: E402
@@ -62,10 +64,15 @@ __all__ = [
     "EvalSchedule",
     "FNN",
     "FactorizedEmbedding",
+    "GrokFastEMA",
+    "GrokFastMA",
     "LastPositionLogits",
     "METHODS",
+    "MethodHandle",
     "ModelConfig",
     "ModularTask",
+    "NormConstraint",
+    "OrthoGrad",
     "ReadinessConfig",
     "RunConfig",
     "RunSpec",
@@ -79,6 +86,7 @@ __all__ = [
     "WeakModelWarning",
     "WeakStageConfig",
     "WeakStageError",
+    "attach",
     "build_network",
     "first_step_at",
     "format_table",
@@ -98,6 +106,7 @@ __all__ = [
     "run_many",
     "run_tune",
     "save_weak_embedding",
+    "stablemax_cross_entropy",
     "summarize_history",
     "time_gap",
     "train",
