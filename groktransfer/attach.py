@@ -89,6 +89,13 @@ def attach(optimizer: torch.optim.Optimizer, model: nn.Module, method: str, **se
     """Install ``method`` (see the module docstring) on ``optimizer`` for ``model``'s parameters."""
     if not isinstance(optimizer, torch.optim.Optimizer):
         raise TypeError(f"attach: optimizer must be a torch.optim.Optimizer, got {type(optimizer).__name__}")
+    name, hooks = method_hooks(model, method, **settings)
+    return MethodHandle(optimizer, hooks, name)
+
+
+def method_hooks(model: nn.Module, method: str, **settings: Any) -> tuple[str, list]:
+    """The canonical name and the hook objects of ``method`` for ``model`` (what attach installs;
+    the training-framework callbacks call the same hooks from their own events)."""
     if not isinstance(model, nn.Module):
         raise TypeError(f"attach: model must be an nn.Module, got {type(model).__name__}")
     parts = [part.strip() for part in method.split("+")]
@@ -111,7 +118,7 @@ def attach(optimizer: torch.optim.Optimizer, model: nn.Module, method: str, **se
                                       **{k: settings[k] for k in SETTINGS[part] if k in settings})
     config = MethodsConfig(grokfast=grokfast, orthograd="orthograd" in parts,
                            norm_constraint=float(settings.get("factor", 1.0)) if "omnigrok" in parts else None)
-    return MethodHandle(optimizer, build_hooks(model, config), "+".join(parts))
+    return "+".join(parts), build_hooks(model, config)
 
 
-__all__ = ["ATTACHABLE", "MethodHandle", "attach"]
+__all__ = ["ATTACHABLE", "MethodHandle", "attach", "method_hooks"]

@@ -1,0 +1,4 @@
+"""Optional integrations with other libraries' training loops (each needs its extra).
+
+    groktransfer.integrations.hf    Hugging Face Trainer callbacks   (pip install -e ".[hf]")
+"""
