@@ -43,6 +43,7 @@ from .pipeline import WeakModelWarning, WeakStageError, format_table, run_experi
 from .plots import plot_run  # noqa: E402
 from .presets import load_preset, preset_names  # noqa: E402
 from .readiness import judge_readiness, weak_report  # noqa: E402
+from .saving import from_pretrained, load_state_dict, resize_token_embeddings, save_pretrained  # noqa: E402
 from .records import read_metrics  # noqa: E402
 from .tasks import ModularTask  # noqa: E402
 from .sweep import run_many  # noqa: E402
@@ -91,20 +92,24 @@ __all__ = [
     "first_step_at",
     "format_table",
     "from_dict",
+    "from_pretrained",
     "inverse_time_gap",
     "judge_readiness",
     "load_comparison",
     "load_preset",
+    "load_state_dict",
     "load_weak_embedding",
     "locate_input_embedding",
     "merge_factorized_embedding",
     "plot_run",
     "preset_names",
     "read_metrics",
+    "resize_token_embeddings",
     "run_comparison",
     "run_experiment",
     "run_many",
     "run_tune",
+    "save_pretrained",
     "save_weak_embedding",
     "stablemax_cross_entropy",
     "summarize_history",

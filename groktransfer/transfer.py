@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import json
 import math
+import types
 from pathlib import Path
 from dataclasses import dataclass
 from typing import Callable, Literal, Optional, Union
@@ -122,6 +123,9 @@ def locate_input_embedding(model: nn.Module, attribute: Optional[str] = None) ->
             module = model.get_submodule(attribute)
         except AttributeError:
             raise ConfigError(f"transfer: {type(model).__name__} has no submodule {attribute!r}") from None
+        if not is_embedding(module):
+            raise ConfigError(f"transfer: attribute {attribute!r} is a {type(module).__name__}, not an input embedding "
+                              "(nn.Embedding, a FactorizedEmbedding or TransformerLens' Embed)")
         return EmbeddingSlot(embedding_matrix(module), lambda m: _set_submodule(model, attribute, m), attribute)
     if callable(getattr(model, "get_input_embeddings", None)) and callable(getattr(model, "set_input_embeddings", None)):
         return EmbeddingSlot(embedding_matrix(model.get_input_embeddings()), model.set_input_embeddings,
@@ -129,7 +133,9 @@ def locate_input_embedding(model: nn.Module, attribute: Optional[str] = None) ->
     embed = getattr(model, "embed", None)
     if isinstance(embed, nn.Module) and isinstance(getattr(embed, "W_E", None), torch.Tensor):
         return EmbeddingSlot(embed.W_E, lambda m: setattr(model, "embed", m), "embed.W_E")
-    found = [(name, module) for name, module in model.named_modules() if isinstance(module, nn.Embedding)]
+    # An A·B embedding (a model transferred before) counts too: a second transfer replaces it.
+    found = [(name, module) for name, module in model.named_modules()
+             if isinstance(module, (nn.Embedding, FactorizedEmbedding))]
     if len(found) == 1:
         name, module = found[0]
         return EmbeddingSlot(module.weight, lambda m: _set_submodule(model, name, m), name)
@@ -138,6 +144,12 @@ def locate_input_embedding(model: nn.Module, attribute: Optional[str] = None) ->
                           "pass attribute='path.to.embedding'")
     raise ConfigError(f"transfer: {type(model).__name__} has several embeddings ({', '.join(n for n, _ in found)}): "
                       "ambiguous; pass attribute= to choose one")
+
+
+def is_embedding(module: nn.Module) -> bool:
+    """An input embedding: nn.Embedding, an A·B embedding, or TransformerLens' Embed (a W_E matrix)."""
+    return isinstance(module, (nn.Embedding, FactorizedEmbedding)) or isinstance(getattr(module, "W_E", None),
+                                                                                  torch.Tensor)
 
 
 def embedding_matrix(module: nn.Module) -> torch.Tensor:
@@ -247,6 +259,12 @@ def transfer_embedding(
     module.to(device=target_matrix.device, dtype=target_matrix.dtype)
     _untie_output_layer(target, target_matrix)
     slot.install(module)
+    if callable(getattr(target, "resize_token_embeddings", None)) and hasattr(target, "config"):
+        # Hugging Face's own resize knows only nn.Embedding; this one grows A and lets it resize the rest.
+        # A bound method, so that a copy of the model (copy.deepcopy) resizes itself, not this one.
+        from .saving import resize_method
+
+        target.resize_token_embeddings = types.MethodType(resize_method, target)
     return module
 
 

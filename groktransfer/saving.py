@@ -1,0 +1,179 @@
+"""Models with an A·B embedding, saved and loaded by the ecosystem's own means.
+
+A transferred model's input embedding is a :class:`~groktransfer.transfer.FactorizedEmbedding`
+(parameters ``A`` and ``B``). A fresh model of the same class has a plain embedding there, so
+its own loaders do not know where ``…A``/``…B`` go (Hugging Face's ``from_pretrained`` would
+report them as unexpected and leave a random embedding). Two ways out, both tested in
+``tests/test_saving.py`` to give identical logits:
+
+- **Keep A and B** (to go on training them): ``gt.save_pretrained(model, path)`` writes the
+  model with the library's own ``save_pretrained`` plus ``groktransfer.json``, which says where
+  the factorised embedding sits; ``gt.from_pretrained(ModelClass, path)`` builds the model from
+  its config, puts an A·B embedding of the saved shapes there and loads every weight.
+  For a model that is not a Hugging Face one (groktransfer's, TransformerLens', any
+  ``nn.Module``), ``gt.load_state_dict(model, state)`` does the same with a state dict.
+- **Merge** (to hand the model to anyone): ``gt.save_pretrained(model, path, merge=True)`` writes
+  A·B as one plain embedding matrix; the library's own ``from_pretrained`` then loads it.
+
+``gt.resize_token_embeddings(model, n)`` (also installed as the model's own
+``resize_token_embeddings`` by :func:`~groktransfer.transfer_embedding` on Hugging Face models)
+adds rows to A, drawn at the root-mean-square scale of its existing rows, and lets the library
+resize everything else (the output layer, ``config.vocab_size``).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Optional, Union
+
+import torch
+from torch import nn
+
+from .config import ConfigError
+from .transfer import FactorizedEmbedding
+
+SIDECAR = "groktransfer.json"
+
+
+def factorized_embeddings(model: nn.Module) -> dict[str, FactorizedEmbedding]:
+    """Every A·B embedding in ``model``, by module path."""
+    return {name: module for name, module in model.named_modules() if isinstance(module, FactorizedEmbedding)}
+
+
+def _set(model: nn.Module, path: str, module: nn.Module) -> None:
+    parent, _, name = path.rpartition(".")
+    setattr(model.get_submodule(parent) if parent else model, name, module)
+
+
+def save_pretrained(model: nn.Module, path: Union[str, Path], *, merge: bool = False, **kwargs) -> None:
+    """A Hugging Face model's ``save_pretrained``, with its A·B embedding kept (and described in
+    ``groktransfer.json``) or merged into one plain matrix (``merge=True``)."""
+    if not callable(getattr(model, "save_pretrained", None)):
+        raise ConfigError(f"save_pretrained: {type(model).__name__} has no save_pretrained (not a Hugging Face "
+                          "model); save model.state_dict() and restore it with gt.load_state_dict")
+    path = Path(path)
+    found = factorized_embeddings(model)
+    if not merge:
+        model.save_pretrained(path, **kwargs)
+        sidecar = {name: {"rows": m.A.shape[0], "rank": m.A.shape[1], "dim": m.B.shape[1], "lr_scale": m.lr_scale,
+                          "freeze_a": not m.A.requires_grad} for name, m in found.items()}
+        (path / SIDECAR).write_text(json.dumps({"factorized_embeddings": sidecar}, indent=2) + "\n", encoding="utf-8")
+        return
+    for name, module in found.items():  # swapped for its merged matrix while the library writes
+        _set(model, name, module.merged())
+    try:
+        model.save_pretrained(path, **kwargs)
+    finally:
+        for name, module in found.items():
+            _set(model, name, module)
+    (path / SIDECAR).unlink(missing_ok=True)
+
+
+def _install(model: nn.Module, described: dict) -> None:
+    """Put an A·B embedding of each described shape where the description says (zeros: loading fills it)."""
+    for name, shape in described.items():
+        try:
+            current = model.get_submodule(name)
+        except AttributeError:
+            raise ConfigError(f"load: {type(model).__name__} has no module {name!r} to hold the saved A·B "
+                              "embedding") from None
+        param = next(current.parameters(), None)
+        a = torch.zeros(shape["rows"], shape["rank"])
+        b = torch.zeros(shape["rank"], shape["dim"])
+        module = FactorizedEmbedding(a, b, freeze_a=shape.get("freeze_a", False), lr_scale=shape.get("lr_scale", 1.0))
+        if param is not None:
+            module.to(device=param.device, dtype=param.dtype)
+        _set(model, name, module)
+
+
+def from_pretrained(model_class, path: Union[str, Path], **kwargs):
+    """``model_class.from_pretrained(path)`` for a model saved by :func:`save_pretrained` with its A·B
+    embedding: built from its config, the A·B embedding put back, every weight loaded."""
+    path = Path(path)
+    sidecar = path / SIDECAR
+    if not sidecar.is_file():  # merged, or never transferred: the library loads it as it is
+        return model_class.from_pretrained(path, **kwargs)
+    described = json.loads(sidecar.read_text(encoding="utf-8"))["factorized_embeddings"]
+    config = model_class.config_class.from_pretrained(path)
+    model = model_class(config)
+    _install(model, described)
+    from safetensors.torch import load_file
+
+    state: dict = {}
+    files = sorted(path.glob("*.safetensors"))
+    if not files:
+        raise ConfigError(f"from_pretrained: {str(path)!r} holds no .safetensors weights")
+    for file in files:
+        state.update(load_file(str(file)))
+    _tie_or_load(model, state)
+    model.eval()
+    return model
+
+
+def _tie_or_load(model: nn.Module, state: dict) -> None:
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    # Hugging Face leaves out what it ties (an output layer sharing a weight); anything else missing is an error.
+    tied = set(getattr(model, "_tied_weights_keys", None) or [])
+    missing = [key for key in missing if key not in tied]
+    if missing or unexpected:
+        raise ConfigError(f"load: the saved weights do not fit {type(model).__name__} "
+                          f"(missing {missing[:3]}, unexpected {unexpected[:3]})")
+
+
+def load_state_dict(model: nn.Module, state: dict, strict: bool = True):
+    """``model.load_state_dict(state)`` where ``state`` comes from a transferred model: every
+    ``X.A``/``X.B`` pair whose module X is a plain embedding in ``model`` first becomes an A·B
+    embedding of the saved shapes. Works for groktransfer's models, TransformerLens' and any module."""
+    described = {}
+    for key, value in state.items():
+        if key.endswith(".A") and key[:-2] + ".B" in state:
+            name = key[:-2]
+            try:
+                current = model.get_submodule(name)
+            except AttributeError:
+                continue
+            if not isinstance(current, FactorizedEmbedding):
+                described[name] = {"rows": value.shape[0], "rank": value.shape[1],
+                                   "dim": state[name + ".B"].shape[1]}
+    _install(model, described)
+    return model.load_state_dict(state, strict=strict)
+
+
+def resize_token_embeddings(model: nn.Module, new_num_tokens: int, seed: Optional[int] = None):
+    """Resize a transferred Hugging Face model's vocabulary: A gets (or loses) rows, new ones drawn
+    N(0, rms²) with rms the root-mean-square entry of the old A; the library resizes the rest."""
+    getter = getattr(model, "get_input_embeddings", None)
+    embedding = getter() if callable(getter) else None
+    if not isinstance(embedding, FactorizedEmbedding):
+        raise ConfigError("resize_token_embeddings: the model's input embedding is not an A·B embedding")
+    if new_num_tokens < 1:
+        raise ConfigError(f"resize_token_embeddings: got {new_num_tokens}; must be >= 1")
+    old = embedding.A.shape[0]
+    with torch.no_grad():
+        a = embedding.A.detach()
+        if new_num_tokens > old:
+            generator = torch.Generator().manual_seed(seed) if seed is not None else None
+            rms = a.pow(2).mean().sqrt().item()
+            extra = torch.randn(new_num_tokens - old, a.shape[1], generator=generator) * rms
+            a = torch.cat([a, extra.to(a.device, a.dtype)])
+        else:
+            a = a[:new_num_tokens]
+    resized = FactorizedEmbedding(a, embedding.B.detach(), freeze_a=not embedding.A.requires_grad,
+                                  lr_scale=embedding.lr_scale)
+    # The library resizes what else depends on the vocabulary (output layer, config) around a stand-in.
+    stand_in = nn.Embedding(old, embedding.embedding_dim, device=a.device, dtype=a.dtype)
+    model.set_input_embeddings(stand_in)
+    try:
+        type(model).resize_token_embeddings(model, new_num_tokens)
+    finally:
+        model.set_input_embeddings(resized)
+    return resized
+
+
+def resize_method(self, new_num_tokens: int, *args, **kwargs):
+    """What a transferred Hugging Face model's ``resize_token_embeddings`` becomes (bound to it)."""
+    return resize_token_embeddings(self, new_num_tokens)
+
+
+__all__ = ["from_pretrained", "load_state_dict", "resize_token_embeddings", "save_pretrained"]
