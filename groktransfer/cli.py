@@ -88,6 +88,7 @@ def _build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--out", help="run directory (default: runs/demo-<time>)")
     demo.add_argument("--overwrite", action="store_true", help="replace an existing run directory")
     demo.add_argument("--no-progress", action="store_true", help="no progress bars")
+    demo.add_argument("--log", help="experiment trackers, comma-separated: tensorboard, wandb, mlflow")
 
     run = sub.add_parser("run", help="run a preset or a config file")
     run.add_argument("items", nargs="*", metavar="CONFIG_OR_KEY=VALUE", help="a config file and/or key=value overrides")
@@ -96,6 +97,8 @@ def _build_parser() -> argparse.ArgumentParser:
     run.add_argument("--overwrite", action="store_true", help="replace an existing run directory")
     run.add_argument("--no-progress", action="store_true", help="no progress bars")
 
+    run.add_argument("--log", help="experiment trackers, comma-separated: tensorboard, wandb, mlflow "
+                                   "(the config's trackers field)")
     run.add_argument("--resume", action="store_true", help="continue the run in --out if it was interrupted")
     run.add_argument("--seeds", help="N (seeds 0..N-1) or a list like 0,3,7: one run per seed in --out/seed<S>, "
                                      "each seed setting seed and task.data_seed; batched where faster")
@@ -288,7 +291,18 @@ def _config_for_run(args: argparse.Namespace):
     if not files and not args.preset:
         raise ConfigError("run: give a config file or --preset NAME")
     data = load_config_file(files[0]) if files else load_config_file(preset_path(args.preset))
-    return run_config_from_dict(apply_overrides(data, overrides))
+    return with_trackers(run_config_from_dict(apply_overrides(data, overrides)), args.log)
+
+
+def with_trackers(config, text: Optional[str]):
+    """``--log a,b``: the config's trackers field (validated like any other field)."""
+    if text is None:
+        return config
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    try:
+        return dataclasses.replace(config, trackers=names or None)
+    except ConfigError as err:
+        raise ConfigError(f"--log: {err}") from None
 
 
 def _start_run(config, out: Path, *, overwrite: bool, progress: bool, resume: bool = False) -> dict:
@@ -320,7 +334,7 @@ def _start_run_on_some_device(config, out: Path, *, overwrite: bool, progress: b
 def _command(args: argparse.Namespace) -> int:
     if args.command == "demo":
         out = Path(args.out) if args.out else Path("runs") / f"demo-{datetime.now().strftime('%Y%m%d-%H%M%S')}"
-        config = load_preset("demo")
+        config = with_trackers(load_preset("demo"), args.log)
         print(f"groktransfer demo: {preset_description('demo')}\n")
         summary = _start_run(config, out, overwrite=args.overwrite, progress=not args.no_progress)
         _print_result(summary, out)

@@ -493,6 +493,7 @@ class CheckpointConfig(Config):
 
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
+TRACKER_NAMES = ("tensorboard", "wandb", "mlflow")  # groktransfer.tracking
 
 
 @dataclass
@@ -508,10 +509,17 @@ class RunConfig(Config):
     transfer: TransferConfig = field(default_factory=TransferConfig)
     checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)  # for `groktransfer resume`
     name: str = "run"  # a label for tables and plots
+    # experiment trackers fed from the evaluations, inside the run directory: tensorboard, wandb
+    # (offline unless WANDB_MODE says otherwise), mlflow (a local file store); see groktransfer.tracking
+    trackers: Optional[list[str]] = None
 
     def check(self) -> None:
         check_seed("seed", self.seed)
         _require(self.device in DEVICES, f"device: got {self.device!r}; allowed: {', '.join(DEVICES)}")
+        for i, name in enumerate(self.trackers or []):
+            _require(name in TRACKER_NAMES, f"trackers[{i}]: got {name!r}; allowed: {', '.join(TRACKER_NAMES)}")
+        _require(self.trackers is None or len(set(self.trackers)) == len(self.trackers),
+                 f"trackers: got {self.trackers}; each at most once")
         _require(
             self.target is not None or self.scratch is not None or self.weak is not None,
             "config: nothing to run; give at least one of weak, target, scratch",

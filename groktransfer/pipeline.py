@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import shutil
 import signal
 import threading
 import warnings
@@ -39,6 +40,7 @@ from .plots import plot_run
 from .readiness import judge_readiness, weak_report
 from .records import RunDirectory, check_new_run_dir, environment
 from .tasks import ModularTask, build_task, machine_memory_bytes
+from .tracking import Trackers, check_trackers
 from .training import Checkpointer, TrainResult, resolve_device, train
 from .transfer import load_weak_embedding, merge_factorized_embedding, save_weak_embedding, transfer_embedding
 from .weak_stage import Candidate, WeakOutcome, conclude, judge_candidate, plan_round, train_weak_stages
@@ -189,6 +191,7 @@ def prepare(config: RunConfig):
     check_fits_in_memory(config, task, device)
     weak_matrix = check_weak_file(config, task)
     check_encodings(config, task)
+    check_trackers(config.trackers or [])
     return device, task, weak_matrix
 
 
@@ -225,6 +228,8 @@ def run_experiment(
     if out is not None and resume_state is None:
         check_new_run_dir(out, overwrite)
     device, task, weak_matrix = prepare(config)
+    if config.trackers and out is None:
+        raise ConfigError("trackers: they write into the run directory; give one (out)")
 
     done: list[str] = []
     histories: dict[str, list[dict]] = {}  # finished stages' evaluations: a checkpoint rewrites the CSVs from them
@@ -241,10 +246,27 @@ def run_experiment(
         if run_dir is not None:
             run_dir.write_config_yaml(dump_yaml(config))
 
+    trackers = None
+    if config.trackers and run_dir is not None:
+        # After a resume, what a stage logged past its checkpoint (or a stage not finished at all) is dropped.
+        purge = {} if resume_state is None else {
+            stage: (resume_state["train"]["step"] if stage == resume_state["stage"] and resume_state["train"] else 0)
+            for stage in ("weak", "target", "scratch") if stage not in done}
+        try:
+            trackers = Trackers(config.trackers, run_dir.path, config.name, config.to_dict(), purge)
+        except Exception as err:  # a tracker that cannot start: one line, and a fresh directory removed
+            run_dir.close()
+            if resume_state is None:
+                shutil.rmtree(run_dir.path, ignore_errors=True)
+            first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            raise ConfigError(f"trackers: {config.trackers} could not start ({first})") from None
+
     def record_eval(name: str, row: dict) -> None:
         run_dir.append_metrics(name, row)
         if "diagnostics" in row:
             run_dir.append_diagnostics(name, row["step"], row["diagnostics"])
+        if trackers is not None:
+            trackers.log(name, row)
 
     def checkpoint(stage: Optional[str], train_state: Optional[dict]) -> None:
         state = {"version": 1, "done": list(done), "stage": stage, "train": train_state, "summary": summary,
@@ -366,6 +388,8 @@ def run_experiment(
             if plots:
                 plot_run(run_dir.path, title=config.name)
     finally:
+        if trackers is not None:
+            trackers.close()
         if run_dir is not None:
             run_dir.close()
 

@@ -62,6 +62,7 @@ from .plots import plot_run
 from .records import RunDirectory, environment
 from .tasks import ModularTask, build_task
 from .training import _measure_flops, resolve_device
+from .tracking import Trackers
 from .weak_stage import train_weak_stages
 
 CPU_BATCH_MAX_FLOPS = 2e7  # one run's training-step FLOPs below which batching beat one-at-a-time on 2 CPU cores
@@ -328,6 +329,14 @@ def _run_together(jobs: list[tuple[RunConfig, Path]], per_stage: dict[str, int],
                         run_dir.append_diagnostics(stage, row["step"], row["diagnostics"])
             if outcomes[i] is not None:
                 save_weak_outcome(run_dir.path, outcomes[i], config)
+            if config.trackers:  # a batch writes its runs' trackers once it has them all
+                trackers = Trackers(config.trackers, run_dir.path, config.name, config.to_dict())
+                try:
+                    for stage, rows in histories[i].items():
+                        for row in rows:
+                            trackers.log(stage, row)
+                finally:
+                    trackers.close()
             run_dir.write_summary(summary)
             if plots:
                 plot_run(run_dir.path, title=config.name)
