@@ -20,4 +20,6 @@ def test_python_blocks_run(page, tmp_path, monkeypatch, capsys):
         summary = namespace["metrics"].summary
         assert summary["time_gap"] is not None and summary["test_acc_95_step"] is not None
         assert (tmp_path / "runs" / "hf-example" / "grokking.json").is_file()
+        logged = namespace["events"].Scalars("target/test_acc")[-1].value  # TensorBoard keeps float32
+        assert logged == pytest.approx(namespace["summary"]["stages"]["target"]["final_test_acc"], abs=1e-6)
         assert "Time Gap:" in capsys.readouterr().out
