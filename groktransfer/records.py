@@ -12,8 +12,9 @@ A run directory holds::
 
 ``summary.json`` (``schema_version`` 1)::
 
-    schema_version, groktransfer_version, git_commit, git_dirty (uncommitted changes to the code:
-    groktransfer/, scripts/, benchmarks/, pyproject.toml), torch_version, python_version,
+    schema_version, groktransfer_version, git_commit and git_dirty (of the code the process
+    imported; dirty = uncommitted changes to groktransfer/, scripts/, benchmarks/ or
+    pyproject.toml), torch_version, python_version,
     platform, cpu, torch_threads, device, device_name, created_utc, name,
     task (the data actually used, e.g. which digits source),
     complete (true once every stage has finished),
@@ -216,16 +217,25 @@ def _git(*args: str) -> Optional[str]:
 CODE_PATHS = (":/groktransfer", ":/scripts", ":/benchmarks", ":/pyproject.toml")
 
 
+def _code_version() -> tuple[Optional[str], Optional[bool]]:
+    """The commit of the code this process imported, and whether it had uncommitted changes
+    (to the code: results/ and run directories are its outputs). Read once, when the process
+    loads this module: a long sweep keeps recording the code it runs even if the checkout moves on."""
+    commit = _git("rev-parse", "HEAD")
+    if commit is None:
+        return None, None
+    status = _git("status", "--porcelain", "--untracked-files=no", "--", *CODE_PATHS)
+    return commit, (bool(status) if status is not None else None)
+
+
+CODE_VERSION = _code_version()
+
+
 def environment(device: torch.device) -> dict:
     """Versions, commit and hardware, recorded with every run."""
     from . import __version__
 
-    commit = _git("rev-parse", "HEAD")
-    dirty = None
-    if commit is not None:
-        # Uncommitted changes to the code that ran; results/ and run directories are its outputs.
-        status = _git("status", "--porcelain", "--untracked-files=no", "--", *CODE_PATHS)
-        dirty = bool(status) if status is not None else None
+    commit, dirty = CODE_VERSION
     device_name = platform.processor() or platform.machine()
     if device.type == "cuda":
         device_name = torch.cuda.get_device_name(device)
