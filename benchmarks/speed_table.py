@@ -1,8 +1,8 @@
-"""Print the README's speed tables (markdown) from the benchmark JSON files.
+"""Print the speed tables of docs/speed.md (markdown) from the benchmark JSON files.
 
     python benchmarks/speed_table.py results/bench_multirun_cpu.json [results/bench_fig1b_grid_cpu.json ...]
 
-Every number in the README's speed section is printed by this script from a stored result,
+Every number in docs/speed.md is printed by this script from a stored result,
 so none is typed by hand.
 """
 
