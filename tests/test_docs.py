@@ -23,3 +23,31 @@ def test_python_blocks_run(page, tmp_path, monkeypatch, capsys):
         logged = namespace["events"].Scalars("target/test_acc")[-1].value  # TensorBoard keeps float32
         assert logged == pytest.approx(namespace["summary"]["stages"]["target"]["final_test_acc"], abs=1e-6)
         assert "Time Gap:" in capsys.readouterr().out
+    if page.name == "api.md":
+        assert namespace["run"].status == "target_reached" and namespace["summary"]["time_gap"] < 1000
+        assert (tmp_path / "runs" / "api-demo" / "summary.json").is_file()
+    if page.name == "own-models.md":
+        assert namespace["hf_run"].steps == 300 and namespace["hf_run"].summary()["train_acc_95_step"] is not None
+    if page.name == "speed.md":
+        assert len(namespace["results"]) == 8 and all(r.steps >= 1 for r in namespace["results"])
+
+
+ROOT = DOCS.parent
+LINK = re.compile(r"\]\(([^)#\s]+)(?:#[^)]*)?\)")
+
+
+@pytest.mark.parametrize("page", [ROOT / "README.md", *sorted(DOCS.glob("*.md"))], ids=lambda p: p.name)
+def test_relative_links_resolve(page):
+    """Every relative link in the README and the docs points at a file or folder of the repository."""
+    broken = [target for target in LINK.findall(page.read_text(encoding="utf-8"))
+              if "://" not in target and not (page.parent / target).exists()]
+    assert not broken, f"{page.name}: broken links {broken}"
+
+
+def test_site_builds_strictly(tmp_path):
+    """The MkDocs site builds with --strict (every page in the nav, no warnings)."""
+    pytest.importorskip("mkdocs")
+    import subprocess, sys
+    result = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "-q", "-d", str(tmp_path / "site")],
+                            cwd=ROOT, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-2000:]

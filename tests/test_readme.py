@@ -1,4 +1,4 @@
-"""The README's Python example runs as written."""
+"""The README's Python example runs as written, and does what its comments say."""
 
 import re
 from pathlib import Path
@@ -10,24 +10,21 @@ def python_blocks():
     return re.findall(r"```python\n(.*?)```", README.read_text(encoding="utf-8"), flags=re.S)
 
 
-def test_readme_api_example_runs(tmp_path, monkeypatch, capsys):
+def test_readme_api_example_runs(tmp_path, monkeypatch):
     blocks = python_blocks()
-    assert len(blocks) == 3
+    assert len(blocks) == 1
     monkeypatch.chdir(tmp_path)
     namespace: dict = {}
-    for block in blocks:  # the later blocks reuse the first block's task and weak model
-        exec(compile(block, str(README), "exec"), namespace)
-    assert namespace["hf_run"].steps == 300 and namespace["hf_run"].summary()["train_acc_95_step"] is not None
-    assert len(namespace["results"]) == 8 and all(r.steps >= 1 for r in namespace["results"])
-    # The example's claims: the weak model stopped at its threshold, the target generalised.
+    exec(compile(blocks[0], str(README), "exec"), namespace)
+    gt = namespace["gt"]
+    # The example's claims: the weak model stopped at its threshold, its embedding is ready,
+    # the target generalised soon after fitting.
     assert namespace["weak_run"].status == "target_reached"
-    assert gt_ready(namespace)
+    assert gt.judge_readiness(gt.ReadinessConfig(), namespace["report"]).ready
     assert namespace["run"].status == "target_reached"
-    assert namespace["summary"]["time_gap"] is not None and namespace["summary"]["time_gap"] < 1000
-    assert (tmp_path / "runs" / "api-demo" / "summary.json").is_file()
-    assert "GrokTransfer (weak + target)" in capsys.readouterr().out
+    assert namespace["run"].summary()["time_gap"] is not None and namespace["run"].summary()["time_gap"] < 1000
 
 
-def gt_ready(namespace) -> bool:
-    """The example's weak model is ready by the default rule (its check prints "ready")."""
-    return namespace["gt"].judge_readiness(namespace["gt"].ReadinessConfig(), namespace["report"]).ready
+def test_readme_is_short():
+    """The README is an entry point; the rest lives in docs/ (its pages are linked from it)."""
+    assert len(README.read_text(encoding="utf-8")) <= 10_000
