@@ -17,7 +17,7 @@ Quick start::
     print(result.summary()["time_gap"])
 """
 
-__version__ = "0.1.0"
+from .version import __version__  # noqa: E402
 
 from .config import (  # noqa: E402
     ConfigError,

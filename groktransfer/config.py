@@ -31,6 +31,11 @@ from typing import Any, Literal, Optional, Union
 import yaml
 
 
+def is_prime(n: int) -> bool:
+    """Whether n is a prime (trial division: moduli here are small enough)."""
+    return n >= 2 and all(n % d for d in range(2, math.isqrt(n) + 1))
+
+
 class ConfigError(ValueError):
     """A configuration value is invalid. The message is one line naming the field."""
 
@@ -203,7 +208,6 @@ class TaskConfig(Config):
         _require(self.p >= 2, f"p: got {self.p}; must be an integer >= 2")
         _require(0.0 < self.train_fraction < 1.0, f"train_fraction: got {self.train_fraction}; must be in (0, 1)")
         if self.op == "div":
-            from .tasks import is_prime  # local import: tasks imports this module
 
             _require(is_prime(self.p), f"p: got {self.p}; op 'div' needs a prime modulus")
 

@@ -24,13 +24,8 @@ import torch
 from torch import nn
 
 from .config import ModelConfig
-
-
-@torch.no_grad()
-def scale_parameters(module: nn.Module, factor: float) -> None:
-    """Multiply every parameter by ``factor`` (the Omnigrok init-scale convention)."""
-    for p in module.parameters():
-        p.mul_(factor)
+from .scaling import scale_parameters
+from .transformer import Transformer
 
 
 class FNN(nn.Module):
@@ -159,8 +154,6 @@ def build_network(
     if config.transformer is None:
         return FNN(vocab_size, n_classes, embed_dim=config.embed_dim, width=config.width, depth=config.depth,
                    n_inputs=n_inputs, bias=config.bias, init_scale=config.init_scale, seed=seed)
-    from .transformer import Transformer  # local import: transformer.py uses scale_parameters from here
-
     t = config.transformer
     return Transformer(
         vocab_size, n_classes, n_layers=t.n_layers, d_model=config.embed_dim, n_heads=t.n_heads, d_head=t.d_head,

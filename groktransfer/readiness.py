@@ -47,7 +47,7 @@ from typing import Optional, Union
 import torch
 from torch import nn
 
-from .config import ReadinessConfig, TaskConfig
+from .config import ReadinessConfig, TaskConfig, is_prime
 
 ADDITIVE_OPS = ("add", "sub", "x^2+y^2", "x^2+xy+y^2", "x^3+xy")
 MULTIPLICATIVE_OPS = ("mul", "div")
@@ -100,13 +100,9 @@ def fourier_basis(task: Union[TaskConfig, object]) -> Optional[str]:
         return None
     if op in ADDITIVE_OPS:
         return "additive"
-    if op in MULTIPLICATIVE_OPS and _is_prime(p) and p > 2:
+    if op in MULTIPLICATIVE_OPS and is_prime(p) and p > 2:
         return "multiplicative"
     return None
-
-
-def _is_prime(n: int) -> bool:
-    return n >= 2 and all(n % d for d in range(2, int(math.isqrt(n)) + 1))
 
 
 def embedding_of(weak: Union[nn.Module, torch.Tensor]) -> torch.Tensor:

@@ -52,6 +52,7 @@ import torch
 from filelock import FileLock, Timeout
 
 from .config import ConfigError
+from .version import __version__
 
 METRICS_FIELDS = ("stage", "step", "train_loss", "train_acc", "test_loss", "test_acc", "weight_norm", "elapsed_s")
 SCHEMA_VERSION = 1
@@ -233,8 +234,6 @@ CODE_VERSION = _code_version()
 
 def environment(device: torch.device) -> dict:
     """Versions, commit and hardware, recorded with every run."""
-    from . import __version__
-
     commit, dirty = CODE_VERSION
     device_name = platform.processor() or platform.machine()
     if device.type == "cuda":

@@ -31,7 +31,7 @@ import torch
 from torch import nn
 
 from .config import ConfigError
-from .transfer import FactorizedEmbedding
+from .transfer import FactorizedEmbedding, resize_token_embeddings
 
 SIDECAR = "groktransfer.json"
 
@@ -138,42 +138,6 @@ def load_state_dict(model: nn.Module, state: dict, strict: bool = True):
                                    "dim": state[name + ".B"].shape[1]}
     _install(model, described)
     return model.load_state_dict(state, strict=strict)
-
-
-def resize_token_embeddings(model: nn.Module, new_num_tokens: int, seed: Optional[int] = None):
-    """Resize a transferred Hugging Face model's vocabulary: A gets (or loses) rows, new ones drawn
-    N(0, rms²) with rms the root-mean-square entry of the old A; the library resizes the rest."""
-    getter = getattr(model, "get_input_embeddings", None)
-    embedding = getter() if callable(getter) else None
-    if not isinstance(embedding, FactorizedEmbedding):
-        raise ConfigError("resize_token_embeddings: the model's input embedding is not an A·B embedding")
-    if new_num_tokens < 1:
-        raise ConfigError(f"resize_token_embeddings: got {new_num_tokens}; must be >= 1")
-    old = embedding.A.shape[0]
-    with torch.no_grad():
-        a = embedding.A.detach()
-        if new_num_tokens > old:
-            generator = torch.Generator().manual_seed(seed) if seed is not None else None
-            rms = a.pow(2).mean().sqrt().item()
-            extra = torch.randn(new_num_tokens - old, a.shape[1], generator=generator) * rms
-            a = torch.cat([a, extra.to(a.device, a.dtype)])
-        else:
-            a = a[:new_num_tokens]
-    resized = FactorizedEmbedding(a, embedding.B.detach(), freeze_a=not embedding.A.requires_grad,
-                                  lr_scale=embedding.lr_scale)
-    # The library resizes what else depends on the vocabulary (output layer, config) around a stand-in.
-    stand_in = nn.Embedding(old, embedding.embedding_dim, device=a.device, dtype=a.dtype)
-    model.set_input_embeddings(stand_in)
-    try:
-        type(model).resize_token_embeddings(model, new_num_tokens)
-    finally:
-        model.set_input_embeddings(resized)
-    return resized
-
-
-def resize_method(self, new_num_tokens: int, *args, **kwargs):
-    """What a transferred Hugging Face model's ``resize_token_embeddings`` becomes (bound to it)."""
-    return resize_token_embeddings(self, new_num_tokens)
 
 
 __all__ = ["from_pretrained", "load_state_dict", "resize_token_embeddings", "save_pretrained"]

@@ -25,20 +25,9 @@ from typing import Callable, Optional, Union
 import numpy as np
 import torch
 
-from .config import OPERATION_NAMES, ConfigError, TaskConfig
+from .config import OPERATION_NAMES, ConfigError, TaskConfig, is_prime
 
 Operation = Callable[[torch.Tensor, torch.Tensor, int], torch.Tensor]
-
-
-def is_prime(n: int) -> bool:
-    if n < 2:
-        return False
-    i = 2
-    while i * i <= n:
-        if n % i == 0:
-            return False
-        i += 1
-    return True
 
 
 def _inverse_table(p: int) -> torch.Tensor:

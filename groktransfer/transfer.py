@@ -262,8 +262,6 @@ def transfer_embedding(
     if callable(getattr(target, "resize_token_embeddings", None)) and hasattr(target, "config"):
         # Hugging Face's own resize knows only nn.Embedding; this one grows A and lets it resize the rest.
         # A bound method, so that a copy of the model (copy.deepcopy) resizes itself, not this one.
-        from .saving import resize_method
-
         target.resize_token_embeddings = types.MethodType(resize_method, target)
     return module
 
@@ -322,3 +320,39 @@ def load_weak_embedding(path: Union[str, Path]) -> tuple[torch.Tensor, dict]:
     if not isinstance(metadata, dict):
         raise ConfigError(f"weak embedding file {str(path)!r}: its metadata is not a JSON object")
     return tensors[EMBEDDING_KEY], metadata
+
+
+def resize_token_embeddings(model: nn.Module, new_num_tokens: int, seed: Optional[int] = None):
+    """Resize a transferred Hugging Face model's vocabulary: A gets (or loses) rows, new ones drawn
+    N(0, rms²) with rms the root-mean-square entry of the old A; the library resizes the rest."""
+    getter = getattr(model, "get_input_embeddings", None)
+    embedding = getter() if callable(getter) else None
+    if not isinstance(embedding, FactorizedEmbedding):
+        raise ConfigError("resize_token_embeddings: the model's input embedding is not an A·B embedding")
+    if new_num_tokens < 1:
+        raise ConfigError(f"resize_token_embeddings: got {new_num_tokens}; must be >= 1")
+    old = embedding.A.shape[0]
+    with torch.no_grad():
+        a = embedding.A.detach()
+        if new_num_tokens > old:
+            generator = torch.Generator().manual_seed(seed) if seed is not None else None
+            rms = a.pow(2).mean().sqrt().item()
+            extra = torch.randn(new_num_tokens - old, a.shape[1], generator=generator) * rms
+            a = torch.cat([a, extra.to(a.device, a.dtype)])
+        else:
+            a = a[:new_num_tokens]
+    resized = FactorizedEmbedding(a, embedding.B.detach(), freeze_a=not embedding.A.requires_grad,
+                                  lr_scale=embedding.lr_scale)
+    # The library resizes what else depends on the vocabulary (output layer, config) around a stand-in.
+    stand_in = nn.Embedding(old, embedding.embedding_dim, device=a.device, dtype=a.dtype)
+    model.set_input_embeddings(stand_in)
+    try:
+        type(model).resize_token_embeddings(model, new_num_tokens)
+    finally:
+        model.set_input_embeddings(resized)
+    return resized
+
+
+def resize_method(self, new_num_tokens: int, *args, **kwargs):
+    """What a transferred Hugging Face model's ``resize_token_embeddings`` becomes (bound to it)."""
+    return resize_token_embeddings(self, new_num_tokens)

@@ -35,7 +35,7 @@ import torch
 from torch import nn
 
 from .config import ConfigError
-from .models import scale_parameters
+from .scaling import scale_parameters
 
 Style = Literal["nanda", "grokfast"]
 InputFormat = Literal["pair", "equation"]
