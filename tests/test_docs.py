@@ -51,3 +51,39 @@ def test_site_builds_strictly(tmp_path):
     result = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "-q", "-d", str(tmp_path / "site")],
                             cwd=ROOT, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr[-2000:]
+
+
+def _sync_docs():
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("sync_docs", ROOT / "scripts" / "sync_docs.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_every_marked_table_is_its_stored_output():
+    """No number in a marked table of the README or the docs differs from the stored result it names."""
+    sync = _sync_docs()
+    problems = [p for page in sync.pages() for p in sync.sync(page, write=False)]
+    assert not problems, "\n".join(problems) + "\n(python scripts/sync_docs.py rewrites them)"
+
+
+def test_the_table_check_sees_a_changed_number(tmp_path):
+    sync = _sync_docs()
+    stored = (ROOT / "results" / "weak-size" / "table.md").read_text(encoding="utf-8").split("\n")
+    table = [row for row in stored if row.startswith("|")]
+    page = tmp_path / "page.md"
+    tampered = [table[0], table[1], table[2].replace("|", "| 9", 2)] + table[3:]
+    page.write_text("\n".join(["<!-- results/weak-size/table.md -->", *tampered, "", "text"]), encoding="utf-8")
+    assert sync.sync(page, write=False) == ["page.md:1: the table differs from results/weak-size/table.md"]
+    sync.sync(page, write=True)
+    assert sync.sync(page, write=False) == []
+    assert page.read_text(encoding="utf-8").split("\n")[1:len(table) + 1] == table
+
+
+def test_results_index_is_up_to_date():
+    """results/README.md lists every stored result as its records describe it."""
+    import subprocess, sys
+    result = subprocess.run([sys.executable, str(ROOT / "scripts" / "results_index.py"), "--check"],
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
