@@ -4,7 +4,7 @@ import pytest
 
 
 def test_spearman_matches_a_hand_computed_value():
-    from groktransfer.reproduce import _spearman
+    from groktransfer.reproductions.ablations import _spearman
 
     assert _spearman([1, 2, 3, 4], [10, 20, 30, 40]) == pytest.approx(1.0)
     assert _spearman([1, 2, 3, 4], [4, 3, 2, 1]) == pytest.approx(-1.0)
@@ -28,7 +28,7 @@ def test_reproduce_fig15_runs_groktransfer_and_its_three_controls(tmp_path):
 
     from groktransfer.reproduce import reproduce
 
-    from groktransfer.reproduce import DEMO_PAPER_WEAK
+    from groktransfer.reproductions.common import DEMO_PAPER_WEAK
 
     tiny = DEMO_PAPER_WEAK + ["task.p=11", "weak.train.max_steps=20", "target.train.max_steps=5",
                               "scratch.train.max_steps=5", "weak.model.width=8", "target.model.width=16",
@@ -58,13 +58,14 @@ def test_fig4a_and_fig10_judge_their_claims_from_the_xor_code(tmp_path):
 
 
 def test_reproduce_all_runs_every_entry_and_lists_the_claims(tmp_path, monkeypatch):
+    import dataclasses
     import json
 
     import groktransfer.reproduce as rp
 
-    cheap = {"fig4a": rp.dataclasses.replace(rp.REPRODUCTIONS["fig4a"], quick=["p=200", "n=40", "n_test=100",
+    cheap = {"fig4a": dataclasses.replace(rp.REPRODUCTIONS["fig4a"], quick=["p=200", "n=40", "n_test=100",
                                                                                 "width=16", "steps=10"]),
-             "fig10": rp.dataclasses.replace(rp.REPRODUCTIONS["fig10"], quick=["p=200", "n=40", "n_test=100",
+             "fig10": dataclasses.replace(rp.REPRODUCTIONS["fig10"], quick=["p=200", "n=40", "n_test=100",
                                                                                 "weak_steps=10", "lemma_trials=2",
                                                                                 "width=32", "seeds=1"])}
     monkeypatch.setattr(rp, "REPRODUCTIONS", cheap)
@@ -76,7 +77,8 @@ def test_reproduce_all_runs_every_entry_and_lists_the_claims(tmp_path, monkeypat
 
 
 def test_fig5_fits_the_norm_ratio_against_eps_over_root_n(tmp_path):
-    from groktransfer.reproduce import _judge_fig5, reproduce
+    from groktransfer.reproduce import reproduce
+    from groktransfer.reproductions.xor_theory import _judge_fig5
 
     # The fit itself, on made-up rows where r_W = 3·(ε/√n)^1 exactly: slope 1, R² 1.
     rows = [{"n": n, "eps": e, "r_W": 3 * e / n ** 0.5} for n in (100, 400) for e in (0.05, 0.1)]
@@ -102,7 +104,7 @@ def test_best_fourier_frequency_recovers_a_planted_circle():
 
     import torch
 
-    from groktransfer.reproduce import best_fourier_frequency
+    from groktransfer.reproductions.ablations import best_fourier_frequency
 
     p = 31
     a = torch.arange(p, dtype=torch.float64)
@@ -114,7 +116,7 @@ def test_best_fourier_frequency_recovers_a_planted_circle():
 
 
 def test_kernel_movement_in_delay_counts_between_fitting_and_generalising():
-    from groktransfer.reproduce import kernel_movement_in_delay
+    from groktransfer.reproductions.embedding_study import kernel_movement_in_delay
 
     changes = [(0, float("nan")), (10, 4.0), (20, 3.0), (30, 2.0), (40, 1.0), (50, 100.0)]
     # fit at 10, generalised at 40: (3 + 2 + 1) of (4 + 3 + 2 + 1); the step-50 change comes after.

@@ -1,0 +1,94 @@
+"""What every reproduction is made of, and the pieces several of them share."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Optional, Union
+
+
+# The CPU-sized transformer used by every quick transformer reproduction: (a∘b) mod 47 on 40%
+# of the pairs, the preset's weak stage, a 1-layer transformer of width 32. Chosen so that a
+# scratch transformer memorises within a few hundred steps and groks thousands later.
+QUICK_TRANSFORMER = [
+    "task.p=47", "task.train_fraction=0.4",
+    "target.model.embed_dim=32", "target.model.transformer.n_layers=1", "target.model.transformer.d_mlp=128",
+    "target.model.transformer.d_head=null",
+    "scratch.model.embed_dim=32", "scratch.model.transformer.n_layers=1", "scratch.model.transformer.d_mlp=128",
+    "scratch.model.transformer.d_head=null",
+]
+
+
+# Figs. 8(b) and 16 at the quick size: both sides at lr 0.003 (GrokTransfer also wd 1, init 1), 3000 steps.
+QUICK_TIME_GAP = QUICK_TRANSFORMER + [
+    "target.train.lr=0.003", "target.train.weight_decay=1.0", "target.model.init_scale=1.0",
+    "scratch.train.lr=0.003", "target.train.max_steps=3000", "scratch.train.max_steps=3000",
+]
+
+
+# The FNN -> FNN figures at the quick size: the demo's task, models and optimiser settings
+# ((a∘b) mod 47 on 40% of the pairs; the preset's weak stage; targets 64/2 × 256 at lr 0.001,
+# wd 1), which show the claim on two CPU cores; only the operation comes from the figure.
+QUICK_FNN = [
+    "task.p=47", "task.train_fraction=0.4",
+    *[f"{stage}.{key}" for stage in ("target", "scratch") for key in (
+        "model.embed_dim=64", "model.width=256", "model.init_scale=1.0", "train.lr=0.001", "train.weight_decay=1.0",
+        "train.max_steps=20000", "train.stop_patience=1")],
+]
+
+
+# The paper's ablations (Figs. 7, 12, 15) study the paper's own method: one weak model, whatever
+# it became, and A, B at the target's learning rate. Their quick versions run the demo made so.
+DEMO_PAPER_WEAK = ["weak.population=1", "weak.max_rounds=1", "weak.if_none_ready=transfer_best",
+                   "weak.train.stop_at_test_acc=0.5", "weak.train.eval_every=10", "transfer.ab_lr_scale=1.0"]
+QUICK_PAPER_WEAK = ["preset=demo", f"preset_overrides={DEMO_PAPER_WEAK!r}"]
+
+
+
+@dataclass
+class Reproduction:
+    """One of the paper's experiments: its claim, how it is judged, and how it runs.
+
+    A reproduction with a ``preset`` runs that preset through the pipeline; one without has a
+    ``run`` of its own, with ``defaults`` that key=value overrides change. Every ``run`` has the
+    signature ``run(settings, out, parallel) -> summary``.
+    """
+
+    preset: Optional[str]  # a preset run through the pipeline, or None for an experiment of its own (``run``)
+    claim: str  # the paper's claim, in words
+    criterion: str  # how the measured figures decide it
+    quick: list[str]  # overrides for the CPU-sized version
+    judge: Callable[[dict], tuple[dict, bool]]  # summary -> (measured figures, holds)
+    table: Callable[[dict, dict], str]  # (summary, measured) -> markdown
+    run: Optional[Callable[[dict, Path, Union[int, str]], dict]] = None  # (settings, out, parallel) -> summary
+    defaults: Optional[dict] = None  # the run's settings, which key=value overrides change
+    check: Optional[Callable[[dict], None]] = None  # refuses bad settings before anything is written
+
+
+def gap_text(value: Optional[int]) -> str:
+    return "never" if value is None else str(value)
+
+
+def judge_time_gap(summary: dict) -> tuple[dict, bool]:
+    target, baseline = summary["stages"].get("target"), summary["stages"].get("scratch")
+    measured = {
+        "groktransfer_time_gap": None if target is None else target["time_gap"],
+        "baseline_time_gap": baseline["time_gap"],
+        "baseline": "scratch" + (f" + {baseline['methods']}" if baseline.get("methods") else ""),
+        "groktransfer_test_acc_99_step": None if target is None else target["test_acc_99_step"],
+        "baseline_test_acc_99_step": baseline["test_acc_99_step"],
+    }
+    gt_gap, base_gap = measured["groktransfer_time_gap"], measured["baseline_time_gap"]
+    holds = gt_gap is not None and (base_gap is None or gt_gap * 5 <= base_gap)
+    return measured, holds
+
+
+def time_gap_table(summary: dict, measured: dict, paper: Optional[tuple[int, int]] = None) -> str:
+    lines = ["| | GrokTransfer | " + measured["baseline"] + " |", "|---|---|---|",
+             f"| Time Gap (steps), measured | {gap_text(measured['groktransfer_time_gap'])} | {gap_text(measured['baseline_time_gap'])} |",
+             f"| steps to 99% test, measured | {gap_text(measured['groktransfer_test_acc_99_step'])} | "
+             f"{gap_text(measured['baseline_test_acc_99_step'])} |"]
+    if paper is not None:
+        lines.append(f"| Time Gap (epochs), paper | {paper[0]} | {paper[1]} |")
+    return "\n".join(lines)
+
