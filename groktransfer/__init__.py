@@ -17,7 +17,7 @@ Quick start::
     print(result.summary()["time_gap"])
 """
 
-from .version import __version__  # noqa: E402
+from .version import __version__  # noqa: E402,F401  (the package attribute)
 
 from .config import (  # noqa: E402
     ConfigError,

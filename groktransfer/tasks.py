@@ -25,7 +25,7 @@ from typing import Callable, Optional, Union
 import numpy as np
 import torch
 
-from .config import OPERATION_NAMES, ConfigError, TaskConfig, is_prime
+from .config import OPERATION_NAMES, ConfigError, TaskConfig
 
 Operation = Callable[[torch.Tensor, torch.Tensor, int], torch.Tensor]
 

@@ -5,7 +5,7 @@ import torch
 
 from groktransfer import ConfigError, ModularTask
 from groktransfer.config import OPERATION_NAMES
-from groktransfer.tasks import is_prime
+from groktransfer.config import is_prime
 
 BRUTE = {
     "add": lambda a, b, p: (a + b) % p,
