@@ -90,6 +90,10 @@ def describe(entry: Path) -> dict:
             row["what"] = f"one run ({data.get('name', '')})"
     if not row["what"] and (entry / "all.md").is_file():
         row["what"] = "`reproduce all`"
+    if not row["what"]:  # a folder of parts, each a `compare` of its own
+        parts = [(sub.name, load(sub / "compare.json")) for sub in sorted(entry.iterdir()) if (sub / "compare.json").is_file()]
+        row["what"] = "; ".join(f"{name}: `compare` of {', '.join(data.get('methods', []))} on "
+                                f"{len(data.get('seeds', []))} seeds" for name, data in parts if isinstance(data, dict))
     return row
 
 

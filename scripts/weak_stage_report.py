@@ -1,0 +1,73 @@
+"""The weak stage of every GrokTransfer run of a `compare` result: did it deliver, how, at what cost.
+
+    python scripts/weak_stage_report.py results/compare-p113-add/paper [...]
+
+Reads RESULT/runs/groktransfer/seed*/summary.json and writes RESULT/weak_stage.md: a summary
+table (first, so that the docs can quote it) and one row per seed.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import sys
+from pathlib import Path
+
+
+def seed_of(path: Path) -> int:
+    return int(path.parent.name.removeprefix("seed"))
+
+
+def report(result: Path) -> str:
+    files = sorted((result / "runs" / "groktransfer").glob("seed*/summary.json"), key=seed_of)
+    if not files:
+        raise SystemExit(f"{result}: no runs/groktransfer/seed*/summary.json")
+    rows = []
+    for path in files:
+        summary = json.loads(path.read_text(encoding="utf-8"))
+        weak, target = summary["stages"].get("weak", {}), summary["stages"].get("target")
+        population = weak.get("population") or {}
+        candidates = population.get("candidates", [])
+        judged = [c for c in candidates if c.get("ready") is not None]
+        chosen = candidates[population["chosen"]] if population.get("chosen") is not None else None
+        rows.append({
+            "seed": seed_of(path), "ready": bool(weak.get("ready")), "rounds": population.get("rounds"),
+            "candidates": len(candidates), "judged": len(judged), "judged_ready": sum(bool(c["ready"]) for c in judged),
+            "chosen": chosen, "weak_wall_clock_s": weak.get("wall_clock_s"), "weak_flops": weak.get("flops"),
+            "target_99": None if target is None else target.get("test_acc_99_step"),
+            "target_status": "skipped" if target is None else target.get("status"),
+        })
+    n = len(rows)
+    ready = sum(r["ready"] for r in rows)
+    reached = sum(r["target_99"] is not None for r in rows)
+    lines = ["| weak stage ready | rounds (median) | candidates judged ready | weak stage wall-clock s (median [min–max]) "
+             "| weak FLOPs per run (median) | target reached 99% |", "|---|---|---|---|---|---|"]
+    clocks = [r["weak_wall_clock_s"] for r in rows if r["weak_wall_clock_s"] is not None]
+    flops = [r["weak_flops"] for r in rows if r["weak_flops"] is not None]
+    lines.append(f"| {ready}/{n} | {statistics.median(r['rounds'] or 0 for r in rows):g} | "
+                 f"{sum(r['judged_ready'] for r in rows)}/{sum(r['judged'] for r in rows)} | "
+                 f"{statistics.median(clocks):.1f} [{min(clocks):.1f}–{max(clocks):.1f}] | {statistics.median(flops):.2g} | "
+                 f"{reached}/{n} |")
+    lines += ["", "| seed | ready | rounds | candidates | transferred (seed, lr) | its steps | its test acc | "
+                  "weak wall-clock s | target: 99% test |", "|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        c = r["chosen"] or {}
+        lines.append(f"| {r['seed']} | {'yes' if r['ready'] else 'no'} | {r['rounds']} | {r['candidates']} | "
+                     f"{c.get('seed', '—')}, {c.get('lr', '—')} | {c.get('steps', '—')} | "
+                     f"{c['final_test_acc']:.3f} | " if c else f"| {r['seed']} | no | {r['rounds']} | {r['candidates']} | — | — | — | ")
+        lines[-1] += (f"{r['weak_wall_clock_s']:.1f} | "
+                      f"{r['target_99'] if r['target_99'] is not None else r['target_status']} |")
+    lines += ["", "Wall-clock is the batch the run's weak candidates trained in, one thread, while another job used the "
+                  "second core; FLOPs count every candidate."]
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    for arg in sys.argv[1:]:
+        result = Path(arg)
+        (result / "weak_stage.md").write_text(report(result), encoding="utf-8")
+        print(f"wrote {result / 'weak_stage.md'}")
+
+
+if __name__ == "__main__":
+    main()
