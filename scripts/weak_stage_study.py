@@ -72,11 +72,14 @@ SIZE_SETTINGS = {
 }
 
 # Candidate rules, each a ReadinessConfig (null = not checked); "default" is the package's.
+# Each rule names every threshold it uses; the others are off (None), not left at their defaults.
 RULES = {
-    "test accuracy >= 0.85": ReadinessConfig(min_test_acc=0.85, max_fourier_top1_share=None),
+    "test accuracy >= 0.85": ReadinessConfig(min_test_acc=0.85, max_fourier_top1_share=None,
+                                             min_fourier_odd_share=None),
     "effective rank >= 0.9 d_W": ReadinessConfig(min_test_acc=None, max_fourier_top1_share=None,
-                                                  min_effective_rank_fraction=0.9),
-    "test acc >= 0.85 and top-1 share <= 0.8": ReadinessConfig(min_test_acc=0.85, max_fourier_top1_share=0.8),
+                                                  min_fourier_odd_share=None, min_effective_rank_fraction=0.9),
+    "test acc >= 0.85 and top-1 share <= 0.8": ReadinessConfig(min_test_acc=0.85, max_fourier_top1_share=0.8,
+                                                                min_fourier_odd_share=None),
     "test acc >= 0.85, top-1 <= 0.8, odd share >= 0.3": ReadinessConfig(
         min_test_acc=0.85, max_fourier_top1_share=0.8, min_fourier_odd_share=0.3),
     "default": ReadinessConfig(),
