@@ -4,6 +4,7 @@
 #
 #   bash scripts/compare_p113.sh              both operations, both parts
 #   bash scripts/compare_p113.sh mul narrow   one operation, one part
+#   SEEDS=5 bash scripts/compare_p113.sh add narrow   compare on seeds 0-4 (default 10)
 #
 # narrow: all seven methods on a narrower target FNN (embedding 32, two hidden layers of
 #   128; the paper's is 128 / 512, which trains at ~20 steps/s on 2 CPU cores,
@@ -14,13 +15,14 @@
 # Tuning, both parts: `tune --with-defaults --configs 4` on scripts/p113_grid.yaml, seeds
 #   0-1: each method tries its own setting in the spec (the paper's, or the reference
 #   recommendation) and 3 grid draws, each for the whole budget; the fastest to 99% test
-#   (mean over the 2 seeds, failures last) is kept. Then `compare` on seeds 0-9.
+#   (mean over the 2 seeds, failures last) is kept. Then `compare` on seeds 0-9 ($SEEDS: 0 .. SEEDS-1).
 # One thread (OMP_NUM_THREADS=1) so that two of these can share the 2 cores.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export OMP_NUM_THREADS=1
 ops=${1:-"add mul"}
 parts=${2:-"narrow paper"}
+seeds=${SEEDS:-10}
 for op in $ops; do
   for part in $parts; do
     out=results/compare-p113-$op/$part
@@ -33,7 +35,7 @@ for op in $ops; do
     fi
     groktransfer tune --spec paper-fnn --task "$op" --methods $M --seeds 2 --configs 4 --with-defaults \
         --grid scripts/p113_grid.yaml --out "$out/tune" --no-progress $SET
-    groktransfer compare --spec paper-fnn --task "$op" --methods $M --seeds 10 \
+    groktransfer compare --spec paper-fnn --task "$op" --methods $M --seeds "$seeds" \
         --tuned "$out/tune/best.yaml" --out "$out" --no-progress $SET
   done
 done
