@@ -69,6 +69,11 @@ def gap_text(value: Optional[int]) -> str:
     return "never" if value is None else str(value)
 
 
+def at_most_a_fifth(gap: Optional[int], baseline_gap: Optional[int]) -> bool:
+    """The papers' criterion: a finite delay at most 1/5 of the baseline's (None = never = infinite)."""
+    return gap is not None and (baseline_gap is None or gap * 5 <= baseline_gap)
+
+
 def judge_time_gap(summary: dict) -> tuple[dict, bool]:
     target, baseline = summary["stages"].get("target"), summary["stages"].get("scratch")
     measured = {
@@ -79,7 +84,7 @@ def judge_time_gap(summary: dict) -> tuple[dict, bool]:
         "baseline_test_acc_99_step": baseline["test_acc_99_step"],
     }
     gt_gap, base_gap = measured["groktransfer_time_gap"], measured["baseline_time_gap"]
-    holds = gt_gap is not None and (base_gap is None or gt_gap * 5 <= base_gap)
+    holds = at_most_a_fifth(gt_gap, base_gap)
     return measured, holds
 
 

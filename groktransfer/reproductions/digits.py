@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Optional
 
-from .common import gap_text, Reproduction
+from .common import Reproduction, at_most_a_fifth, gap_text
 
 
 def _judge_fig14(summary: dict) -> tuple[dict, bool]:
@@ -24,7 +24,7 @@ def _judge_fig14(summary: dict) -> tuple[dict, bool]:
         "groktransfer_steps_to_threshold": gt_steps, "groktransfer_delay": gt_gap,
         "scratch_steps_to_threshold": base_steps, "scratch_delay": base_gap,
     }
-    holds = gt_gap is not None and (base_gap is None or gt_gap * 5 <= base_gap)
+    holds = at_most_a_fifth(gt_gap, base_gap)
     return measured, holds
 
 
