@@ -20,7 +20,10 @@ Input formats (the task always hands over operand pairs ``(a, b)``, shape (N, 2)
 - ``"equation"``: the sequence is ``a ∘ b =``, as in the peers' scripts; the vocabulary gets
   two extra tokens, ``∘`` (id ``vocab_size``) and ``=`` (id ``vocab_size + 1``).
 
-Attention is ``torch.nn.functional.scaled_dot_product_attention`` with a causal mask.
+Attention is written out (softmax(q·kᵀ/√d + causal mask)·v) rather than calling
+``scaled_dot_product_attention``: under ``vmap`` on CUDA, SDPA picks the memory-efficient
+kernel, whose backward fails for the batched engine ("LSE is not correctly aligned"), and
+the sequences here are 2 to 4 tokens long, where a fused kernel gains nothing.
 ``init_scale`` multiplies every parameter after PyTorch's default initialisation (the
 Omnigrok convention, as for the FNNs). The token embedding is reached through
 ``get_input_embeddings``/``set_input_embeddings``, so GrokTransfer installs A·B into it
@@ -51,7 +54,10 @@ class Attention(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         n, t, _ = x.shape
         q, k, v = self.qkv(x).view(n, t, 3, self.n_heads, self.d_head).permute(2, 0, 3, 1, 4)
-        mixed = nn.functional.scaled_dot_product_attention(q, k, v, is_causal=True)  # (n, heads, t, d_head)
+        scores = (q @ k.transpose(-2, -1)) * self.d_head**-0.5  # (n, heads, t, t)
+        future = torch.ones(t, t, dtype=torch.bool, device=x.device).triu(1)
+        weights = scores.masked_fill(future, float("-inf")).softmax(dim=-1)
+        mixed = weights @ v  # (n, heads, t, d_head)
         return self.out(mixed.transpose(1, 2).reshape(n, t, self.n_heads * self.d_head))
 
 

@@ -50,6 +50,20 @@ def test_attention_is_causal_and_logits_are_read_at_the_last_position(style, fmt
         torch.testing.assert_close(model(tokens), model.unembed(model.final_norm(before[:, -1])))
 
 
+def test_written_out_attention_equals_torchs_scaled_dot_product_attention():
+    """The attention is spelled out (SDPA's fused CUDA kernel fails under vmap's backward);
+    PyTorch's own causal SDPA is the independent computation it must equal."""
+    from groktransfer.transformer import Attention
+
+    torch.manual_seed(0)
+    attention = Attention(d_model=16, n_heads=4, d_head=4, bias=True).double()
+    x = torch.randn(5, 3, 16, dtype=torch.float64)
+    q, k, v = attention.qkv(x).view(5, 3, 3, 4, 4).permute(2, 0, 3, 1, 4)
+    expected = torch.nn.functional.scaled_dot_product_attention(q, k, v, is_causal=True)
+    expected = attention.out(expected.transpose(1, 2).reshape(5, 3, 16))
+    torch.testing.assert_close(attention(x), expected, rtol=0, atol=1e-12)
+
+
 def test_init_scale_multiplies_every_parameter():
     plain, scaled = small(seed=3), small(seed=3, init_scale=0.5)
     for p, q in zip(plain.parameters(), scaled.parameters()):
