@@ -419,7 +419,7 @@ def _evaluate(batch: _Batch, per_run_logits, per_run_loss, embedding_names, with
 
 def _batched_diagnostics(batch: _Batch, logits: torch.Tensor, labels: torch.Tensor, embedding_names) -> dict:
     """The diagnostics of groktransfer.diagnostics.Diagnostics, one value per run, same names and order."""
-    from .diagnostics import effective_rank, linear_cka
+    from .diagnostics import embedding_spectrum, linear_cka
 
     logits = logits.detach().float()
     shifted = logits - logits.max(dim=-1, keepdim=True).values
@@ -433,8 +433,7 @@ def _batched_diagnostics(batch: _Batch, logits: torch.Tensor, labels: torch.Tens
     if embedding_names is not None:
         a, b = (batch.params[n].detach() for n in embedding_names)
         product = a @ b
-        out["embedding_rank"] = torch.linalg.matrix_rank(product).double()
-        out["embedding_effective_rank"] = effective_rank(product)
+        out.update(embedding_spectrum(product))
         if batch.weak_matrix is not None:
             out["embedding_cka_to_weak"] = linear_cka(product, batch.weak_matrix)
     return out
