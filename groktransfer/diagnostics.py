@@ -73,9 +73,10 @@ def embedding_spectrum(product: torch.Tensor) -> dict[str, torch.Tensor]:
     """Rank and effective rank of A·B (leading dimensions are a batch), on the product's device.
 
     The singular values are computed on the CPU: the matrices are tiny (vocabulary × width),
-    and a float64 SVD on a GPU costs ~100 ms per evaluation (seen in an H200 run, where it made
-    GrokTransfer's target stage, evaluated every step, 20× slower than its training steps).
-    The evaluation reads its numbers back to the host anyway, so this adds no extra wait.
+    and GPU SVDs (float64 above all) are slow for them. On an H200, GrokTransfer's target stage,
+    evaluated every step, took ~110 ms per step against ~7 ms for scratch, whose evaluation
+    lacks only these SVDs (inferred from the summaries, not profiled). The evaluation reads
+    its numbers back to the host anyway, so this adds no extra wait.
     """
     on_cpu = product.detach().cpu()
     return {
