@@ -36,6 +36,8 @@ def report(result: Path) -> str:
             "chosen": chosen, "weak_wall_clock_s": weak.get("wall_clock_s"), "weak_flops": weak.get("flops"),
             "target_99": None if target is None else target.get("test_acc_99_step"),
             "target_status": "skipped" if target is None else target.get("status"),
+            "hardware": f"{summary.get('device_name') or summary.get('device', '?')}, "
+                        f"{summary.get('torch_threads', '?')} thread(s)",
         })
     n = len(rows)
     ready = sum(r["ready"] for r in rows)
@@ -57,8 +59,9 @@ def report(result: Path) -> str:
                      f"{c['final_test_acc']:.3f} | " if c else f"| {r['seed']} | no | {r['rounds']} | {r['candidates']} | — | — | — | ")
         lines[-1] += (f"{r['weak_wall_clock_s']:.1f} | "
                       f"{r['target_99'] if r['target_99'] is not None else r['target_status']} |")
-    lines += ["", "Wall-clock is the batch the run's weak candidates trained in, one thread, while another job used the "
-                  "second core; FLOPs count every candidate."]
+    hardware = "; ".join(sorted({r["hardware"] for r in rows}))
+    lines += ["", f"Wall-clock is the batch the run's weak candidates trained in ({hardware}; on a shared "
+                  "machine it includes waiting for the cores); FLOPs count every candidate."]
     return "\n".join(lines) + "\n"
 
 
