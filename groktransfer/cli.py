@@ -59,6 +59,7 @@ from .plots import plot_run
 from .records import atomic_write_text, check_new_run_dir, locked
 from .presets import load_preset, preset_description, preset_names, preset_path
 from .training import RunInterrupted
+from .executors import EXECUTORS, ExecutorConfig, executor_config, use_executor
 from .sweep import parse_parallel, run_many
 from .reproduce import ALIASES, REPRODUCTIONS, reproduce, reproduce_all
 from .tune import run_tune
@@ -103,6 +104,7 @@ def _build_parser() -> argparse.ArgumentParser:
     run.add_argument("--seeds", help="N (seeds 0..N-1) or a list like 0,3,7: one run per seed in --out/seed<S>, "
                                      "each seed setting seed and task.data_seed; batched where faster")
     run.add_argument("--parallel", default="auto", help="with --seeds: most runs trained together, or auto (default)")
+    _add_executor_options(run)
 
     resume = sub.add_parser("resume", help="continue an interrupted run from its last checkpoint")
     resume.add_argument("run_dir")
@@ -128,6 +130,7 @@ def _build_parser() -> argparse.ArgumentParser:
     reproduce.add_argument("--no-progress", action="store_true", help="no progress bars")
     reproduce.add_argument("--parallel", default="auto",
                            help="reproductions of several runs: most trained together as one batch, or auto (default)")
+    _add_executor_options(reproduce)
 
     for name, helptext in (("compare", "every method on the same seeds, splits and budget"),
                            ("tune", "hyperparameter search with an equal budget per method")):
@@ -141,6 +144,7 @@ def _build_parser() -> argparse.ArgumentParser:
         cmd.add_argument("--no-progress", action="store_true", help="no progress bars")
         cmd.add_argument("--parallel", default="auto",
                          help="most runs trained together as one batched computation, or auto (default)")
+        _add_executor_options(cmd)
         if name == "compare":
             cmd.add_argument("--tuned", help="best.yaml written by `groktransfer tune`")
         else:
@@ -151,6 +155,28 @@ def _build_parser() -> argparse.ArgumentParser:
                              help="each method's first configuration is its own setting in the spec; the rest "
                                   "come from the grid")
     return parser
+
+
+def _add_executor_options(cmd: argparse.ArgumentParser) -> None:
+    """Where the batch groups of a sweep run (groktransfer.executors); local keeps them in this process."""
+    group = cmd.add_argument_group("executor (where the sweep's batch groups run)")
+    group.add_argument("--executor", default="local", choices=EXECUTORS,
+                       help="local (default: this process), ray (a Ray cluster) or submitit (SLURM, or local jobs)")
+    group.add_argument("--ray-address", help="Ray: the cluster to join (default: RAY_ADDRESS, else start a local one)")
+    group.add_argument("--num-cpus", type=int, help="Ray: CPUs of a local cluster started here (default: all)")
+    group.add_argument("--cpus-per-task", type=int, help="CPUs (and threads) per task (default 1)")
+    group.add_argument("--gpus-per-task", type=float, help="GPU share per task (default: from the batch's memory)")
+    group.add_argument("--retries", type=int, help="times a task whose worker died is run again (default 2)")
+    group.add_argument("--slurm-partition", help="Submitit: the SLURM partition")
+    group.add_argument("--slurm-time", type=int, help="Submitit: time limit per job in minutes (default 60)")
+    group.add_argument("--submitit-folder", help="Submitit: job files and logs (default ./submitit-logs)")
+
+
+def _executor_from(args: argparse.Namespace) -> ExecutorConfig:
+    return executor_config(args.executor, ray_address=args.ray_address, num_cpus=args.num_cpus,
+                           cpus_per_task=args.cpus_per_task, gpus_per_task=args.gpus_per_task, retries=args.retries,
+                           slurm_partition=args.slurm_partition, slurm_time_min=args.slurm_time,
+                           submitit_folder=args.submitit_folder)
 
 
 def _parse_seeds(text: str) -> list[int]:
@@ -419,7 +445,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             # The pipeline's warnings are printed through its log and under the result table.
             warnings.simplefilter("ignore", WeakModelWarning)
             args.argv = list(argv) if argv is not None else sys.argv[1:]
-            return _command(args)
+            executor = _executor_from(args) if hasattr(args, "executor") else None  # refused before any work
+            with use_executor(executor):
+                return _command(args)
     except (UsageError, ConfigError) as err:
         print(f"groktransfer: error: {err}", file=sys.stderr)
         return EXIT_USAGE

@@ -154,8 +154,8 @@ def run_numbers(summary: dict, run_dir: Optional[Path] = None) -> dict:
     stages = summary["stages"]
     main = "target" if "target" in stages else "scratch"
     weak = stages.get("weak", {})
-    if main not in stages:  # the weak stage diverged and the target was skipped
-        stage = {"status": "skipped", "wall_clock_s": 0.0, "flops": 0.0, "final_test_acc": None, "time_gap": None,
+    if main not in stages:  # the weak stage diverged and the target was skipped, or the run's task failed
+        stage = {"status": "failed" if summary.get("failed") else "skipped", "wall_clock_s": 0.0, "flops": 0.0, "final_test_acc": None, "time_gap": None,
                  "train_acc_95_step": None, "test_acc_95_step": None, "test_acc_99_step": None}
     else:
         stage = stages[main]
@@ -284,13 +284,15 @@ def run_comparison(
     parallel: Union[int, str] = "auto",
     progress: bool = False,
     log: Callable[[str], None] = lambda message: None,
+    executor=None,
 ) -> dict:
     """Train every method on every seed (reusing finished runs) and write the comparison files.
 
     Files in ``out``: ``compare.json`` (everything), ``runs.csv`` (one row per run),
     ``table.md``, ``test_accuracy.png`` and ``time_to_99.png``. ``parallel`` batches runs
     (see :mod:`groktransfer.sweep`); the seeds of one method share a batch, so each
-    method's wall-clock is measured under the same sharing.
+    method's wall-clock is measured under the same sharing. ``executor``: where the batch
+    groups run (see :mod:`groktransfer.executors`; local by default).
     """
     from .plots import plot_comparison
 
@@ -305,7 +307,7 @@ def run_comparison(
     out.mkdir(parents=True, exist_ok=True)
     jobs = [(configs[m][s], out / "runs" / m / f"seed{s}") for m in methods for s in seeds]
     log(f"[compare] {len(methods)} methods × {len(seeds)} seeds")
-    summaries = iter(run_many(jobs, parallel=parallel, progress=progress, log=log))
+    summaries = iter(run_many(jobs, parallel=parallel, progress=progress, log=log, executor=executor))
     per_run: dict[str, dict[int, dict]] = {}
     for method in methods:
         per_run[method] = {}

@@ -42,6 +42,7 @@ import yaml
 
 from .config import ConfigError, RunConfig, StageConfig, dump_yaml, run_config_from_dict
 from .diagnostics import Diagnostics
+from .executors import ExecutorConfig, Task, current_executor, run_tasks
 from .methods import describe_methods, loss_function
 from .multirun import RunSpec, train_many
 from .pipeline import (
@@ -205,44 +206,106 @@ def run_many(
     progress: bool = False,
     plots: bool = False,
     log: Callable[[str], None] = lambda message: None,
+    executor: Union[None, str, ExecutorConfig, dict] = None,
 ) -> list[dict]:
-    """Run every job (see the module docstring); return their summaries in order."""
+    """Run every job (see the module docstring); return their summaries in order.
+
+    ``executor`` (local, ray, submitit or an :class:`~groktransfer.executors.ExecutorConfig`)
+    says where each batch group runs; local, the default, runs them here one after another.
+    """
     parallel = parse_parallel(parallel)
+    executor = current_executor(executor)
     summaries: list[Optional[dict]] = [None] * len(jobs)
     groups: dict[str, list[int]] = {}
     for i, (config, out) in enumerate(jobs):
         state = reusable(config, Path(out))
         if state == "complete":
             summaries[i] = json.loads((Path(out) / "summary.json").read_text())
-        elif state == "checkpoint":
+        elif state == "checkpoint" and executor.kind == "local":
             log(f"[sweep] {out}: continuing from its checkpoint")
             summaries[i] = resume_experiment(out, progress=progress, plots=plots)
-        else:
+        else:  # remote executors continue from the checkpoint in the worker (run_task)
             key = sweep_key(config) if batchable(config) else f"single:{i}"
             groups.setdefault(key, []).append(i)
 
+    tasks: list[Task] = []
+    members_of: list[list[int]] = []
     for members in groups.values():
         prepare(jobs[members[0]][0])  # a config this machine cannot run is refused before it is measured
         configs = [jobs[i][0] for i in members]
         per_stage = _parallel_per_stage(configs, parallel) if len(members) > 1 else {}
         chunk = max(per_stage.values(), default=1)
-        if chunk == 1:
-            for i in members:
-                config, out = jobs[i]
-                log(f"[sweep] {out}")
-                try:
-                    summaries[i] = run_experiment(config, out, overwrite=True, progress=progress, plots=plots)
-                except WeakStageError as stopped:  # a sweep records it (the run directory says why) and goes on
-                    summaries[i] = stopped.summary
-            continue
-        for start in range(0, len(members), chunk):
-            part = members[start : start + chunk]
-            log(f"[sweep] {len(part)} runs together ({', '.join(f'{s} ×{k}' for s, k in per_stage.items())}): "
-                f"{jobs[part[0]][1]} ...")
-            results = _run_together([jobs[i] for i in part], per_stage, progress, plots)
-            for i, summary in zip(part, results):
-                summaries[i] = summary
+        parts = [[i] for i in members] if chunk == 1 else [members[s : s + chunk] for s in range(0, len(members), chunk)]
+        for part in parts:
+            together = chunk > 1
+            description = (f"[sweep] {len(part)} runs together ({', '.join(f'{s} ×{k}' for s, k in per_stage.items())}): "
+                           f"{jobs[part[0]][1]} ..." if together else f"[sweep] {jobs[part[0]][1]}")
+            task = Task([(jobs[i][0], Path(jobs[i][1])) for i in part], per_stage if together else {},
+                        progress=progress, plots=plots, description=description)
+            if executor.kind == "ray":
+                _estimate_resources(task)
+            tasks.append(task)
+            members_of.append(part)
+
+    def done(index: int, results: list[dict]) -> None:
+        for i, summary in zip(members_of[index], results):
+            summaries[i] = summary
+
+    def failed(index: int, reason: str) -> None:
+        log(f"{tasks[index].description}: failed ({reason}); its runs are reported as failed")
+        for i in members_of[index]:
+            summaries[i] = failed_summary(jobs[i][0], reason)
+
+    run_tasks(run_task, tasks, executor, done, failed, log)
     return summaries  # type: ignore[return-value]
+
+
+def run_task(task: Task) -> list[dict]:
+    """One task of run_many, wherever it runs: its runs' summaries, in order, run directories written.
+
+    Runs already complete in their directory are read (a retried task, a task that was reused
+    on another machine); a run with a checkpoint continues from it; the others train: as one
+    batch when the task is a batch group, else one by one through run_experiment.
+    """
+    results: list[Optional[dict]] = [None] * len(task.jobs)
+    todo = []
+    for i, (config, out) in enumerate(task.jobs):
+        state = reusable(config, Path(out))
+        if state == "complete":
+            results[i] = json.loads((Path(out) / "summary.json").read_text())
+        elif state == "checkpoint":
+            results[i] = resume_experiment(out, progress=task.progress, plots=task.plots)
+        else:
+            todo.append(i)
+    if task.per_stage and len(todo) > 1:
+        together = _run_together([task.jobs[i] for i in todo], task.per_stage, task.progress, task.plots)
+        for i, summary in zip(todo, together):
+            results[i] = summary
+    else:
+        for i in todo:
+            config, out = task.jobs[i]
+            try:
+                results[i] = run_experiment(config, out, overwrite=True, progress=task.progress, plots=task.plots)
+            except WeakStageError as stopped:  # a sweep records it (the run directory says why) and goes on
+                results[i] = stopped.summary
+    return results  # type: ignore[return-value]
+
+
+def failed_summary(config: RunConfig, reason: str) -> dict:
+    """What a run whose task kept failing reports: no stage, the reason."""
+    return {"name": config.name, "complete": False, "failed": reason, "stages": {}, "warnings": []}
+
+
+def _estimate_resources(task: Task) -> None:
+    """Whether the task's runs use CUDA, and its largest batch's estimated device memory."""
+    first = task.jobs[0][0]
+    device = first.device
+    task.uses_cuda = device == "cuda" or (device == "auto" and torch.cuda.is_available())
+    if not task.uses_cuda:
+        return
+    model_task = build_task(first.task, device=torch.device("cpu"))
+    sizes = task.per_stage or {s: 1 for s in STAGES if getattr(first, s) is not None}
+    task.memory_bytes = max(_stage_cost(first, stage, model_task)[1] * k for stage, k in sizes.items())
 
 
 def _run_together(jobs: list[tuple[RunConfig, Path]], per_stage: dict[str, int], progress: bool, plots: bool) -> list[dict]:
@@ -373,4 +436,4 @@ def _train_one(spec: RunSpec):
                  diagnostics=Diagnostics(spec.weak_matrix) if spec.train.diagnostics else None, progress=False)
 
 
-__all__ = ["choose_parallel", "parse_parallel", "run_many", "sweep_key"]
+__all__ = ["choose_parallel", "failed_summary", "parse_parallel", "run_many", "run_task", "sweep_key"]

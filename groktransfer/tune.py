@@ -137,8 +137,11 @@ def run_tune(
     parallel: Union[int, str] = "auto",
     progress: bool = False,
     log: Callable[[str], None] = lambda message: None,
+    executor=None,
 ) -> dict:
-    """Search each method's space; write trials.csv, best.yaml and tune.json in ``out``."""
+    """Search each method's space; write trials.csv, best.yaml and tune.json in ``out``.
+
+    ``executor``: where the trials run (see :mod:`groktransfer.executors`; local by default)."""
     if metric not in METRICS:
         raise ConfigError(f"--metric {metric!r}: allowed: {', '.join(METRICS)}")
     if configs is not None and configs < 1:
@@ -167,7 +170,7 @@ def run_tune(
         for method in methods for index, point in enumerate(plans[method]) for seed in seeds
     ]
     log(f"[tune] {len(jobs)} runs: {', '.join(f'{m} {len(plans[m])} configurations' for m in methods)} × {len(seeds)} seeds")
-    summaries = iter(run_many(jobs, parallel=parallel, progress=progress, log=log))
+    summaries = iter(run_many(jobs, parallel=parallel, progress=progress, log=log, executor=executor))
     trials, best = [], {}
     for method in methods:
         ranked = []

@@ -1,0 +1,287 @@
+"""Where :func:`groktransfer.sweep.run_many`'s tasks run: here, on a Ray cluster, or on SLURM.
+
+A *task* is one unit of a sweep: one batch group (the runs that ``--parallel`` trains as one
+vmapped computation) or one run trained alone. The executor only decides where each task's
+function runs; the function (``sweep.run_task``) is the same everywhere and writes its run
+directories itself, exactly as a local sweep writes them. So every executor needs the run
+directories on a filesystem the workers and this process share (one machine, NFS, …).
+
+- ``local`` (the default): in this process, one task after another: the behaviour the package
+  always had.
+- ``ray``: each task is a Ray task (``ray.remote``) on the cluster at ``ray_address`` (or
+  ``RAY_ADDRESS``), else on a local cluster started here with ``num_cpus`` CPUs. It asks for
+  ``cpus_per_task`` CPUs and, for runs on CUDA, a share of a GPU (``gpus_per_task``, or the
+  batch's estimated memory over the GPU's). A worker killed or lost mid-task is retried up to
+  ``retries`` times by Ray itself; a task that raises is not retried (the same error would come
+  back) and is reported as failed.
+- ``submitit``: each task is a Submitit job: SLURM when ``sbatch`` is there, else Submitit's
+  local executor (subprocesses on this machine), or ``submitit_cluster`` to choose. A job that
+  dies is submitted again, up to ``retries`` times.
+
+Thread hygiene: several workers on one machine each keep PyTorch's default thread count (one per
+core) and slow each other down by one to two orders of magnitude, so a remote task sets its
+own thread count to the CPUs it asked for (``torch.set_num_threads`` and ``OMP_NUM_THREADS``).
+
+Finished runs survive failures: each task writes its runs when it ends, the driver collects
+every task that ends, and a task that keeps failing only marks its own runs as failed (their
+summaries carry ``"failed": reason``; ``compare`` and ``tune`` count them as never reaching
+anything). A retried task first reuses what its runs already wrote: a complete run is read,
+a run with a checkpoint continues from it, the rest start again from their initial weights.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any, Callable, Optional, Union
+
+from .config import ConfigError
+
+EXECUTORS = ("local", "ray", "submitit")
+
+
+@dataclass(frozen=True)
+class ExecutorConfig:
+    kind: str = "local"  # local | ray | submitit
+    ray_address: Optional[str] = None  # a Ray cluster; None: RAY_ADDRESS, else start a local cluster
+    num_cpus: Optional[int] = None  # CPUs of a local Ray cluster started here; None: every core
+    cpus_per_task: int = 1  # CPUs a task asks for, and the threads it trains with
+    gpus_per_task: Optional[float] = None  # a GPU share per task (Ray) or GPUs per job (Submitit); None: estimated
+    retries: int = 2  # times a task whose worker died is run again (Ray: max_retries)
+    submitit_folder: str = "submitit-logs"  # Submitit's job files and logs; on SLURM it must be on a shared filesystem
+    submitit_cluster: Optional[str] = None  # None: SLURM if there, else local; or "slurm", "local", "debug"
+    slurm_partition: Optional[str] = None  # SLURM partition
+    slurm_time_min: int = 60  # SLURM time limit per job, minutes
+
+    def __post_init__(self) -> None:
+        if self.kind not in EXECUTORS:
+            raise ConfigError(f"--executor: got {self.kind!r}; allowed: {', '.join(EXECUTORS)}")
+        if self.cpus_per_task < 1:
+            raise ConfigError(f"--cpus-per-task: got {self.cpus_per_task}; must be >= 1")
+        if self.num_cpus is not None and self.num_cpus < 1:
+            raise ConfigError(f"--num-cpus: got {self.num_cpus}; must be >= 1")
+        if self.gpus_per_task is not None and not 0 <= self.gpus_per_task <= 64:
+            raise ConfigError(f"--gpus-per-task: got {self.gpus_per_task}; must be in [0, 64]")
+        if not 0 <= self.retries <= 100:
+            raise ConfigError(f"--retries: got {self.retries}; must be in [0, 100]")
+        if self.slurm_time_min < 1:
+            raise ConfigError(f"--slurm-time: got {self.slurm_time_min}; must be >= 1 minute")
+        if self.submitit_cluster not in (None, "slurm", "local", "debug"):
+            raise ConfigError(f"submitit_cluster: got {self.submitit_cluster!r}; allowed: slurm, local, debug")
+
+
+@dataclass
+class Task:
+    """One unit of a sweep (built by run_many, run by sweep.run_task wherever the executor puts it)."""
+
+    jobs: list  # [(RunConfig, run directory)]
+    per_stage: dict  # stage -> batch size; {} trains each job alone (run_experiment, with checkpoints)
+    progress: bool = False
+    plots: bool = False
+    description: str = ""  # the log line of this task
+    threads: Optional[int] = None  # set in the worker (remote executors)
+    uses_cuda: bool = False
+    memory_bytes: float = 0.0  # estimated device memory of the task's largest batch
+    extra: dict = field(default_factory=dict)
+
+
+def executor_config(value: Union[None, str, ExecutorConfig, dict], **options: Any) -> ExecutorConfig:
+    """An ExecutorConfig from a name, a dict or a config (options override)."""
+    if value is None:
+        value = "local"
+    if isinstance(value, str):
+        value = ExecutorConfig(kind=value)
+    elif isinstance(value, dict):
+        known = {f.name for f in fields(ExecutorConfig)}
+        unknown = sorted(set(value) - known)
+        if unknown:
+            raise ConfigError(f"executor: unknown field(s) {', '.join(unknown)}; allowed: {', '.join(sorted(known))}")
+        value = ExecutorConfig(**value)
+    elif not isinstance(value, ExecutorConfig):
+        raise ConfigError(f"executor: expected local, ray, submitit or an ExecutorConfig, got {type(value).__name__}")
+    given = {k: v for k, v in options.items() if v is not None}
+    return replace(value, **given) if given else value
+
+
+_CURRENT: ContextVar[Optional[ExecutorConfig]] = ContextVar("groktransfer_executor", default=None)
+
+
+@contextmanager
+def use_executor(value: Union[None, str, ExecutorConfig, dict]):
+    """Every run_many inside the block (a reproduction's, a comparison's) uses this executor
+    unless it is given one; what the CLI's --executor does."""
+    token = _CURRENT.set(executor_config(value))
+    try:
+        yield
+    finally:
+        _CURRENT.reset(token)
+
+
+def current_executor(value: Union[None, str, ExecutorConfig, dict] = None) -> ExecutorConfig:
+    """The given executor, else the one of the enclosing use_executor block, else local."""
+    if value is not None:
+        return executor_config(value)
+    return _CURRENT.get() or ExecutorConfig()
+
+
+def gpu_share(task: Task, config: ExecutorConfig, gpu_bytes: Optional[float]) -> float:
+    """The GPU a task asks Ray for: none on the CPU; the configured share; else the batch's
+    estimated memory over one GPU's (at least 5%, at most the whole GPU; a whole GPU when this
+    process cannot see one to measure)."""
+    if not task.uses_cuda:
+        return 0.0
+    if config.gpus_per_task is not None:
+        return float(config.gpus_per_task)
+    if not gpu_bytes or task.memory_bytes <= 0:
+        return 1.0
+    # Twice the estimate: the estimate leaves out the allocator's slack and CUDA's own context.
+    return float(min(1.0, max(0.05, 2 * task.memory_bytes / gpu_bytes)))
+
+
+def in_worker(function: Callable[[Task], list], task: Task) -> list:
+    """Run ``function(task)`` with the task's thread count (what a remote worker calls)."""
+    if task.threads is not None:
+        import torch
+
+        os.environ["OMP_NUM_THREADS"] = str(task.threads)
+        torch.set_num_threads(task.threads)
+    return function(task)
+
+
+Done = Callable[[int, list], None]
+Failed = Callable[[int, str], None]
+
+
+def run_tasks(function: Callable[[Task], list], tasks: list[Task], config: ExecutorConfig,
+              on_done: Done, on_failed: Failed, log: Callable[[str], None]) -> None:
+    """Run every task through the configured executor; each ends in ``on_done`` or ``on_failed``."""
+    if config.kind == "local":
+        for index, task in enumerate(tasks):
+            log(task.description)
+            on_done(index, function(task))  # an error stops the sweep, as it always has
+        return
+    for task in tasks:
+        task.threads = config.cpus_per_task
+    if config.kind == "ray":
+        _run_on_ray(function, tasks, config, on_done, on_failed, log)
+    else:
+        _run_on_submitit(function, tasks, config, Path(config.submitit_folder), on_done, on_failed, log)
+
+
+# ---------------------------------------------------------------------------------------
+# Ray
+
+
+def _package_root() -> str:
+    return str(Path(__file__).resolve().parents[1])
+
+
+def _run_on_ray(function, tasks, config, on_done, on_failed, log) -> None:
+    try:
+        import ray
+    except ImportError:
+        raise ConfigError("--executor ray needs Ray: pip install 'groktransfer[ray]'") from None
+    started_here = False
+    if not ray.is_initialized():
+        address = config.ray_address or os.environ.get("RAY_ADDRESS")
+        if address:
+            ray.init(address=address, log_to_driver=False)
+        else:
+            # Workers must import this very package, also when it runs from a source tree.
+            path = os.pathsep.join(p for p in (_package_root(), os.environ.get("PYTHONPATH")) if p)
+            ray.init(num_cpus=config.num_cpus, include_dashboard=False, log_to_driver=False,
+                     runtime_env={"env_vars": {"PYTHONPATH": path}})
+        started_here = True
+    try:
+        gpu_bytes = None
+        if any(t.uses_cuda for t in tasks):
+            import torch
+
+            if torch.cuda.is_available():
+                gpu_bytes = torch.cuda.get_device_properties(0).total_memory
+        remote = ray.remote(in_worker)
+        pending = {}
+        for index, task in enumerate(tasks):
+            options = dict(num_cpus=config.cpus_per_task, num_gpus=gpu_share(task, config, gpu_bytes),
+                           max_retries=config.retries, retry_exceptions=False)
+            log(f"{task.description} (Ray task: {options['num_cpus']} CPU, {options['num_gpus']:g} GPU)")
+            pending[remote.options(**options).remote(function, task)] = index
+        while pending:
+            done, _ = ray.wait(list(pending), num_returns=1)
+            index = pending.pop(done[0])
+            try:
+                on_done(index, ray.get(done[0]))
+            except Exception as error:  # noqa: BLE001 - a failed task is reported, the others go on
+                on_failed(index, _first_line(error))
+    finally:
+        if started_here:
+            ray.shutdown()
+
+
+# ---------------------------------------------------------------------------------------
+# Submitit
+
+
+def _run_on_submitit(function, tasks, config, folder: Path, on_done, on_failed, log) -> None:
+    try:
+        import submitit
+    except ImportError:
+        raise ConfigError("--executor submitit needs Submitit: pip install 'groktransfer[slurm]'") from None
+    executor = submitit.AutoExecutor(folder=str(folder), cluster=config.submitit_cluster)
+    gpus = config.gpus_per_task
+    parameters = dict(timeout_min=config.slurm_time_min, cpus_per_task=config.cpus_per_task,
+                      gpus_per_node=int(gpus) if gpus is not None else (1 if any(t.uses_cuda for t in tasks) else 0),
+                      name="groktransfer")
+    if config.slurm_partition is not None:
+        parameters["slurm_partition"] = config.slurm_partition
+    if executor.cluster == "local":
+        # The local executor's jobs are subprocesses: they must import this very package.
+        path = os.pathsep.join(p for p in (_package_root(), os.environ.get("PYTHONPATH")) if p)
+        os.environ["PYTHONPATH"] = path
+        if not parameters["gpus_per_node"]:
+            del parameters["gpus_per_node"]
+    executor.update_parameters(**parameters)
+    attempts = {index: 0 for index in range(len(tasks))}
+    pending = {}
+    for index, task in enumerate(tasks):
+        log(f"{task.description} (Submitit job on {executor.cluster})")
+        pending[index] = executor.submit(in_worker, function, task)
+    while pending:
+        finished = [i for i, job in pending.items() if job.done()]
+        if not finished:
+            time.sleep(0.2)
+            continue
+        for index in finished:
+            job = pending.pop(index)
+            try:
+                on_done(index, job.result())
+            except Exception as error:  # noqa: BLE001
+                if _job_died(error) and attempts[index] < config.retries:
+                    attempts[index] += 1
+                    log(f"{tasks[index].description}: the job died ({_first_line(error)}); "
+                        f"submitting it again ({attempts[index]}/{config.retries})")
+                    pending[index] = executor.submit(in_worker, function, tasks[index])
+                else:
+                    on_failed(index, _first_line(error))
+
+
+def _job_died(error: BaseException) -> bool:
+    """A job whose process was killed or lost (worth another try), not one whose function raised:
+    Submitit raises FailedJobError for the latter, its parent UncompletedJobError for the former."""
+    from submitit.core.utils import FailedJobError, UncompletedJobError
+
+    return isinstance(error, UncompletedJobError) and not isinstance(error, FailedJobError)
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip().splitlines()
+    tail = [line for line in text if line.strip()]
+    return f"{type(error).__name__}: {tail[-1] if tail else ''}".strip()
+
+
+__all__ = ["EXECUTORS", "ExecutorConfig", "Task", "current_executor", "executor_config", "gpu_share", "run_tasks",
+           "use_executor"]
