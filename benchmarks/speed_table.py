@@ -73,12 +73,28 @@ def compiled(record: dict) -> str:
     return "\n".join(lines)
 
 
+def executors(record: dict) -> str:
+    sweep = record["sweep"]
+    lines = [f"Hardware: {hardware(record)}; {record['cores']} cores.", "",
+             "| sweep | local executor (one process) | Ray, local cluster | local ÷ Ray | cluster start | local ÷ (Ray + start) |",
+             "|---|---|---|---|---|---|",
+             f"| {sweep['runs']} runs × {sweep['steps']} steps, one run per task | {sweep['local_s']:.1f} s | "
+             f"{sweep['ray_s']:.1f} s ({sweep['workers']} workers × 1 thread) | ×{sweep['speedup']:.2f} | "
+             f"{sweep['ray_cluster_start_s']:.1f} s | ×{sweep['speedup_with_cluster_start']:.2f} |",
+             "", "| training processes at once | threads each | steps/s each | steps/s together | each ÷ one process alone |",
+             "|---|---|---|---|---|"]
+    for row in record["oversubscription"]:
+        lines.append(f"| {row['processes']} | {row['threads']} | {row['steps_per_s_each']:.1f} | "
+                     f"{row['steps_per_s_total']:.1f} | ×{row['each_vs_alone']:.2f} |")
+    return "\n".join(lines)
+
+
 def main(paths: list[str]) -> int:
     for path in paths:
         record = json.loads(Path(path).read_text())
         kind = record.get("benchmark") or ("single_run" if "results" in record else "?")
         render = {"multirun": multirun, "fig1b_grid": fig1b, "single_run": single_run,
-                  "compile": compiled}.get(kind)
+                  "compile": compiled, "executors": executors}.get(kind)
         if render is None:
             print(f"{path}: not a speed benchmark result", file=sys.stderr)
             return 2

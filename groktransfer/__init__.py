@@ -46,6 +46,7 @@ from .readiness import judge_readiness, weak_report  # noqa: E402
 from .saving import from_pretrained, load_state_dict, resize_token_embeddings, save_pretrained  # noqa: E402
 from .records import read_metrics  # noqa: E402
 from .tasks import ModularTask  # noqa: E402
+from .executors import ExecutorConfig, use_executor  # noqa: E402
 from .sweep import run_many  # noqa: E402
 from .transformer import Transformer  # noqa: E402
 from .tune import run_tune  # noqa: E402
@@ -108,6 +109,8 @@ __all__ = [
     "run_comparison",
     "run_experiment",
     "run_many",
+    "ExecutorConfig",
+    "use_executor",
     "run_tune",
     "save_pretrained",
     "save_weak_embedding",

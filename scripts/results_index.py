@@ -18,7 +18,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "results"
-RECORDS = ("claim.json", "study.json", "all.json", "compare.json", "tune.json", "benchmark.json", "summary.json")
+RECORDS = ("projection.json", "claim.json", "study.json", "all.json", "compare.json", "tune.json", "benchmark.json", "summary.json")
 
 
 def load(path: Path):
