@@ -31,6 +31,7 @@ a run with a checkpoint continues from it, the rest start again from their initi
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import time
 from contextlib import contextmanager
@@ -72,6 +73,10 @@ class ExecutorConfig:
             raise ConfigError(f"--slurm-time: got {self.slurm_time_min}; must be >= 1 minute")
         if self.submitit_cluster not in (None, "slurm", "local", "debug"):
             raise ConfigError(f"submitit_cluster: got {self.submitit_cluster!r}; allowed: slurm, local, debug")
+        # Refused before anything is written, not when the first task is handed over.
+        needed = {"ray": ("ray", "ray"), "submitit": ("submitit", "slurm")}.get(self.kind)
+        if needed is not None and importlib.util.find_spec(needed[0]) is None:
+            raise ConfigError(f"--executor {self.kind} needs {needed[0]}: pip install 'groktransfer[{needed[1]}]'")
 
 
 @dataclass

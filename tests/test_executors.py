@@ -87,6 +87,18 @@ def test_bad_executor_options_exit_2_before_anything_is_written(tmp_path, capsys
     assert "--cpus-per-task" in capsys.readouterr().err and not out.exists()
 
 
+def test_a_missing_engine_is_named_with_its_extra_before_anything_is_written(tmp_path, capsys, monkeypatch):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name in ("ray", "submitit") else real(name, *a))
+    out = tmp_path / "cmp"
+    assert main([*COMPARE, "--out", str(out), "--executor", "ray"]) == 2
+    assert "groktransfer[ray]" in capsys.readouterr().err and not out.exists()
+    with pytest.raises(ConfigError, match=r"groktransfer\[slurm\]"):
+        ExecutorConfig(kind="submitit")
+
+
 def test_compare_on_a_local_ray_cluster_equals_the_local_executor(tmp_path, local_result, ray_cluster, capsys):
     out = tmp_path / "cmp"
     assert main([*COMPARE, "--out", str(out), "--executor", "ray"]) == 0
@@ -171,3 +183,19 @@ def test_compare_through_submitits_local_executor_equals_the_local_executor(tmp_
     run_comparison(spec, ["scratch", "grokfast-ema", "groktransfer"], [0, 1], out, executor=config)
     assert_same_runs(local_result, out)
     assert any((tmp_path / "jobs").iterdir())  # the jobs' files and logs
+
+
+def test_use_executor_reaches_every_sweep_inside_it(tmp_path):
+    """What `reproduce --executor` relies on: run_many called without an executor takes the block's."""
+    pytest.importorskip("submitit")
+    from groktransfer.compare import load_comparison, method_run_config
+    from groktransfer.executors import use_executor
+
+    spec = load_comparison("demo", TINY)
+    jobs = [(method_run_config(spec, "scratch", s), tmp_path / f"seed{s}") for s in (0, 1)]
+    messages = []
+    with use_executor(ExecutorConfig(kind="submitit", submitit_cluster="debug", submitit_folder=str(tmp_path / "jobs"))):
+        summaries = run_many(jobs, parallel=1, log=messages.append)
+    assert all(s["complete"] for s in summaries)
+    assert messages and all("Submitit job on debug" in m for m in messages)
+    run_many(jobs, parallel=1, log=messages.append)  # outside the block: local again (and both runs reused)
