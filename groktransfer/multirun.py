@@ -41,7 +41,6 @@ run are the batch's: ``elapsed_s`` is the time since the batch started, and a ru
 from __future__ import annotations
 
 import copy
-import math
 import time
 from dataclasses import dataclass, field
 from typing import Callable, Iterable, Optional, Sequence
@@ -56,15 +55,17 @@ from .methods import loss_function
 from .methods.batched import build_batched_hooks, per_run, stacked_norm
 from .progress import Progress
 from .training import (
-    HISTORY_KEYS,
     EvalSchedule,
     TrainResult,
     _measure_flops,
     check_model_fits_task,
-    forward_precision,
-    matmul_precision,
     cpu_flush_denormal,
+    epoch_order,
+    forward_precision,
+    history_row,
+    matmul_precision,
     param_lr_scales,
+    stopping_rule,
 )
 from .transfer import FactorizedEmbedding
 
@@ -325,26 +326,13 @@ def _train_many(specs, device, on_eval, stop_requested, progress, on_finish) -> 
             elapsed = time.perf_counter() - start
             done: dict[int, tuple[str, Optional[int]]] = {}
             for position, run in enumerate(batch.index):
-                column = values[position]
-                row = dict(zip(HISTORY_KEYS, [step, *column[:5], elapsed]))
-                if len(column) > 6:
-                    row["diagnostics"] = dict(zip(names, column[6:]))
+                row = history_row(step, values[position], elapsed, names)
                 histories[run].append(row)
                 if on_eval is not None:
                     on_eval(run, row)
-                bad = int(column[5])
-                if bad >= 0 or not all(math.isfinite(v) for v in column[:5]):
-                    done[position] = ("diverged", bad if bad >= 0 else step)
-                    continue
-                if config.stop_at_test_acc is not None and row["test_acc"] >= config.stop_at_test_acc:
-                    hits[run] += 1
-                    if hits[run] >= config.stop_patience:
-                        done[position] = ("target_reached", None)
-                        continue
-                else:
-                    hits[run] = 0
-                if step >= config.max_steps:
-                    done[position] = ("max_steps", None)
+                stop, diverged_step, hits[run] = stopping_rule(values[position], hits[run], step, config)
+                if stop is not None:
+                    done[position] = (stop, diverged_step)
             bar.update(step, active=len(batch) - len(done))
             if done:
                 for position, (status, diverged_step) in list(done.items()):
@@ -385,7 +373,7 @@ def _train_many(specs, device, on_eval, stop_requested, progress, on_finish) -> 
 def _minibatch(batch: _Batch, size: int, n_train: int, device: torch.device):
     """Each run's next mini-batch, drawn from its own generator exactly as train() draws it."""
     if batch.order is None or batch.cursor + size > n_train:
-        batch.order = torch.stack([torch.randperm(n_train, generator=g) for g in batch.generators]).to(device)
+        batch.order = torch.stack([epoch_order(n_train, g) for g in batch.generators]).to(device)
         batch.cursor = 0
     idx = batch.order[:, batch.cursor : batch.cursor + size]
     batch.cursor += size

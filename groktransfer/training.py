@@ -43,6 +43,43 @@ LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 HISTORY_KEYS = ("step", "train_loss", "train_acc", "test_loss", "test_acc", "weight_norm", "elapsed_s")
 
 
+# One evaluation reads these back from the device in one sync, in this order, then the
+# diagnostics: [train_loss, train_acc, test_loss, test_acc, weight_norm, first_bad_step, *diagnostics].
+def history_row(step: int, values: list[float], elapsed: float, diagnostic_names) -> dict:
+    """The history row of one evaluation (what metrics.csv and diagnostics.csv hold)."""
+    row = dict(zip(HISTORY_KEYS, [step, *values[:5], elapsed]))
+    if len(values) > 6:
+        row["diagnostics"] = dict(zip(diagnostic_names, values[6:]))
+    return row
+
+
+def stopping_rule(values: list[float], test_acc_hits: int, step: int, config: "TrainConfig"):
+    """After one evaluation, whether the run stops: (status or None, diverged step, consecutive hits).
+
+    Diverged: a non-finite loss since the last evaluation (its first step) or a non-finite
+    number now. Target reached: test accuracy >= ``stop_at_test_acc`` at ``stop_patience``
+    evaluations in a row. Max steps: the budget is used up. Shared by ``train`` and the batched
+    engine, so that one run and a batch of runs stop on the same evaluation.
+    """
+    first_bad = int(values[5])
+    if first_bad >= 0 or not all(math.isfinite(v) for v in values[:5]):
+        return "diverged", first_bad if first_bad >= 0 else step, test_acc_hits
+    if config.stop_at_test_acc is not None and values[3] >= config.stop_at_test_acc:
+        test_acc_hits += 1
+        if test_acc_hits >= config.stop_patience:
+            return "target_reached", None, test_acc_hits
+    else:
+        test_acc_hits = 0
+    if step >= config.max_steps:
+        return "max_steps", None, test_acc_hits
+    return None, None, test_acc_hits
+
+
+def epoch_order(n_train: int, generator: torch.Generator) -> torch.Tensor:
+    """The order of the training examples for one pass of mini-batches (one run's own generator)."""
+    return torch.randperm(n_train, generator=generator)
+
+
 class EvalSchedule:
     """Which steps are evaluated: 0..dense_until, then linear or log-spaced."""
 
@@ -416,27 +453,16 @@ def train(
                  weight_norm(model).double(), first_bad_step.double()]
                 + [v.double().reshape(()) for v in extra.values()]
             ).tolist()
-            row = dict(zip(HISTORY_KEYS, [step, *values[:5], time.perf_counter() - start]))
-            if extra:
-                row["diagnostics"] = dict(zip(extra, values[6:]))
+            row = history_row(step, values, time.perf_counter() - start, list(extra))
             history.append(row)
             if on_eval is not None:
                 on_eval(row)
             bar.update(step, train=row["train_acc"], test=row["test_acc"])
-            bad = int(values[5])
-            if bad >= 0 or not all(math.isfinite(v) for v in values[:5]):
-                status, diverged_step = "diverged", bad if bad >= 0 else step
+            stop, diverged_step, hits = stopping_rule(values, hits, step, config)
+            if stop is not None:
+                status = stop
                 break
-            if config.stop_at_test_acc is not None and row["test_acc"] >= config.stop_at_test_acc:
-                hits += 1
-                if hits >= config.stop_patience:
-                    status = "target_reached"
-                    break
-            else:
-                hits = 0
             next_eval = schedule.next_after(step)
-        if step >= config.max_steps:
-            break
 
         if step < config.warmup_steps:
             _set_lr(optimizer, config.lr * (step + 1) / config.warmup_steps)
@@ -445,7 +471,7 @@ def train(
             xb, yb = x_train, y_train
         else:
             if cursor + config.batch_size > n_train:
-                order = torch.randperm(n_train, generator=batch_gen).to(device)
+                order = epoch_order(n_train, batch_gen).to(device)
                 cursor = 0
             idx = order[cursor : cursor + config.batch_size]
             cursor += config.batch_size

@@ -150,3 +150,20 @@ def test_denormals_are_flushed_on_cpu_while_training_and_the_setting_is_restored
     torch.set_flush_denormal(False)
     assert seen and all(seen)  # on while training
     assert 5e-324 > 0  # Python's own float arithmetic is left alone afterwards
+
+
+def test_the_stopping_rule_shared_by_one_run_and_a_batch():
+    """stopping_rule, case by case (values: train loss/acc, test loss/acc, weight norm, first bad step)."""
+    from groktransfer.training import stopping_rule
+
+    config = TrainConfig(max_steps=100, stop_at_test_acc=0.9, stop_patience=2)
+    ok = [0.1, 1.0, 0.2, 0.95, 3.0, -1]
+    assert stopping_rule(ok, 0, 10, config) == (None, None, 1)               # first hit: go on
+    assert stopping_rule(ok, 1, 20, config) == ("target_reached", None, 2)   # second in a row
+    low = [0.1, 1.0, 0.2, 0.5, 3.0, -1]
+    assert stopping_rule(low, 1, 20, config) == (None, None, 0)              # a miss resets the count
+    assert stopping_rule(low, 0, 100, config) == ("max_steps", None, 0)      # budget used up
+    assert stopping_rule(ok, 1, 100, config) == ("target_reached", None, 2)  # reaching it wins over the budget
+    assert stopping_rule([0.1, 1.0, 0.2, 0.95, 3.0, 37], 1, 40, config) == ("diverged", 37, 1)  # first bad step
+    assert stopping_rule([float("nan"), 1.0, 0.2, 0.95, 3.0, -1], 1, 40, config) == ("diverged", 40, 1)
+    assert stopping_rule(ok, 5, 40, TrainConfig(max_steps=100, stop_at_test_acc=None)) == (None, None, 0)
