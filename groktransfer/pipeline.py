@@ -205,6 +205,30 @@ def check_encodings(config: RunConfig, task) -> None:
             fixed_encoding(stage.model.encoding, task.vocab_size)
 
 
+def new_summary(config: RunConfig, task, device: torch.device) -> dict:
+    """A run's summary.json before its first stage (one run's and a batch's alike)."""
+    summary = environment(device)
+    summary.update({"name": config.name, "task": repr(task), "complete": False, "stages": {}, "warnings": []})
+    return summary
+
+
+def later_stages(config: RunConfig, summary: dict, weak_stage: str, weak_source) -> tuple[bool, bool]:
+    """(train the target, train scratch) once the weak stage is settled.
+
+    A weak stage with nothing ready ends the run: no target, and no scratch run to compare it
+    with. A weak stage with nothing to transfer (diverged) skips the target; scratch still runs.
+    """
+    go_on = not summary.get("stopped")
+    target = go_on and config.target is not None and not (weak_stage == "trained" and weak_source is None)
+    return target, go_on and config.scratch is not None
+
+
+def complete_summary(summary: dict) -> None:
+    """The run is finished: its total wall-clock, and ``complete`` (sweeps reuse such run directories)."""
+    summary["total_wall_clock_s"] = sum(stage["wall_clock_s"] for stage in summary["stages"].values())
+    summary["complete"] = True
+
+
 def run_experiment(
     config: RunConfig,
     out: Optional[Union[str, Path]] = None,
@@ -241,8 +265,7 @@ def run_experiment(
         run_dir = RunDirectory(out, replay=replay)
     else:
         run_dir = RunDirectory(out, overwrite) if out is not None else None
-        summary = environment(device)
-        summary.update({"name": config.name, "task": repr(task), "complete": False, "stages": {}, "warnings": []})
+        summary = new_summary(config, task, device)
         if run_dir is not None:
             run_dir.write_config_yaml(dump_yaml(config))
 
@@ -367,9 +390,8 @@ def run_experiment(
                 if "weak_file" not in summary and config.target is not None:
                     judge_weak_file(summary, config, task, log)
 
-            # A weak stage with nothing ready ends the run: no target, and no scratch run to compare it with.
-            go_on = not_ready is None
-            if go_on and config.target is not None and not (weak_stage == "trained" and weak_source is None):
+            train_target, train_scratch = later_stages(config, summary, weak_stage, weak_source)
+            if train_target:
                 if "target" not in done:
                     target, initial_a = build_target(config, task, weak_source)
                     events = {}
@@ -378,11 +400,10 @@ def run_experiment(
                     run_stage("target", target, config.target, stop_flag, events, weak_matrix=initial_a)
                 add_groktransfer_cost(summary, weak_stage)
 
-            if go_on and config.scratch is not None and "scratch" not in done:
+            if train_scratch and "scratch" not in done:
                 scratch = build_model(config.scratch, task, config.seed + 1)
                 run_stage("scratch", scratch, config.scratch, stop_flag)
-        summary["total_wall_clock_s"] = sum(stage["wall_clock_s"] for stage in summary["stages"].values())
-        summary["complete"] = True  # sweeps skip run directories whose summary says so
+        complete_summary(summary)
         if run_dir is not None:  # still under the run directory's lock
             run_dir.write_summary(summary)
             if plots:

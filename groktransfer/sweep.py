@@ -51,6 +51,9 @@ from .pipeline import (
     _stop_on_signals,
     add_groktransfer_cost,
     build_model,
+    complete_summary,
+    later_stages,
+    new_summary,
     build_target,
     judge_weak_file,
     prepare,
@@ -60,7 +63,7 @@ from .pipeline import (
     save_weak_outcome,
 )
 from .plots import plot_run
-from .records import RunDirectory, environment
+from .records import RunDirectory
 from .tasks import ModularTask, build_task
 from .training import _measure_flops, resolve_device
 from .tracking import Trackers
@@ -318,9 +321,7 @@ def _run_together(jobs: list[tuple[RunConfig, Path]], per_stage: dict[str, int],
     weak_files = [matrix for _, _, matrix in prepared]
     summaries = []
     for config, task in zip(configs, tasks):
-        summary = environment(device)
-        summary.update({"name": config.name, "task": repr(task), "complete": False, "stages": {}, "warnings": []})
-        summaries.append(summary)
+        summaries.append(new_summary(config, task, device))
     histories: list[dict[str, list[dict]]] = [{} for _ in configs]
     outcomes: list = [None] * len(configs)  # each run's weak stage (every candidate; the chosen one)
 
@@ -364,24 +365,23 @@ def _run_together(jobs: list[tuple[RunConfig, Path]], per_stage: dict[str, int],
         if first.target is not None:
             for i in everyone:
                 judge_weak_file(summaries[i], configs[i], tasks[i], lambda message: None)
-    if first.target is not None:
-        sources = {i: (outcomes[i].chosen.model if outcomes[i].chosen is not None else None)
-                   if weak_stage == "trained" else weak_files[i] for i in everyone}
-        # A weak stage with nothing to transfer (diverged, or nothing ready) skips its target, as in run_experiment.
-        members = [i for i in everyone if not (weak_stage == "trained" and sources[i] is None)]
+    sources = {i: (outcomes[i].chosen.model if outcomes[i].chosen is not None else None)
+               if weak_stage == "trained" else weak_files[i] for i in everyone}
+    plans = {i: later_stages(configs[i], summaries[i], weak_stage, sources[i]) for i in everyone}
+    members = [i for i in everyone if plans[i][0]]
+    if members:
         built = {i: build_target(configs[i], tasks[i], sources[i]) for i in members}
         train_stage("target", members, {i: built[i][0] for i in members}, {i: built[i][1] for i in members})
         for i in members:
             add_groktransfer_cost(summaries[i], weak_stage)
-    if first.scratch is not None:
-        members = [i for i in everyone if not summaries[i].get("stopped")]
+    members = [i for i in everyone if plans[i][1]]
+    if members:
         models = {i: build_model(configs[i].scratch, tasks[i], configs[i].seed + 1) for i in members}
         train_stage("scratch", members, models)
 
     for i, (config, out) in enumerate(jobs):
         summary = summaries[i]
-        summary["total_wall_clock_s"] = sum(stage["wall_clock_s"] for stage in summary["stages"].values())
-        summary["complete"] = True
+        complete_summary(summary)
         run_dir = RunDirectory(out, overwrite=True)
         try:
             run_dir.write_config_yaml(dump_yaml(config))
