@@ -229,6 +229,71 @@ def complete_summary(summary: dict) -> None:
     summary["complete"] = True
 
 
+def stage_loop(
+    configs: list[RunConfig],
+    tasks: list,
+    summaries: list[dict],
+    weak_files: list[Optional[torch.Tensor]],
+    *,
+    train_weak: Callable[[list[int]], dict[int, WeakOutcome]],
+    train_stage: Callable[[str, list[int], dict[int, nn.Module], Optional[dict[int, Optional[torch.Tensor]]]], None],
+    on_weak_outcome: Callable[[int, WeakOutcome], None] = lambda i, outcome: None,
+    done: Optional[list[list[str]]] = None,
+    weak_from_disk: Callable[[int], torch.Tensor] = lambda i: None,
+    log: Callable[[str], None] = lambda message: None,
+) -> dict[int, str]:
+    """The stages of K runs that share their stage layout, in order: weak (or a weak-embedding
+    file), target, scratch. One run (``run_experiment``, K = 1) and a batch (``run_many``) both
+    go through it; they differ only in how a stage trains (``train_weak`` for the runs whose
+    weak stage is still to do, ``train_stage(stage, runs, models, initial A·B)``) and in what
+    they do with a weak outcome (``on_weak_outcome``). ``done``: the stages each run finished
+    before an interruption (``weak_from_disk(i)`` then reloads its transferred embedding).
+
+    Returns the runs whose weak stage had nothing ready (their message): they train no later stage.
+    """
+    everyone = list(range(len(configs)))
+    done = done or [[] for _ in everyone]
+    first = configs[0]
+    not_ready: dict[int, str] = {}
+    sources: dict[int, object] = {i: None for i in everyone}
+    weak_stage = "none"
+    if first.weak is not None:
+        weak_stage = "trained"
+        todo = [i for i in everyone if "weak" not in done[i]]
+        outcomes = train_weak(todo) if todo else {}
+        for i in everyone:
+            if i in outcomes:
+                outcome = outcomes[i]
+                record_weak_outcome(summaries[i], outcome, log)
+                sources[i] = None if outcome.chosen is None else outcome.chosen.model
+                if configs[i].target is not None and summaries[i]["stages"]["weak"]["status"] == "not_ready":
+                    not_ready[i] = outcome.message
+                    summaries[i]["stopped"] = "no weak candidate was ready"
+                on_weak_outcome(i, outcome)
+            elif summaries[i]["stages"]["weak"]["population"]["chosen"] is not None:
+                sources[i] = weak_from_disk(i)  # finished before an interruption
+    elif weak_files[0] is not None:
+        weak_stage = "file"
+        for i in everyone:
+            sources[i] = weak_files[i]
+            if "weak_file" not in summaries[i] and configs[i].target is not None:
+                judge_weak_file(summaries[i], configs[i], tasks[i], log)
+
+    plans = {i: later_stages(configs[i], summaries[i], weak_stage, sources[i]) for i in everyone}
+    members = [i for i in everyone if plans[i][0] and "target" not in done[i]]
+    if members:
+        built = {i: build_target(configs[i], tasks[i], sources[i]) for i in members}
+        train_stage("target", members, {i: built[i][0] for i in members}, {i: built[i][1] for i in members})
+    for i in everyone:
+        if plans[i][0]:
+            add_groktransfer_cost(summaries[i], weak_stage)
+    members = [i for i in everyone if plans[i][1] and "scratch" not in done[i]]
+    if members:
+        train_stage("scratch", members, {i: build_model(configs[i].scratch, tasks[i], configs[i].seed + 1)
+                                         for i in members}, None)
+    return not_ready
+
+
 def run_experiment(
     config: RunConfig,
     out: Optional[Union[str, Path]] = None,
@@ -367,42 +432,26 @@ def run_experiment(
 
     try:
         with _stop_on_signals() as stop_flag:
-            weak_source = None
-            weak_stage = "none"
-            not_ready = None  # why no weak candidate was ready (the run then stops after the weak stage)
-            if config.weak is not None:
-                weak_stage = "trained"
-                if "weak" not in done:
-                    outcome = weak_stage_outcome(stop_flag)
-                    record_weak_outcome(summary, outcome, log)
-                    if run_dir is not None:
-                        save_weak_outcome(run_dir.path, outcome, config)
-                    end_stage("weak", outcome.shown.result.history)
-                    weak_source = None if outcome.chosen is None else outcome.chosen.model
-                    if config.target is not None and summary["stages"]["weak"]["status"] == "not_ready":
-                        not_ready = outcome.message
-                        summary["stopped"] = "no weak candidate was ready"
-                elif summary["stages"]["weak"]["population"]["chosen"] is not None:
-                    # finished before an interruption: its embedding is in the run directory
-                    weak_source = load_weak_embedding(run_dir.path / WEAK_EMBEDDING_FILE)[0].to(device)
-            elif weak_matrix is not None:
-                weak_source, weak_stage = weak_matrix, "file"
-                if "weak_file" not in summary and config.target is not None:
-                    judge_weak_file(summary, config, task, log)
+            def weak_outcome(todo: list[int]) -> dict[int, WeakOutcome]:
+                return {0: weak_stage_outcome(stop_flag)}
 
-            train_target, train_scratch = later_stages(config, summary, weak_stage, weak_source)
-            if train_target:
-                if "target" not in done:
-                    target, initial_a = build_target(config, task, weak_source)
-                    events = {}
-                    if config.transfer.merge_at_step is not None:
-                        events[config.transfer.merge_at_step] = merge_factorized_embedding
-                    run_stage("target", target, config.target, stop_flag, events, weak_matrix=initial_a)
-                add_groktransfer_cost(summary, weak_stage)
+            def keep_weak_outcome(i: int, outcome: WeakOutcome) -> None:
+                if run_dir is not None:
+                    save_weak_outcome(run_dir.path, outcome, config)
+                end_stage("weak", outcome.shown.result.history)
 
-            if train_scratch and "scratch" not in done:
-                scratch = build_model(config.scratch, task, config.seed + 1)
-                run_stage("scratch", scratch, config.scratch, stop_flag)
+            def one_stage(name: str, runs: list[int], models: dict, initial: Optional[dict]) -> None:
+                stage: StageConfig = getattr(config, name)
+                events = {}
+                if name == "target" and config.transfer.merge_at_step is not None:
+                    events[config.transfer.merge_at_step] = merge_factorized_embedding
+                run_stage(name, models[0], stage, stop_flag, events, weak_matrix=None if initial is None else initial[0])
+
+            not_ready = stage_loop(
+                [config], [task], [summary], [weak_matrix], train_weak=weak_outcome, train_stage=one_stage,
+                on_weak_outcome=keep_weak_outcome, done=[done], log=log,
+                weak_from_disk=lambda i: load_weak_embedding(run_dir.path / WEAK_EMBEDDING_FILE)[0].to(device),
+            ).get(0)
         complete_summary(summary)
         if run_dir is not None:  # still under the run directory's lock
             run_dir.write_summary(summary)

@@ -49,18 +49,14 @@ from .pipeline import (
     CHECKPOINT_FILE,
     WeakStageError,
     _stop_on_signals,
-    add_groktransfer_cost,
     build_model,
     complete_summary,
-    later_stages,
     new_summary,
-    build_target,
-    judge_weak_file,
     prepare,
-    record_weak_outcome,
     resume_experiment,
     run_experiment,
     save_weak_outcome,
+    stage_loop,
 )
 from .plots import plot_run
 from .records import RunDirectory
@@ -314,7 +310,6 @@ def _estimate_resources(task: Task) -> None:
 def _run_together(jobs: list[tuple[RunConfig, Path]], per_stage: dict[str, int], progress: bool, plots: bool) -> list[dict]:
     """The pipeline of run_experiment for configs that share a sweep_key, stage by stage."""
     configs = [config for config, _ in jobs]
-    first = configs[0]
     prepared = [prepare(c) for c in configs]
     device = prepared[0][0]
     tasks = [task for _, task, _ in prepared]
@@ -343,41 +338,28 @@ def _run_together(jobs: list[tuple[RunConfig, Path]], per_stage: dict[str, int],
                 summaries[i]["stages"][stage] = dict(result.summary(), methods=methods, batch_runs=size)
                 histories[i][stage] = result.history
 
-    everyone = list(range(len(configs)))
-    weak_stage = "none"
-    if first.weak is not None:
-        weak_stage = "trained"
+    weak_batch_runs: dict[int, int] = {}
+
+    def train_weak(todo: list[int]) -> dict:
+        got = {}
         k = per_stage["weak"]
-        for start in range(0, len(everyone), k):
-            part = everyone[start : start + k]
+        for start in range(0, len(todo), k):
+            part = todo[start : start + k]
             with _stop_on_signals() as flag:
-                got = train_weak_stages([(configs[i].weak, tasks[i], configs[i].seed) for i in part],
-                                        stop_requested=lambda: flag["stop"], progress=progress)
-            for i, outcome in zip(part, got):
-                outcomes[i] = outcome
-                record_weak_outcome(summaries[i], outcome, lambda message: None)
-                if configs[i].target is not None and summaries[i]["stages"]["weak"]["status"] == "not_ready":
-                    summaries[i]["stopped"] = "no weak candidate was ready"  # as run_experiment: no later stage
-                summaries[i]["stages"]["weak"]["batch_runs"] = len(part) * configs[i].weak.population
-                histories[i]["weak"] = outcome.shown.result.history
-    elif weak_files[0] is not None:
-        weak_stage = "file"
-        if first.target is not None:
-            for i in everyone:
-                judge_weak_file(summaries[i], configs[i], tasks[i], lambda message: None)
-    sources = {i: (outcomes[i].chosen.model if outcomes[i].chosen is not None else None)
-               if weak_stage == "trained" else weak_files[i] for i in everyone}
-    plans = {i: later_stages(configs[i], summaries[i], weak_stage, sources[i]) for i in everyone}
-    members = [i for i in everyone if plans[i][0]]
-    if members:
-        built = {i: build_target(configs[i], tasks[i], sources[i]) for i in members}
-        train_stage("target", members, {i: built[i][0] for i in members}, {i: built[i][1] for i in members})
-        for i in members:
-            add_groktransfer_cost(summaries[i], weak_stage)
-    members = [i for i in everyone if plans[i][1]]
-    if members:
-        models = {i: build_model(configs[i].scratch, tasks[i], configs[i].seed + 1) for i in members}
-        train_stage("scratch", members, models)
+                outcomes = train_weak_stages([(configs[i].weak, tasks[i], configs[i].seed) for i in part],
+                                             stop_requested=lambda: flag["stop"], progress=progress)
+            for i, outcome in zip(part, outcomes):
+                got[i] = outcome
+                weak_batch_runs[i] = len(part) * configs[i].weak.population
+        return got
+
+    def keep_weak_outcome(i: int, outcome) -> None:
+        outcomes[i] = outcome
+        summaries[i]["stages"]["weak"]["batch_runs"] = weak_batch_runs[i]
+        histories[i]["weak"] = outcome.shown.result.history
+
+    stage_loop(configs, tasks, summaries, weak_files, train_weak=train_weak, train_stage=train_stage,
+               on_weak_outcome=keep_weak_outcome)
 
     for i, (config, out) in enumerate(jobs):
         summary = summaries[i]
