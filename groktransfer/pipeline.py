@@ -205,6 +205,16 @@ def check_encodings(config: RunConfig, task) -> None:
             fixed_encoding(stage.model.encoding, task.vocab_size)
 
 
+def record_row(run_dir: RunDirectory, trackers: Optional[Trackers], stage: str, row: dict) -> None:
+    """What one evaluation writes: a metrics.csv row, a diagnostics.csv row, the trackers' scalars.
+    A single run writes each as it comes; a batch writes its runs' rows once the batch ends."""
+    run_dir.append_metrics(stage, row)
+    if "diagnostics" in row:
+        run_dir.append_diagnostics(stage, row["step"], row["diagnostics"])
+    if trackers is not None:
+        trackers.log(stage, row)
+
+
 def new_summary(config: RunConfig, task, device: torch.device) -> dict:
     """A run's summary.json before its first stage (one run's and a batch's alike)."""
     summary = environment(device)
@@ -350,11 +360,7 @@ def run_experiment(
             raise ConfigError(f"trackers: {config.trackers} could not start ({first})") from None
 
     def record_eval(name: str, row: dict) -> None:
-        run_dir.append_metrics(name, row)
-        if "diagnostics" in row:
-            run_dir.append_diagnostics(name, row["step"], row["diagnostics"])
-        if trackers is not None:
-            trackers.log(name, row)
+        record_row(run_dir, trackers, name, row)
 
     def checkpoint(stage: Optional[str], train_state: Optional[dict]) -> None:
         state = {"version": 1, "done": list(done), "stage": stage, "train": train_state, "summary": summary,

@@ -53,6 +53,7 @@ from .pipeline import (
     complete_summary,
     new_summary,
     prepare,
+    record_row,
     resume_experiment,
     run_experiment,
     save_weak_outcome,
@@ -365,27 +366,22 @@ def _run_together(jobs: list[tuple[RunConfig, Path]], per_stage: dict[str, int],
         summary = summaries[i]
         complete_summary(summary)
         run_dir = RunDirectory(out, overwrite=True)
+        trackers = None
         try:
             run_dir.write_config_yaml(dump_yaml(config))
-            for stage, rows in histories[i].items():
-                for row in rows:
-                    run_dir.append_metrics(stage, row)
-                    if "diagnostics" in row:
-                        run_dir.append_diagnostics(stage, row["step"], row["diagnostics"])
-            if outcomes[i] is not None:
-                save_weak_outcome(run_dir.path, outcomes[i], config)
             if config.trackers:  # a batch writes its runs' trackers once it has them all
                 trackers = Trackers(config.trackers, run_dir.path, config.name, config.to_dict())
-                try:
-                    for stage, rows in histories[i].items():
-                        for row in rows:
-                            trackers.log(stage, row)
-                finally:
-                    trackers.close()
+            for stage, rows in histories[i].items():
+                for row in rows:
+                    record_row(run_dir, trackers, stage, row)
+            if outcomes[i] is not None:
+                save_weak_outcome(run_dir.path, outcomes[i], config)
             run_dir.write_summary(summary)
             if plots:
                 plot_run(run_dir.path, title=config.name)
         finally:
+            if trackers is not None:
+                trackers.close()
             run_dir.close()
     return summaries
 

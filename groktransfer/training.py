@@ -323,6 +323,52 @@ def check_model_fits_task(model: nn.Module, task, config) -> None:
         raise ConfigError(f"model: gives {out.shape[-1]} outputs per input, the task has {n_classes} classes")
 
 
+def _evaluation(model: nn.Module, task, loss_fn: LossFn, precision: str, diagnostics, first_bad_step: torch.Tensor):
+    """One evaluation's numbers in the order history_row and stopping_rule read them, and the
+    diagnostics' names. One host sync: every number leaves the device together."""
+    train_loss, train_acc, train_logits = evaluate(model, task.x_train, task.y_train, loss_fn, precision)
+    test_loss, test_acc, _ = evaluate(model, task.x_test, task.y_test, loss_fn, precision)
+    extra = diagnostics(model, train_logits, task.y_train) if diagnostics is not None else {}
+    values = torch.stack(
+        [train_loss.double(), train_acc.double(), test_loss.double(), test_acc.double(),
+         weight_norm(model).double(), first_bad_step.double()]
+        + [v.double().reshape(()) for v in extra.values()]
+    ).tolist()
+    return values, list(extra)
+
+
+def _optimizer_step(step_loss, optimizer: torch.optim.Optimizer, hooks: Sequence, xb: torch.Tensor,
+                    yb: torch.Tensor, step: int) -> torch.Tensor:
+    """One training step, the methods' hooks around AdamW's; the (detached) loss."""
+    loss = step_loss(xb, yb)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    for hook in hooks:
+        hook.after_backward(step)
+    optimizer.step()
+    for hook in hooks:
+        hook.after_step(step)
+    return loss.detach()
+
+
+def _restore(resume: dict, model: nn.Module, config: TrainConfig, hooks: Sequence, events: dict,
+             batch_gen: torch.Generator, device: torch.device, dtype: torch.dtype) -> torch.optim.Optimizer:
+    """Put a checkpoint's model, optimizer, hook and mini-batch generator state back; the optimizer.
+    Structural events before the checkpoint's step (e.g. the A·B merge) are replayed first, so
+    that the weights fit the model they were saved from."""
+    for event_step in sorted(events):
+        if event_step < resume["step"]:
+            events.pop(event_step)(model)
+    model.to(device=device, dtype=dtype)
+    model.load_state_dict(resume["model"])
+    optimizer = _make_optimizer(model, config)
+    optimizer.load_state_dict(resume["optimizer"])
+    for hook, hook_state in zip(hooks, resume["hooks"]):
+        hook.load_state_dict(hook_state)
+    batch_gen.set_state(resume["batch_generator"])
+    return optimizer
+
+
 def _in_matmul_precision(function):
     """Run ``function(model, task, config, ...)`` with ``config.precision``'s matmul setting on and,
     on the CPU, denormals flushed to zero (both restored afterwards)."""
@@ -406,20 +452,10 @@ def train(
 
     elapsed_before = 0.0
     if resume is not None:
-        step, next_eval, hits = resume["step"], resume["next_eval"], resume["hits"]
-        for event_step in sorted(events):
-            if event_step < step:  # structural edits (e.g. the A·B merge) come before the weights
-                events.pop(event_step)(model)
-        model.to(device=device, dtype=dtype)
-        model.load_state_dict(resume["model"])
-        optimizer = _make_optimizer(model, config)
-        optimizer.load_state_dict(resume["optimizer"])
-        for hook, hook_state in zip(hooks, resume["hooks"]):
-            hook.load_state_dict(hook_state)
+        optimizer = _restore(resume, model, config, hooks, events, batch_gen, device, dtype)
+        step, next_eval, hits, cursor = resume["step"], resume["next_eval"], resume["hits"], resume["cursor"]
         first_bad_step = resume["first_bad_step"].to(device)
-        batch_gen.set_state(resume["batch_generator"])
         order = None if resume["order"] is None else resume["order"].to(device)
-        cursor = resume["cursor"]
         history = list(resume["history"])
         elapsed_before = resume["elapsed_s"]
     last_checkpoint_step = step
@@ -444,16 +480,8 @@ def train(
             optimizer = _rebuild_optimizer(optimizer, model, config)
 
         if step == next_eval or step == config.max_steps:
-            train_loss, train_acc, train_logits = evaluate(model, x_train, y_train, loss_fn, config.precision)
-            test_loss, test_acc, _ = evaluate(model, x_test, y_test, loss_fn, config.precision)
-            extra = diagnostics(model, train_logits, y_train) if diagnostics is not None else {}
-            # One host sync per evaluation: every number leaves the device together.
-            values = torch.stack(
-                [train_loss.double(), train_acc.double(), test_loss.double(), test_acc.double(),
-                 weight_norm(model).double(), first_bad_step.double()]
-                + [v.double().reshape(()) for v in extra.values()]
-            ).tolist()
-            row = history_row(step, values, time.perf_counter() - start, list(extra))
+            values, names = _evaluation(model, task, loss_fn, config.precision, diagnostics, first_bad_step)
+            row = history_row(step, values, time.perf_counter() - start, names)
             history.append(row)
             if on_eval is not None:
                 on_eval(row)
@@ -477,15 +505,8 @@ def train(
             cursor += config.batch_size
             xb, yb = x_train[idx], y_train[idx]
 
-        loss = step_loss(xb, yb)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        for hook in hooks:
-            hook.after_backward(step)
-        optimizer.step()
-        for hook in hooks:
-            hook.after_step(step)
-        bad_now = ~torch.isfinite(loss.detach())
+        loss = _optimizer_step(step_loss, optimizer, hooks, xb, yb, step)
+        bad_now = ~torch.isfinite(loss)
         first_bad_step = torch.where(bad_now & (first_bad_step < 0), step, first_bad_step)
         step += 1
         if config.check_finite_every_step and bool(bad_now):
