@@ -36,7 +36,7 @@ import os
 import time
 from contextlib import contextmanager
 from contextvars import ContextVar
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any, Callable, Optional, Union
 
@@ -91,7 +91,6 @@ class Task:
     threads: Optional[int] = None  # set in the worker (remote executors)
     uses_cuda: bool = False
     memory_bytes: float = 0.0  # estimated device memory of the task's largest batch
-    extra: dict = field(default_factory=dict)
 
 
 def executor_config(value: Union[None, str, ExecutorConfig, dict], **options: Any) -> ExecutorConfig:
@@ -148,13 +147,23 @@ def gpu_share(task: Task, config: ExecutorConfig, gpu_bytes: Optional[float]) ->
 
 
 def in_worker(function: Callable[[Task], list], task: Task) -> list:
-    """Run ``function(task)`` with the task's thread count (what a remote worker calls)."""
-    if task.threads is not None:
-        import torch
+    """Run ``function(task)`` with the task's thread count (what a remote worker calls). The
+    previous count comes back afterwards: Submitit's debug executor runs tasks in this process."""
+    if task.threads is None:
+        return function(task)
+    import torch
 
-        os.environ["OMP_NUM_THREADS"] = str(task.threads)
-        torch.set_num_threads(task.threads)
-    return function(task)
+    threads, omp = torch.get_num_threads(), os.environ.get("OMP_NUM_THREADS")
+    os.environ["OMP_NUM_THREADS"] = str(task.threads)
+    torch.set_num_threads(task.threads)
+    try:
+        return function(task)
+    finally:
+        torch.set_num_threads(threads)
+        if omp is None:
+            os.environ.pop("OMP_NUM_THREADS", None)
+        else:
+            os.environ["OMP_NUM_THREADS"] = omp
 
 
 Done = Callable[[int, list], None]

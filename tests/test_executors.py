@@ -194,8 +194,10 @@ def test_use_executor_reaches_every_sweep_inside_it(tmp_path):
     spec = load_comparison("demo", TINY)
     jobs = [(method_run_config(spec, "scratch", s), tmp_path / f"seed{s}") for s in (0, 1)]
     messages = []
+    threads = torch.get_num_threads()
     with use_executor(ExecutorConfig(kind="submitit", submitit_cluster="debug", submitit_folder=str(tmp_path / "jobs"))):
         summaries = run_many(jobs, parallel=1, log=messages.append)
     assert all(s["complete"] for s in summaries)
     assert messages and all("Submitit job on debug" in m for m in messages)
+    assert torch.get_num_threads() == threads  # the debug executor ran the tasks here: threads restored
     run_many(jobs, parallel=1, log=messages.append)  # outside the block: local again (and both runs reused)
