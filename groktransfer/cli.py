@@ -154,6 +154,11 @@ def _build_parser() -> argparse.ArgumentParser:
             cmd.add_argument("--with-defaults", action="store_true",
                              help="each method's first configuration is its own setting in the spec; the rest "
                                   "come from the grid")
+            cmd.add_argument("--search", default="grid", choices=["grid", "optuna"],
+                             help="grid: a seeded draw of --configs points (default); optuna: TPE proposals, "
+                                  "--trials-at-once at a time, trained as one batch (needs --configs)")
+            cmd.add_argument("--trials-at-once", type=int, default=4,
+                             help="with --search optuna: trials asked and trained together (default 4)")
     return parser
 
 
@@ -216,7 +221,8 @@ def _sweep(args: argparse.Namespace) -> int:
         print(f"\n{record['table']}\n\nwritten: {out / 'compare.json'}, {out / 'test_accuracy.png'}, {out / 'time_to_99.png'}")
     else:
         record = run_tune(spec, methods, seeds, out, grid=args.grid, configs=args.configs, metric=args.metric,
-                          with_defaults=args.with_defaults, parallel=parallel, progress=progress, log=print)
+                          with_defaults=args.with_defaults, parallel=parallel, progress=progress, log=print,
+                          search=args.search, trials_at_once=args.trials_at_once)
         print(f"\nconfigurations per method: {record['configs_per_method']}")
         print(f"written: {out / 'best.yaml'} (use with compare --tuned), {out / 'trials.csv'}")
     return 0

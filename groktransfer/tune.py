@@ -23,6 +23,13 @@ fails; ties among failures are broken by the mean over the seeds that did succee
 remaining ties (typically: no seed reached the target in any configuration, when the budget
 is short) by the mean best test accuracy, so the configuration that came closest wins
 rather than the first in the grid. trials.csv has both columns.
+With ``search="optuna"`` the configurations are proposed by Optuna's TPE sampler (seeded
+with ``search_seed``) over the same space instead of a random draw: ``trials_at_once`` trials
+are asked at a time and trained as one batch, each told its score (the selection rule as one
+number); the budget (``configs`` per method), the seeds, the step budget and the final
+selection (the rule above, over every trial) stay the same. The study lives in
+``out/optuna.db`` (SQLite), so an interrupted search continues: finished trials are kept,
+trials asked but not finished are asked again.
 Finished trials are reused, so an interrupted tune continues where it stopped. Trials
 that differ only in per-run settings (lr, weight decay, init scale, GrokFast's α and λ,
 the Omnigrok factor, seeds) train together as one batched computation where that is
@@ -32,6 +39,7 @@ faster (``parallel``; see :mod:`groktransfer.sweep`).
 from __future__ import annotations
 
 import csv
+import importlib.util
 import itertools
 import json
 import math
@@ -69,6 +77,7 @@ METHOD_GRIDS: dict[str, dict[str, list]] = {
     "grokfast-ma": {"methods.grokfast.lamb": [2.0, 5.0], "methods.grokfast.window": [50, 100]},
     "omnigrok": {"methods.norm_constraint": [0.5, 0.75, 1.0]},
 }
+SEARCHES = ("grid", "optuna")
 METRICS = ("test_acc_99_step", "test_acc_95_step", "train_acc_95_step", "time_to_99_s", "time_gap", "wall_clock_s")
 
 
@@ -84,13 +93,19 @@ def load_grid(name_or_path: str) -> dict[str, list]:
     return data
 
 
-def method_space(method: str, grid: dict[str, list]) -> list[dict[str, object]]:
-    """Every configuration (dotted path -> value) of ``method``'s search space, in grid order."""
+def method_dims(method: str, grid: dict[str, list]) -> dict[str, list]:
+    """``method``'s search space: each dotted path and its values (the grid plus the method's own)."""
     dims = dict(grid)
     for part in method_components(method):
         if part == "omnigrok":
             dims.pop("train.weight_decay", None)  # Omnigrok trains at weight decay 0
         dims.update(METHOD_GRIDS.get(part, {}))
+    return dims
+
+
+def method_space(method: str, grid: dict[str, list]) -> list[dict[str, object]]:
+    """Every configuration (dotted path -> value) of ``method``'s search space, in grid order."""
+    dims = method_dims(method, grid)
     keys = list(dims)
     return [dict(zip(keys, values)) for values in itertools.product(*(dims[k] for k in keys))]
 
@@ -138,16 +153,28 @@ def run_tune(
     progress: bool = False,
     log: Callable[[str], None] = lambda message: None,
     executor=None,
+    search: str = "grid",
+    trials_at_once: int = 4,
 ) -> dict:
     """Search each method's space; write trials.csv, best.yaml and tune.json in ``out``.
 
-    ``executor``: where the trials run (see :mod:`groktransfer.executors`; local by default)."""
+    ``executor``: where the trials run (see :mod:`groktransfer.executors`; local by default).
+    ``search``: ``grid`` (a seeded draw of ``configs`` points) or ``optuna`` (see above)."""
     if metric not in METRICS:
         raise ConfigError(f"--metric {metric!r}: allowed: {', '.join(METRICS)}")
     if configs is not None and configs < 1:
         raise ConfigError(f"--configs: got {configs}; must be >= 1")
     if not seeds:
         raise ConfigError("--seeds: give at least one seed")
+    if search not in SEARCHES:
+        raise ConfigError(f"--search {search!r}: allowed: {', '.join(SEARCHES)}")
+    if search == "optuna":
+        if configs is None:
+            raise ConfigError("--search optuna: give --configs N, the number of configurations each method may try")
+        if trials_at_once < 1:
+            raise ConfigError(f"--trials-at-once: got {trials_at_once}; must be >= 1")
+        if importlib.util.find_spec("optuna") is None:
+            raise ConfigError("--search optuna needs Optuna: pip install 'groktransfer[optuna]'")
     dims = load_grid(grid)
     plans = {}
     for method in methods:
@@ -164,6 +191,13 @@ def run_tune(
     out.mkdir(parents=True, exist_ok=True)
     def trial_dir(method: str, index: int, seed: int) -> Path:
         return out / "trials" / method / f"trial{index:04d}" / f"seed{seed}"
+
+    if search == "optuna":
+        for method in methods:
+            plans[method] = _optuna_plan(
+                spec, method, seeds, method_dims(method, dims), configs, with_defaults, search_seed, metric,
+                out, trial_dir, trials_at_once,
+                lambda jobs: run_many(jobs, parallel=parallel, progress=progress, log=log, executor=executor), log)
 
     jobs = [
         (method_run_config(spec, method, seed, _with_fixed(spec, method, point)), trial_dir(method, index, seed))
@@ -196,6 +230,7 @@ def run_tune(
         "methods": methods,
         "seeds": seeds,
         "grid": grid,
+        "search": search,
         "configs_per_method": {m: len(plans[m]) for m in methods},
         "with_defaults": with_defaults,
         "max_steps": spec.train.max_steps,
@@ -206,6 +241,63 @@ def run_tune(
     }
     atomic_write_text(out / "tune.json", json.dumps(record, indent=2) + "\n")
     return record
+
+
+def _optuna_plan(spec, method, seeds, space, configs, with_defaults, search_seed, metric, out, trial_dir,
+                 trials_at_once, run, log) -> list[dict]:
+    """``method``'s configurations as Optuna proposes them, ``trials_at_once`` at a time, each
+    batch trained (through ``run``) and told its score before the next is asked."""
+    import optuna
+    from optuna.trial import TrialState
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    offset = 1 if with_defaults else 0  # trial 0 is the method's own setting, outside the search
+    budget = configs - offset
+    study = optuna.create_study(study_name=method, storage=f"sqlite:///{(out / 'optuna.db').resolve()}",
+                                load_if_exists=True, direction="minimize",
+                                sampler=optuna.samplers.TPESampler(seed=search_seed))
+    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING, TrialState.WAITING)):
+        study.tell(trial.number, state=TrialState.FAIL)  # asked before an interruption: asked again
+    done = sorted(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)), key=lambda t: t.number)
+    points = [dict(t.params) for t in done][:budget]
+    scores = {json.dumps(t.params, sort_keys=True): t.value for t in done}
+    distinct = math.prod(len(values) for values in space.values())
+    while len(points) < budget:
+        asked, new = [], []
+        for _ in range(min(trials_at_once, budget - len(points))):
+            # A point already tried is told its score again and another is asked for (up to 100
+            # times), so that the budget buys distinct configurations while the space has them.
+            for _attempt in range(100):
+                trial = study.ask()
+                point = {path: trial.suggest_categorical(path, values) for path, values in space.items()}
+                key = json.dumps(point, sort_keys=True)
+                if len(scores) + len(new) >= distinct or (key not in scores and point not in new):
+                    break
+                if key in scores:
+                    study.tell(trial, scores[key])
+                else:
+                    study.tell(trial, state=TrialState.FAIL)  # proposed twice in one batch
+            asked.append(trial)
+            new.append(point)
+        first = offset + len(points)
+        log(f"[tune] {method}: Optuna proposes trials {first}–{first + len(new) - 1} (of {configs})")
+        jobs = [(method_run_config(spec, method, seed, _with_fixed(spec, method, point)), trial_dir(method, first + j, seed))
+                for j, point in enumerate(new) for seed in seeds]
+        summaries = iter(run(jobs))
+        for j, (trial, point) in enumerate(zip(asked, new)):
+            numbers = [run_numbers(next(summaries), trial_dir(method, first + j, seed)) for seed in seeds]
+            value = objective([n[metric] for n in numbers], [n["best_test_acc"] for n in numbers])
+            study.tell(trial, value)
+            scores[json.dumps(point, sort_keys=True)] = value
+        points += new
+    return ([{}] if with_defaults else []) + points
+
+
+def objective(values: list[Optional[float]], best_test_acc: list[Optional[float]]) -> float:
+    """The selection rule (rank_key) as one number for Optuna, lower better: seeds that failed
+    first, then the mean metric of those that succeeded, then the mean best test accuracy."""
+    failures, mean, negative_acc, _ = rank_key(values, best_test_acc, 0)
+    return failures * 1e12 + (mean if math.isfinite(mean) else 1e12) + negative_acc
 
 
 def _with_fixed(spec: ComparisonConfig, method: str, point: dict) -> dict:

@@ -9,7 +9,7 @@ import yaml
 from groktransfer import ConfigError
 from groktransfer.cli import main
 from groktransfer.compare import censored_stats, load_comparison, method_components, method_run_config, quantile
-from groktransfer.tune import method_space, score
+from groktransfer.tune import load_grid, method_space, objective, score
 
 TINY = ["task.p=11", "task.train_fraction=0.5", "train.max_steps=40", "weak.train.max_steps=30", "train.eval_every=10",
         "weak.max_rounds=1", "weak.if_none_ready=transfer_best"]  # 30 weak steps make nothing ready: transfer anyway
@@ -117,6 +117,41 @@ def test_tune_end_to_end_and_compare_reads_its_result(tmp_path):
                  "--tuned", str(out / "best.yaml"), "--no-progress", *TINY]) == 0
     record = json.loads((cmp_out / "compare.json").read_text())
     assert record["hyperparameters"]["scratch"]["scratch"]["train"]["lr"] == winner["train.lr"]
+
+
+def test_tune_with_optuna_keeps_the_budget_and_continues_its_study(tmp_path, capsys):
+    optuna = pytest.importorskip("optuna")
+    out = tmp_path / "tune"
+    argv = ["tune", "--spec", "demo", "--methods", "scratch", "--seeds", "0,1", "--configs", "3", "--with-defaults",
+            "--search", "optuna", "--trials-at-once", "2", "--out", str(out), "--no-progress",
+            "--metric", "train_acc_95_step", *TINY]
+    assert main(argv) == 0
+    assert "Optuna proposes trials 1–2 (of 3)" in capsys.readouterr().out  # two trials asked and trained together
+    trials = list(csv.DictReader(open(out / "trials.csv")))
+    assert [t["trial"] for t in trials] == ["0", "1", "2"] and trials[0]["params"] == "{}"  # the method's own setting
+    proposed = [json.loads(t["params"]) for t in trials[1:]]
+    assert proposed[0] != proposed[1]  # distinct configurations
+    space = method_space("scratch", load_grid("small"))
+    assert all(point in space for point in proposed)
+    assert json.loads((out / "tune.json").read_text())["search"] == "optuna"
+    # The study is on disk: its scores are the selection rule's, and a second call trains nothing new.
+    study = optuna.load_study(study_name="scratch", storage=f"sqlite:///{out / 'optuna.db'}")
+    done = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    assert [t.params for t in done] == proposed
+    for trial, row in zip(done, trials[1:]):
+        assert trial.value == pytest.approx(objective(json.loads(row["values"]), [float(row["mean_best_test_acc"])] * 2))
+    study.ask()  # a trial asked before an interruption
+    stamp = (out / "trials" / "scratch" / "trial0002" / "seed1" / "summary.json").stat().st_mtime_ns
+    assert main(argv) == 0
+    assert (out / "trials" / "scratch" / "trial0002" / "seed1" / "summary.json").stat().st_mtime_ns == stamp
+    states = [t.state for t in optuna.load_study(study_name="scratch", storage=f"sqlite:///{out / 'optuna.db'}").trials]
+    assert states.count(optuna.trial.TrialState.COMPLETE) == 2 and optuna.trial.TrialState.RUNNING not in states
+
+
+def test_optuna_search_needs_a_budget(tmp_path, capsys):
+    out = tmp_path / "tune"
+    assert main(["tune", "--spec", "demo", "--methods", "scratch", "--search", "optuna", "--out", str(out)]) == 2
+    assert "--configs" in capsys.readouterr().err and not out.exists()
 
 
 @pytest.mark.parametrize(
