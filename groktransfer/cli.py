@@ -452,6 +452,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             warnings.simplefilter("ignore", WeakModelWarning)
             args.argv = list(argv) if argv is not None else sys.argv[1:]
             executor = _executor_from(args) if hasattr(args, "executor") else None  # refused before any work
+            if args.command == "run" and executor.kind != "local" and not args.seeds:
+                raise ConfigError(f"--executor {executor.kind}: only with --seeds (a single run trains in this process)")
             with use_executor(executor):
                 return _command(args)
     except (UsageError, ConfigError) as err:

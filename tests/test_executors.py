@@ -87,6 +87,12 @@ def test_bad_executor_options_exit_2_before_anything_is_written(tmp_path, capsys
     assert "--cpus-per-task" in capsys.readouterr().err and not out.exists()
 
 
+def test_an_executor_without_a_sweep_is_refused(tmp_path, capsys):
+    out = tmp_path / "one"
+    assert main(["run", "--preset", "demo", "--out", str(out), "--executor", "ray"]) == 2
+    assert "only with --seeds" in capsys.readouterr().err and not out.exists()
+
+
 def test_a_missing_engine_is_named_with_its_extra_before_anything_is_written(tmp_path, capsys, monkeypatch):
     import importlib.util
 
