@@ -155,8 +155,9 @@ def run_numbers(summary: dict, run_dir: Optional[Path] = None) -> dict:
     main = "target" if "target" in stages else "scratch"
     weak = stages.get("weak", {})
     if main not in stages:  # the weak stage diverged and the target was skipped, or the run's task failed
-        stage = {"status": "failed" if summary.get("failed") else "skipped", "wall_clock_s": 0.0, "flops": 0.0, "final_test_acc": None, "time_gap": None,
-                 "train_acc_95_step": None, "test_acc_95_step": None, "test_acc_99_step": None}
+        stage = {"status": "failed" if summary.get("failed") else "skipped", "wall_clock_s": 0.0, "flops": 0.0,
+                 "final_test_acc": None, "time_gap": None, "train_acc_95_step": None, "test_acc_95_step": None,
+                 "test_acc_99_step": None}
     else:
         stage = stages[main]
     weak_s, weak_flops = weak.get("wall_clock_s", 0.0), weak.get("flops", 0.0)

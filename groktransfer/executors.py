@@ -18,9 +18,10 @@ directories on a filesystem the workers and this process share (one machine, NFS
   local executor (subprocesses on this machine), or ``submitit_cluster`` to choose. A job that
   dies is submitted again, up to ``retries`` times.
 
-Thread hygiene: several workers on one machine each keep PyTorch's default thread count (one per
-core) and slow each other down by one to two orders of magnitude, so a remote task sets its
-own thread count to the CPUs it asked for (``torch.set_num_threads`` and ``OMP_NUM_THREADS``).
+Thread hygiene: workers on one machine that each keep PyTorch's default thread count (one per
+core) slow each other down far below an even share of the cores (5× to 30× on 2 cores,
+docs/scale-out.md), so a remote task sets its own thread count to the CPUs it asked for
+(``torch.set_num_threads`` and ``OMP_NUM_THREADS``).
 
 Finished runs survive failures: each task writes its runs when it ends, the driver collects
 every task that ends, and a task that keeps failing only marks its own runs as failed (their
@@ -43,6 +44,7 @@ from typing import Any, Callable, Optional, Union
 from .config import ConfigError
 
 EXECUTORS = ("local", "ray", "submitit")
+ENGINES = {"ray": ("ray", "ray"), "submitit": ("submitit", "slurm")}  # executor: (module, the package's extra)
 
 
 @dataclass(frozen=True)
@@ -73,10 +75,12 @@ class ExecutorConfig:
             raise ConfigError(f"--slurm-time: got {self.slurm_time_min}; must be >= 1 minute")
         if self.submitit_cluster not in (None, "slurm", "local", "debug"):
             raise ConfigError(f"submitit_cluster: got {self.submitit_cluster!r}; allowed: slurm, local, debug")
+        if self.kind == "submitit" and self.gpus_per_task is not None and self.gpus_per_task != int(self.gpus_per_task):
+            raise ConfigError(f"--gpus-per-task: got {self.gpus_per_task}; SLURM takes whole GPUs per job")
         # Refused before anything is written, not when the first task is handed over.
-        needed = {"ray": ("ray", "ray"), "submitit": ("submitit", "slurm")}.get(self.kind)
-        if needed is not None and importlib.util.find_spec(needed[0]) is None:
-            raise ConfigError(f"--executor {self.kind} needs {needed[0]}: pip install 'groktransfer[{needed[1]}]'")
+        module, extra = ENGINES.get(self.kind, (None, None))
+        if module is not None and importlib.util.find_spec(module) is None:
+            raise ConfigError(f"--executor {self.kind} needs {module}: pip install 'groktransfer[{extra}]'")
 
 
 @dataclass
@@ -190,25 +194,23 @@ def run_tasks(function: Callable[[Task], list], tasks: list[Task], config: Execu
 # Ray
 
 
-def _package_root() -> str:
-    return str(Path(__file__).resolve().parents[1])
+def worker_pythonpath() -> str:
+    """PYTHONPATH for workers on this machine: this very package first, also from a source tree."""
+    root = str(Path(__file__).resolve().parents[1])
+    return os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p)
 
 
 def _run_on_ray(function, tasks, config, on_done, on_failed, log) -> None:
-    try:
-        import ray
-    except ImportError:
-        raise ConfigError("--executor ray needs Ray: pip install 'groktransfer[ray]'") from None
+    import ray  # present: ExecutorConfig checked it
+
     started_here = False
     if not ray.is_initialized():
         address = config.ray_address or os.environ.get("RAY_ADDRESS")
         if address:
             ray.init(address=address, log_to_driver=False)
         else:
-            # Workers must import this very package, also when it runs from a source tree.
-            path = os.pathsep.join(p for p in (_package_root(), os.environ.get("PYTHONPATH")) if p)
             ray.init(num_cpus=config.num_cpus, include_dashboard=False, log_to_driver=False,
-                     runtime_env={"env_vars": {"PYTHONPATH": path}})
+                     runtime_env={"env_vars": {"PYTHONPATH": worker_pythonpath()}})
         started_here = True
     try:
         gpu_bytes = None
@@ -228,9 +230,11 @@ def _run_on_ray(function, tasks, config, on_done, on_failed, log) -> None:
             done, _ = ray.wait(list(pending), num_returns=1)
             index = pending.pop(done[0])
             try:
-                on_done(index, ray.get(done[0]))
+                results = ray.get(done[0])
             except Exception as error:  # noqa: BLE001 - a failed task is reported, the others go on
                 on_failed(index, _first_line(error))
+            else:
+                on_done(index, results)
     finally:
         if started_here:
             ray.shutdown()
@@ -241,10 +245,8 @@ def _run_on_ray(function, tasks, config, on_done, on_failed, log) -> None:
 
 
 def _run_on_submitit(function, tasks, config, folder: Path, on_done, on_failed, log) -> None:
-    try:
-        import submitit
-    except ImportError:
-        raise ConfigError("--executor submitit needs Submitit: pip install 'groktransfer[slurm]'") from None
+    import submitit  # present: ExecutorConfig checked it
+
     executor = submitit.AutoExecutor(folder=str(folder), cluster=config.submitit_cluster)
     gpus = config.gpus_per_task
     parameters = dict(timeout_min=config.slurm_time_min, cpus_per_task=config.cpus_per_task,
@@ -252,35 +254,44 @@ def _run_on_submitit(function, tasks, config, folder: Path, on_done, on_failed, 
                       name="groktransfer")
     if config.slurm_partition is not None:
         parameters["slurm_partition"] = config.slurm_partition
-    if executor.cluster == "local":
-        # The local executor's jobs are subprocesses: they must import this very package.
-        path = os.pathsep.join(p for p in (_package_root(), os.environ.get("PYTHONPATH")) if p)
-        os.environ["PYTHONPATH"] = path
-        if not parameters["gpus_per_node"]:
-            del parameters["gpus_per_node"]
+    local = executor.cluster == "local"
+    if local and not parameters["gpus_per_node"]:
+        del parameters["gpus_per_node"]
     executor.update_parameters(**parameters)
-    attempts = {index: 0 for index in range(len(tasks))}
-    pending = {}
-    for index, task in enumerate(tasks):
-        log(f"{task.description} (Submitit job on {executor.cluster})")
-        pending[index] = executor.submit(in_worker, function, task)
-    while pending:
-        finished = [i for i, job in pending.items() if job.done()]
-        if not finished:
-            time.sleep(0.2)
-            continue
-        for index in finished:
-            job = pending.pop(index)
-            try:
-                on_done(index, job.result())
-            except Exception as error:  # noqa: BLE001
-                if _job_died(error) and attempts[index] < config.retries:
-                    attempts[index] += 1
-                    log(f"{tasks[index].description}: the job died ({_first_line(error)}); "
-                        f"submitting it again ({attempts[index]}/{config.retries})")
-                    pending[index] = executor.submit(in_worker, function, tasks[index])
+    previous_path = os.environ.get("PYTHONPATH")
+    if local:  # its jobs are subprocesses started at submission: they must import this very package
+        os.environ["PYTHONPATH"] = worker_pythonpath()
+    try:
+        attempts = {index: 0 for index in range(len(tasks))}
+        pending = {}
+        for index, task in enumerate(tasks):
+            log(f"{task.description} (Submitit job on {executor.cluster})")
+            pending[index] = executor.submit(in_worker, function, task)
+        while pending:
+            finished = [i for i, job in pending.items() if job.done()]
+            if not finished:
+                time.sleep(0.2)
+                continue
+            for index in finished:
+                job = pending.pop(index)
+                try:
+                    results = job.result()
+                except Exception as error:  # noqa: BLE001 - a failed task is reported, the others go on
+                    if _job_died(error) and attempts[index] < config.retries:
+                        attempts[index] += 1
+                        log(f"{tasks[index].description}: the job died ({_first_line(error)}); "
+                            f"submitting it again ({attempts[index]}/{config.retries})")
+                        pending[index] = executor.submit(in_worker, function, tasks[index])
+                    else:
+                        on_failed(index, _first_line(error))
                 else:
-                    on_failed(index, _first_line(error))
+                    on_done(index, results)
+    finally:
+        if local:
+            if previous_path is None:
+                os.environ.pop("PYTHONPATH", None)
+            else:
+                os.environ["PYTHONPATH"] = previous_path
 
 
 def _job_died(error: BaseException) -> bool:
@@ -297,5 +308,5 @@ def _first_line(error: BaseException) -> str:
     return f"{type(error).__name__}: {tail[-1] if tail else ''}".strip()
 
 
-__all__ = ["EXECUTORS", "ExecutorConfig", "Task", "current_executor", "executor_config", "gpu_share", "run_tasks",
-           "use_executor"]
+__all__ = ["ENGINES", "EXECUTORS", "ExecutorConfig", "Task", "current_executor", "executor_config", "gpu_share", "run_tasks",
+           "use_executor", "worker_pythonpath"]

@@ -235,15 +235,18 @@ def run_many(
         configs = [jobs[i][0] for i in members]
         per_stage = _parallel_per_stage(configs, parallel) if len(members) > 1 else {}
         chunk = max(per_stage.values(), default=1)
-        parts = [[i] for i in members] if chunk == 1 else [members[s : s + chunk] for s in range(0, len(members), chunk)]
+        together = chunk > 1
+        parts = [members[s : s + chunk] for s in range(0, len(members), chunk)] if together else [[i] for i in members]
+        # A Ray task asks for a GPU share from its batch's estimated memory (per run, once per group).
+        bytes_per_run = _cuda_bytes_per_run(configs[0]) if executor.kind == "ray" else None
         for part in parts:
-            together = chunk > 1
             description = (f"[sweep] {len(part)} runs together ({', '.join(f'{s} ×{k}' for s, k in per_stage.items())}): "
                            f"{jobs[part[0]][1]} ..." if together else f"[sweep] {jobs[part[0]][1]}")
             task = Task([(jobs[i][0], Path(jobs[i][1])) for i in part], per_stage if together else {},
                         progress=progress, plots=plots, description=description)
-            if executor.kind == "ray":
-                _estimate_resources(task)
+            if bytes_per_run is not None:
+                task.uses_cuda = True
+                task.memory_bytes = max(b * min(per_stage.get(s, 1), len(part)) for s, b in bytes_per_run.items())
             tasks.append(task)
             members_of.append(part)
 
@@ -296,16 +299,13 @@ def failed_summary(config: RunConfig, reason: str) -> dict:
     return {"name": config.name, "complete": False, "failed": reason, "stages": {}, "warnings": []}
 
 
-def _estimate_resources(task: Task) -> None:
-    """Whether the task's runs use CUDA, and its largest batch's estimated device memory."""
-    first = task.jobs[0][0]
-    device = first.device
-    task.uses_cuda = device == "cuda" or (device == "auto" and torch.cuda.is_available())
-    if not task.uses_cuda:
-        return
-    model_task = build_task(first.task, device=torch.device("cpu"))
-    sizes = task.per_stage or {s: 1 for s in STAGES if getattr(first, s) is not None}
-    task.memory_bytes = max(_stage_cost(first, stage, model_task)[1] * k for stage, k in sizes.items())
+def _cuda_bytes_per_run(config: RunConfig) -> Optional[dict[str, float]]:
+    """Each stage's estimated device memory for one run, when the runs train on CUDA; else None."""
+    device = resolve_device(config.device)
+    if device.type != "cuda":
+        return None
+    task = build_task(config.task, device=torch.device("cpu"))
+    return {s: _stage_cost(config, s, task)[1] for s in STAGES if getattr(config, s) is not None}
 
 
 def _run_together(jobs: list[tuple[RunConfig, Path]], per_stage: dict[str, int], progress: bool, plots: bool) -> list[dict]:

@@ -13,7 +13,7 @@ import torch
 
 from groktransfer.cli import main
 from groktransfer.config import ConfigError
-from groktransfer.executors import ExecutorConfig, Task, executor_config, gpu_share
+from groktransfer.executors import ExecutorConfig, Task, executor_config, gpu_share, worker_pythonpath
 from groktransfer.sweep import run_many
 
 # 3 methods × 2 seeds: scratch and GrokFast-EMA train one run per task, GrokTransfer's two seeds
@@ -54,9 +54,8 @@ def local_result(tmp_path_factory):
 @pytest.fixture(scope="module")
 def ray_cluster():
     ray = pytest.importorskip("ray")
-    root = str(Path(__file__).resolve().parents[1])
-    path = os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p)
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, runtime_env={"env_vars": {"PYTHONPATH": path}})
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
+             runtime_env={"env_vars": {"PYTHONPATH": worker_pythonpath()}})
     yield ray
     ray.shutdown()
 
@@ -65,7 +64,8 @@ def test_executor_options_are_checked():
     assert executor_config(None) == ExecutorConfig()
     assert executor_config("ray", cpus_per_task=2, retries=None).cpus_per_task == 2
     for bad in ({"kind": "dask"}, {"cpus_per_task": 0}, {"retries": -1}, {"gpus_per_task": -0.5},
-                {"slurm_time_min": 0}, {"submitit_cluster": "pbs"}, {"nope": 1}):
+                {"slurm_time_min": 0}, {"submitit_cluster": "pbs"}, {"nope": 1},
+                {"kind": "submitit", "gpus_per_task": 0.5}):
         with pytest.raises(ConfigError):
             executor_config(bad)
 
@@ -186,8 +186,10 @@ def test_compare_through_submitits_local_executor_equals_the_local_executor(tmp_
     from groktransfer.compare import load_comparison, run_comparison
 
     spec = load_comparison("demo", TINY)
+    path = os.environ.get("PYTHONPATH")
     run_comparison(spec, ["scratch", "grokfast-ema", "groktransfer"], [0, 1], out, executor=config)
     assert_same_runs(local_result, out)
+    assert os.environ.get("PYTHONPATH") == path  # set for the job subprocesses only while they run
     assert any((tmp_path / "jobs").iterdir())  # the jobs' files and logs
 
 
