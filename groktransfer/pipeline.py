@@ -43,7 +43,7 @@ from .tasks import ModularTask, build_task, machine_memory_bytes
 from .tracking import Trackers, check_trackers
 from .training import Checkpointer, TrainResult, resolve_device, train
 from .transfer import load_weak_embedding, merge_factorized_embedding, save_weak_embedding, transfer_embedding
-from .weak_stage import Candidate, WeakOutcome, conclude, judge_candidate, plan_round, train_weak_stages
+from .weak_stage import Candidate, WeakOutcome, conclude, judge_candidate, plan_round, ready_now, train_weak_stages
 
 WEAK_EMBEDDING_FILE = "weak_embedding.safetensors"
 
@@ -368,7 +368,7 @@ def run_experiment(
         save_checkpoint(run_dir.path / CHECKPOINT_FILE, state)
 
     def run_stage(name: str, model, stage: StageConfig, stop_flag: dict, events=None, weak_matrix=None,
-                  seed: Optional[int] = None) -> TrainResult:
+                  seed: Optional[int] = None, stop_check=None) -> TrainResult:
         log(f"[{name}] training {sum(p.numel() for p in model.parameters()):,} parameters on {task}")
         resume = None
         if resume_state is not None and resume_state["stage"] == name:
@@ -397,6 +397,7 @@ def run_experiment(
             checkpointer=checkpointer,
             resume=resume,
             on_eval=(lambda row: record_eval(name, row)) if run_dir is not None else None,
+            stop_check=stop_check,
             progress=progress,
         )
         log(f"[{name}] {result.status} after {result.steps} steps, test accuracy {result.history[-1]['test_acc']:.3f}")
@@ -421,7 +422,7 @@ def run_experiment(
             model = build_model(stage, task, model_seed)
             train_config = dataclasses.replace(stage.train, lr=lr)
             result = run_stage("weak", model, dataclasses.replace(stage, train=train_config), stop_flag,
-                               seed=model_seed)
+                               seed=model_seed, stop_check=lambda _, row, load: ready_now(stage, task, model, row, load))
             candidate = Candidate(0, 0, model_seed, lr, model, result)
             judge_candidate(candidate, stage, task)
             outcome = WeakOutcome(stage, [candidate], rounds=1, wall_clock_s=result.wall_clock_s)

@@ -99,6 +99,13 @@ def sweep_key(config: RunConfig) -> str:
     return json.dumps(data, sort_keys=True)
 
 
+def weak_stage_key(config: RunConfig) -> str:
+    """What decides a run's weak stage: its weak settings, task, seed and device (two runs with
+    the same key get the same weak stage, whatever their targets)."""
+    return json.dumps([config.weak.to_dict() if config.weak is not None else None, config.task.to_dict(),
+                       config.seed, config.device], sort_keys=True)
+
+
 def batchable(config: RunConfig) -> bool:
     """Merge events and the eNTK diagnostic run one at a time."""
     if any(getattr(config, s) is not None and getattr(config, s).train.entk_probe for s in STAGES):
@@ -340,23 +347,36 @@ def _run_together(jobs: list[tuple[RunConfig, Path]], per_stage: dict[str, int],
                 histories[i][stage] = result.history
 
     weak_batch_runs: dict[int, int] = {}
+    shared_with: dict[int, int] = {}
 
     def train_weak(todo: list[int]) -> dict:
+        # Runs whose weak stages are the same (same weak settings, task and seed: tune trials and
+        # comparisons that only change the target) share ONE weak stage; each of them is charged
+        # its whole cost (summary.json says with how many runs it was shared).
+        first_of: dict[str, int] = {}
+        for i in todo:
+            first_of.setdefault(weak_stage_key(configs[i]), i)
+        unique = list(first_of.values())
         got = {}
         k = per_stage["weak"]
-        for start in range(0, len(todo), k):
-            part = todo[start : start + k]
+        for start in range(0, len(unique), k):
+            part = unique[start : start + k]
             with _stop_on_signals() as flag:
                 outcomes = train_weak_stages([(configs[i].weak, tasks[i], configs[i].seed) for i in part],
                                              stop_requested=lambda: flag["stop"], progress=progress)
             for i, outcome in zip(part, outcomes):
                 got[i] = outcome
                 weak_batch_runs[i] = len(part) * configs[i].weak.population
+        for i in todo:
+            first = first_of[weak_stage_key(configs[i])]
+            got[i], weak_batch_runs[i] = got[first], weak_batch_runs[first]
+            shared_with[i] = sum(weak_stage_key(configs[j]) == weak_stage_key(configs[i]) for j in todo)
         return got
 
     def keep_weak_outcome(i: int, outcome) -> None:
         outcomes[i] = outcome
         summaries[i]["stages"]["weak"]["batch_runs"] = weak_batch_runs[i]
+        summaries[i]["stages"]["weak"]["shared_by_runs"] = shared_with[i]
         histories[i]["weak"] = outcome.shown.result.history
 
     stage_loop(configs, tasks, summaries, weak_files, train_weak=train_weak, train_stage=train_stage,

@@ -75,6 +75,11 @@ def stopping_rule(values: list[float], test_acc_hits: int, step: int, config: "T
     return None, None, test_acc_hits
 
 
+# stop_check(run index, evaluation row, load): a status to end the run with now, or None.
+# load() puts the run's current weights into its model (a batch keeps them elsewhere).
+StopCheck = Callable[[int, dict, Callable[[], None]], Optional[str]]
+
+
 def epoch_order(n_train: int, generator: torch.Generator) -> torch.Tensor:
     """The order of the training examples for one pass of mini-batches (one run's own generator)."""
     return torch.randperm(n_train, generator=generator)
@@ -398,6 +403,7 @@ def train(
     checkpointer: Optional[Checkpointer] = None,
     resume: Optional[dict] = None,
     on_eval: Optional[Callable[[dict], None]] = None,
+    stop_check: Optional[StopCheck] = None,
     progress: bool = False,
 ) -> TrainResult:
     """Train ``model`` on ``task`` (anything with x_train, y_train, x_test, y_test tensors).
@@ -411,6 +417,9 @@ def train(
     from which training continues exactly as if it had never stopped (given the same model
     construction, hooks and events).
     ``config.precision`` "tf32" turns TF32 on for CUDA matmuls for the duration of this call.
+    ``stop_check(0, row, load)``, after every evaluation the stopping rule lets pass, may end
+    the run with the status it returns (the weak stage stops a candidate whose embedding is
+    ready this way; ``load()`` is a no-op here, the model holds the current weights).
     """
     device = task.x_train.device
     dtype = torch.float64 if config.dtype == "float64" else torch.float32
@@ -487,6 +496,8 @@ def train(
                 on_eval(row)
             bar.update(step, train=row["train_acc"], test=row["test_acc"])
             stop, diverged_step, hits = stopping_rule(values, hits, step, config)
+            if stop is None and stop_check is not None:
+                stop = stop_check(0, row, lambda: None)
             if stop is not None:
                 status = stop
                 break

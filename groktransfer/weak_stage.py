@@ -11,9 +11,10 @@ Why a population: at p = 113 the paper's weak FNN reaches a usable embedding on 
 seeds, and a target started from an unusable one never generalises (results/weak-readiness/).
 So ``population`` candidates (different model seeds, and learning rates when ``lrs`` is
 given) train together as one batched computation (:func:`groktransfer.multirun.train_many`).
-Each candidate trains under the stage's own ``train`` settings (it stops at
-``train.stop_at_test_acc`` or its step budget); when it ends, its embedding is judged by the
-readiness rule (:mod:`groktransfer.readiness`).
+Each candidate trains under the stage's own ``train`` settings: it stops at the first
+evaluation where the readiness rule (:mod:`groktransfer.readiness`) accepts its embedding
+(``stop_when_ready``, status "ready"), at ``train.stop_at_test_acc``, or at its step budget;
+when it ends, its embedding is judged by the readiness rule.
 
 - ``select: first_ready`` (default): once a candidate is ready, the run's other candidates
   stop at that evaluation, so the stage costs what the fastest ready candidate took. Among
@@ -139,6 +140,16 @@ def judge_candidate(candidate: Candidate, stage: WeakStageConfig, task) -> None:
     candidate.verdict = judge_readiness(stage.readiness, candidate.report)
 
 
+def ready_now(stage: WeakStageConfig, task, model: nn.Module, row: dict, load: Callable[[], None]) -> Optional[str]:
+    """"ready" when ``stage.stop_when_ready`` and the readiness rule accepts the candidate's
+    embedding at this evaluation (``load()`` puts its current weights into ``model``), else None.
+    The embedding is looked at only once the test accuracy allows readiness."""
+    if not stage.stop_when_ready or row["test_acc"] < stage.readiness.min_test_acc:
+        return None
+    load()
+    return "ready" if judge_readiness(stage.readiness, weak_report(model, task, row["test_acc"])).ready else None
+
+
 def choose(outcome: WeakOutcome) -> Optional[Candidate]:
     """The ready candidate to transfer from under the stage's ``select`` rule (None if none is ready)."""
     ready = [c for c in outcome.candidates if c.verdict is not None and c.verdict.ready]
@@ -204,7 +215,13 @@ def train_weak_stages(
                 return []
             return [k for k, (owner, other) in enumerate(owners) if owner == i and other.result is None]
 
-        results = train_many(specs, stop_requested=stop_requested, progress=progress, on_finish=on_finish)
+        def stop_check(position: int, row: dict, load: Callable[[], None]) -> Optional[str]:
+            i, candidate = owners[position]
+            stage, task, _ = jobs[i]
+            return ready_now(stage, task, candidate.model, row, load)
+
+        results = train_many(specs, stop_requested=stop_requested, progress=progress, on_finish=on_finish,
+                             stop_check=stop_check)
         for position, result in enumerate(results):
             i, candidate = owners[position]
             candidate.result = result  # stopped candidates get theirs here
@@ -218,4 +235,5 @@ def train_weak_stages(
     return outcomes
 
 
-__all__ = ["CANDIDATE_SEED_STRIDE", "Candidate", "WeakOutcome", "conclude", "plan_round", "train_weak_stages"]
+__all__ = ["CANDIDATE_SEED_STRIDE", "Candidate", "WeakOutcome", "conclude", "plan_round", "ready_now",
+           "train_weak_stages"]

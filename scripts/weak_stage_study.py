@@ -1,6 +1,7 @@
 """Studies behind groktransfer's weak stage, at the paper's task size (p = 113, 25% train).
 
     python scripts/weak_stage_study.py readiness [--seeds 100-104] [--out results/weak-readiness]
+    python scripts/weak_stage_study.py readiness-fast [--seeds 400-404] [--out results/weak-readiness-fast]
     python scripts/weak_stage_study.py size      [--seeds 0-9]     [--out results/weak-size]
     python scripts/weak_stage_study.py target    [--seeds 0-11]    [--out results/target-start]
 
@@ -63,6 +64,27 @@ READINESS_SETTINGS = {
     "8x32 lr0.003 wd0.1": {"model": size(8, 32), "train": PAPER_RECIPE},
 }
 
+# readiness-fast: the same question for the fast weak stage (lr 0.03 / 0.05, wd 1, a readiness
+# stop), with the narrow target of the every-method comparison (embedding 32, 2 x 128; tuned
+# GrokTransfer settings there are the paper's target settings). Weak models from early (50%
+# test) to late (95% test), so that the rule meets embeddings on both sides of "ready".
+FAST = {"lr": 0.03, "weight_decay": 1.0, "max_steps": 1000, "eval_every": 10, "eval_dense_until": 0}
+NARROW_TARGET = {"model": {"embed_dim": 32, "width": 128, "depth": 2, "init_scale": 0.3},
+                 "train": {"lr": 0.005, "weight_decay": 3.0, "max_steps": 1000, "stop_at_test_acc": 0.99,
+                           "eval_every": 10}}
+FAST_READINESS_SETTINGS = {
+    "8x32 lr0.03 stop at 50% test": {"model": size(8, 32), "stop_when_ready": False,
+                                     "train": dict(FAST, stop_at_test_acc=0.5)},
+    "8x32 lr0.03 stop at 70% test": {"model": size(8, 32), "stop_when_ready": False,
+                                     "train": dict(FAST, stop_at_test_acc=0.7)},
+    "8x32 lr0.03 ready-stop": {"model": size(8, 32), "train": dict(FAST, stop_at_test_acc=0.95)},
+    "8x32 lr0.05 ready-stop": {"model": size(8, 32), "train": dict(FAST, lr=0.05, stop_at_test_acc=0.95)},
+    "8x32 lr0.03 stop at 95% test": {"model": size(8, 32), "stop_when_ready": False,
+                                     "train": dict(FAST, stop_at_test_acc=0.95)},
+    "8x32 lr0.03 150 steps": {"model": size(8, 32), "stop_when_ready": False,
+                              "train": dict(FAST, max_steps=150, stop_at_test_acc=None)},
+}
+
 # size: the whole weak stage (population 4, up to 3 rounds, the default rule) per weak size, each
 # with the same recipe. (The paper's own recipe for 4x16 is in the readiness study, one model each.)
 SIZE_SETTINGS = {
@@ -82,6 +104,10 @@ RULES = {
                                                                 min_fourier_odd_share=None),
     "test acc >= 0.85, top-1 <= 0.8, odd share >= 0.3": ReadinessConfig(
         min_test_acc=0.85, max_fourier_top1_share=0.8, min_fourier_odd_share=0.3),
+    "test acc >= 0.6, top-1 <= 0.8, odd share >= 0.3": ReadinessConfig(
+        min_test_acc=0.6, max_fourier_top1_share=0.8, min_fourier_odd_share=0.3),
+    "test acc >= 0.7, top-1 <= 0.8, odd share >= 0.3": ReadinessConfig(
+        min_test_acc=0.7, max_fourier_top1_share=0.8, min_fourier_odd_share=0.3),
     "default": ReadinessConfig(),
 }
 
@@ -108,14 +134,15 @@ def parse_seeds(text: str) -> list[int]:
     return [int(s) for s in text.split(",")]
 
 
-def run_settings(settings: dict, study: str, args, out: Path, extra: Optional[dict] = None):
+def run_settings(settings: dict, study: str, args, out: Path, extra: Optional[dict] = None,
+                 target: Optional[dict] = None):
     """Every (weak setting, operation, seed) as a GrokTransfer run with the study's target; returns
     the (setting, op, seed) keys and the summaries, in the same order."""
     jobs, keys = [], []
     for setting, weak in settings.items():
         for op in ("add", "mul"):
             for seed in args.seeds:
-                jobs.append((run_config(f"{study}-{op}", op, seed, dict(weak, **(extra or {}))),
+                jobs.append((run_config(f"{study}-{op}", op, seed, dict(weak, **(extra or {})), target=target),
                              out / "runs" / slug(setting) / op / f"seed{seed}"))
                 keys.append((setting, op, seed))
     return keys, run_many(jobs, parallel=args.parallel, log=print)
@@ -188,9 +215,12 @@ def fmt(value, digits=3) -> str:
 # ---------------------------------------------------------------------------------------
 
 
-def study_readiness(args) -> None:
+def study_readiness(args, settings: Optional[dict] = None, target: Optional[dict] = None,
+                    title: str = "Does the readiness rule predict the target's success? (p = 113)") -> None:
+    settings = READINESS_SETTINGS if settings is None else settings
+    target = TARGET if target is None else target
     out = Path(args.out)
-    keys, summaries = run_settings(READINESS_SETTINGS, "readiness", args, out, extra=SINGLE)
+    keys, summaries = run_settings(settings, "readiness", args, out, extra=SINGLE, target=target)
     drop_weights(out)
     rows = []
     for (setting, op, seed), summary in zip(keys, summaries):
@@ -235,12 +265,12 @@ def study_readiness(args) -> None:
                      f"{fmt(r['target_train_95_step'])} | {fmt(r['target_99_step']) if r['target_99_step'] is not None else 'never'} | "
                      f"{fmt(r['target_best_test_acc'])} |")
     atomic_write_text(out / "table.md", "\n".join(lines) + "\n")
-    plot_readiness(rows, out / "scatter.png", budget=TARGET["train"]["max_steps"])
+    plot_readiness(rows, out / "scatter.png", budget=target["train"]["max_steps"])
     default = rules["default"]
-    record(out, "readiness", {"seeds": args.seeds, "weak_settings": READINESS_SETTINGS, "target": TARGET,
+    record(out, "readiness", {"seeds": args.seeds, "weak_settings": settings, "target": target,
                               "rules": {k: v.to_dict() for k, v in RULES.items()}, "confusion": rules,
                               "confusion_by_op": by_op, "n_models": len(rows)},
-           summaries=summaries, title="Does the readiness rule predict the target's success? (p = 113)",
+           summaries=summaries, title=title,
            claim="the default readiness rule accepts no weak model whose target then fails to reach 99% test "
                  "accuracy within its budget (no false accepts), and agrees with the outcome on at least 90% of "
                  "the weak models",
@@ -447,7 +477,7 @@ def fmt_censored(stats: dict) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("study", choices=["readiness", "size", "target"])
+    parser.add_argument("study", choices=["readiness", "readiness-fast", "size", "target"])
     parser.add_argument("--seeds", help="a range 0-9 or a list 0,3,7")
     parser.add_argument("--out")
     parser.add_argument("--parallel", default="auto")
@@ -457,15 +487,21 @@ def main() -> None:
     if args.smoke:
         TASK["p"] = 23
         TARGET["train"]["max_steps"] = 20
-        for settings in (READINESS_SETTINGS, SIZE_SETTINGS):
+        NARROW_TARGET["train"]["max_steps"] = 20
+        for settings in (READINESS_SETTINGS, SIZE_SETTINGS, FAST_READINESS_SETTINGS):
             for weak in settings.values():
                 weak["train"] = dict(weak["train"], max_steps=40)
         RULES["default"] = ReadinessConfig(min_test_acc=0.0, max_fourier_top1_share=None)  # something is ready
     defaults = {"readiness": ("100-104", "results/weak-readiness"), "size": ("0-9", "results/weak-size"),
+                "readiness-fast": ("400-404", "results/weak-readiness-fast"),
                 "target": ("0-11", "results/target-start")}[args.study]
     args.seeds = parse_seeds(args.seeds or defaults[0])
     args.out = args.out or defaults[1]
     Path(args.out).mkdir(parents=True, exist_ok=True)
+    if args.study == "readiness-fast":
+        study_readiness(args, FAST_READINESS_SETTINGS, NARROW_TARGET,
+                        title="Does the readiness rule predict the target's success? The fast weak stage (p = 113)")
+        return
     {"readiness": study_readiness, "size": study_size, "target": study_target}[args.study](args)
 
 

@@ -21,7 +21,7 @@ def config(**weak) -> RunConfig:
     data = {
         "name": "weak-test", "device": "cpu", "seed": 3,
         "task": {"op": "add", "p": 23, "train_fraction": 0.8, "data_seed": 1},
-        "weak": {"model": {"embed_dim": 8, "width": 32}, "population": 3,
+        "weak": {"model": {"embed_dim": 8, "width": 32}, "population": 3, "stop_when_ready": False,
                  "train": {"lr": 0.01, "max_steps": 400, "stop_at_test_acc": 0.9, "eval_every": 10, "dtype": "float64"},
                  "readiness": {"min_test_acc": 0.5, "max_fourier_top1_share": None}},
         "target": {"model": {"embed_dim": 16, "width": 64, "depth": 1},
@@ -49,6 +49,43 @@ def test_each_candidate_trains_as_it_would_alone():
         assert candidate.result.history[-1]["train_loss"] == pytest.approx(alone.history[-1]["train_loss"], rel=1e-9)
     ready = [c for c in outcome.candidates if c.verdict.ready]
     assert ready and outcome.chosen is max(ready, key=lambda c: c.test_acc)
+
+
+def test_the_readiness_stop_ends_a_candidate_at_its_first_ready_evaluation(tmp_path):
+    """stop_when_ready: a candidate stops at the first evaluation at which the readiness rule,
+    applied to its weights of that moment, accepts it. Checked against a brute force: the same
+    model trained alone without the stop, judged by hand at every evaluation. The batched
+    stage, a batch of one and the single-model route (population 1, one round, checkpoints)
+    stop at the same step with the same weights."""
+    from groktransfer.readiness import judge_readiness, weak_report
+
+    cfg = config(stop_when_ready=True, population=1, **{"train.lr": 0.03, "train.stop_at_test_acc": None,
+                                                        "readiness.min_test_acc": 0.6})
+    task = build_task(cfg.task)
+    model = build_model(cfg.weak, task, cfg.seed)
+    verdicts = []
+
+    def judge(row):
+        verdicts.append((row["step"], judge_readiness(cfg.weak.readiness, weak_report(model, task, row["test_acc"])).ready))
+
+    train(model, task, cfg.weak.train, seed=cfg.seed, on_eval=judge)
+    first_ready = next(step for step, ready in verdicts if ready)
+    assert 0 < first_ready < cfg.weak.train.max_steps  # the rule accepts it before the budget, not at once
+
+    batched = train_weak_stages([(cfg.weak, task, cfg.seed)])[0]
+    assert batched.chosen.result.steps == first_ready and batched.chosen.result.status == "ready"
+    assert batched.chosen.verdict.ready
+    single = dataclasses.replace(cfg, weak=dataclasses.replace(cfg.weak, max_rounds=1), scratch=None)
+    summary = run_experiment(single, tmp_path / "single")
+    assert summary["stages"]["weak"]["steps"] == first_ready and summary["stages"]["weak"]["status"] == "ready"
+    assert summary["stages"]["weak"]["final_test_acc"] == pytest.approx(batched.chosen.test_acc, abs=1e-9)
+
+
+def test_the_readiness_stop_needs_a_test_accuracy_threshold():
+    from groktransfer.config import ConfigError
+
+    with pytest.raises(ConfigError, match="stop_when_ready: needs readiness.min_test_acc"):
+        config(stop_when_ready=True, **{"readiness.min_test_acc": None})
 
 
 def test_first_ready_stops_the_other_candidates_at_that_evaluation():
@@ -120,7 +157,7 @@ def test_a_weak_stage_that_stops_before_it_can_be_ready_is_refused():
     with pytest.raises(ConfigError, match="weak.train.stop_at_test_acc: got 0.5; every candidate would stop"):
         config(**{"train.stop_at_test_acc": 0.5, "readiness.min_test_acc": 0.8})
     config(if_none_ready="transfer_best", **{"train.stop_at_test_acc": 0.5, "readiness.min_test_acc": 0.8})
-    assert WeakStageConfig().population == 4
+    assert WeakStageConfig().population == 1
 
 
 def test_a_sweep_stops_a_run_whose_weak_stage_found_nothing_as_run_experiment_does(tmp_path):
