@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import shutil
+import os
 import sys
 import warnings
 from datetime import datetime
@@ -56,7 +56,7 @@ from .pipeline import (
 )
 from .transfer import load_weak_embedding
 from .plots import plot_run
-from .records import atomic_write_text, check_new_run_dir, locked
+from .records import atomic_write_text, check_new_run_dir, claim_dir, locked, remove_owned
 from .presets import load_preset, preset_description, preset_names, preset_path
 from .training import RunInterrupted
 from .executors import EXECUTORS, ExecutorConfig, executor_config, use_executor
@@ -235,8 +235,9 @@ def _run_seeds(config, out: Path, args: argparse.Namespace) -> int:
     prepare(config)  # what this machine cannot run is refused before anything is written (or replaced)
     if not args.resume:
         check_new_run_dir(out, args.overwrite)
-        if out.is_dir() and args.overwrite:
-            shutil.rmtree(out)
+        if args.overwrite:
+            remove_owned(out)
+        claim_dir(out)
     configs = [dataclasses.replace(config, seed=s, task=dataclasses.replace(config.task, data_seed=s)) for s in seeds]
     jobs = [(c, out / f"seed{s}") for c, s in zip(configs, seeds)]
     summaries = run_many(jobs, parallel=parallel, progress=not args.no_progress, plots=True, log=print)
@@ -455,7 +456,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             if args.command == "run" and executor.kind != "local" and not args.seeds:
                 raise ConfigError(f"--executor {executor.kind}: only with --seeds (a single run trains in this process)")
             with use_executor(executor):
-                return _command(args)
+                code = _command(args)
+            sys.stdout.flush()  # a closed pipe shows here, inside the handlers below, not at exit
+            return code
     except (UsageError, ConfigError) as err:
         print(f"groktransfer: error: {err}", file=sys.stderr)
         return EXIT_USAGE
@@ -470,6 +473,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except KeyboardInterrupt:
         print("groktransfer: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # The reader went away (`groktransfer presets | head`): stop quietly, as Unix tools do.
+        # stdout is pointed at devnull so that Python's own flush at exit does not complain again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except torch.cuda.OutOfMemoryError:
         print("groktransfer: error: out of GPU memory; the last checkpoint is kept: continue on the CPU with "
               "`groktransfer resume DIR --device cpu`", file=sys.stderr)

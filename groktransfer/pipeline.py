@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import shutil
 import signal
 import threading
 import warnings
@@ -38,7 +37,7 @@ from .methods import build_hooks, describe_methods, loss_function
 from .models import build_model, parameter_count
 from .plots import plot_run
 from .readiness import judge_readiness, weak_report
-from .records import RunDirectory, check_new_run_dir, environment
+from .records import RunDirectory, check_new_run_dir, environment, remove_owned
 from .tasks import ModularTask, build_task, machine_memory_bytes
 from .tracking import Trackers, check_trackers
 from .training import Checkpointer, TrainResult, resolve_device, train
@@ -354,8 +353,8 @@ def run_experiment(
             trackers = Trackers(config.trackers, run_dir.path, config.name, config.to_dict(), purge)
         except Exception as err:  # a tracker that cannot start: one line, and a fresh directory removed
             run_dir.close()
-            if resume_state is None:
-                shutil.rmtree(run_dir.path, ignore_errors=True)
+            if resume_state is None:  # the files this run wrote so far (the directory itself is kept)
+                remove_owned(run_dir.path)
             first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
             raise ConfigError(f"trackers: {config.trackers} could not start ({first})") from None
 
@@ -398,6 +397,7 @@ def run_experiment(
             resume=resume,
             on_eval=(lambda row: record_eval(name, row)) if run_dir is not None else None,
             stop_check=stop_check,
+            stop_requested=lambda: stop_flag["stop"],
             progress=progress,
         )
         log(f"[{name}] {result.status} after {result.steps} steps, test accuracy {result.history[-1]['test_acc']:.3f}")

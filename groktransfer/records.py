@@ -88,6 +88,58 @@ def check_new_run_dir(path: Union[str, Path], overwrite: bool = False) -> Path:
 
 
 LOCK_FILE = ".lock"
+# Written first into every directory groktransfer creates for its output (a run, a sweep, a
+# reproduction): the proof that --overwrite may delete it. A directory without it is never deleted.
+OWNER_FILE = ".groktransfer"
+
+
+def claim_dir(path: Union[str, Path]) -> Path:
+    """Create ``path`` (and parents) if needed and mark it as groktransfer's output directory."""
+    path = Path(path)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        owner = path / OWNER_FILE
+        if not owner.exists():
+            owner.write_text("This directory was written by groktransfer; `--overwrite` may replace it.\n",
+                             encoding="utf-8")
+    except OSError as err:
+        raise ConfigError(f"--out {str(path)!r}: cannot create ({err.strerror or err})") from None
+    return path
+
+
+def remove_owned(path: Union[str, Path]) -> None:
+    """Delete the output directory ``path`` for --overwrite: only a directory groktransfer made (its
+    OWNER_FILE is there), never the working directory or one above it, and only under its lock
+    (a directory another process is writing is refused). Call it after every other check."""
+    path = Path(path)
+    if not path.is_dir() or not any(path.iterdir()):
+        return
+    here = Path.cwd().resolve()
+    if path.resolve() in (here, *here.parents):
+        raise ConfigError(f"--out {str(path)!r}: is the working directory or contains it; --overwrite will not "
+                          "delete it")
+    if path.is_symlink():
+        raise ConfigError(f"--out {str(path)!r}: is a symbolic link; --overwrite will not delete through it")
+    if not (path / OWNER_FILE).is_file():
+        raise ConfigError(f"--out {str(path)!r}: was not written by groktransfer (no {OWNER_FILE} in it), so "
+                          "--overwrite will not delete it; choose another directory or empty it yourself")
+    # Its own lock and that of every run directory inside it (a sweep's seed<S>/ may be live).
+    locks = [_lock(path)]
+    try:
+        for inner in sorted(path.rglob(LOCK_FILE)):
+            if inner.parent != path:
+                locks.append(_lock(inner.parent))
+        for entry in path.iterdir():
+            if entry.name == LOCK_FILE:
+                continue
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry)
+            else:
+                entry.unlink()
+    finally:
+        for lock in locks:
+            lock.release()
+    (path / LOCK_FILE).unlink(missing_ok=True)
 
 
 def _lock(path: Path) -> FileLock:
@@ -127,9 +179,8 @@ class RunDirectory:
         rewritten from these (stage, history row) pairs, whatever state the files are in."""
         if replay is None:
             self.path = check_new_run_dir(path, overwrite)
-            if self.path.is_dir() and overwrite:
-                _lock(self.path).release()  # refuse to delete a directory another process is writing
-                shutil.rmtree(self.path)
+            if overwrite:
+                remove_owned(self.path)  # only a directory groktransfer wrote, and no live one
         else:
             self.path = Path(path)
         try:
@@ -138,6 +189,7 @@ class RunDirectory:
             raise ConfigError(f"--out {str(self.path)!r}: cannot create ({err.strerror})") from None
         # The lock comes before any file is touched: a run still live in this directory keeps all of its files.
         self._lock = _lock(self.path)
+        claim_dir(self.path)
         if replay is not None:
             (self.path / "diagnostics.csv").unlink(missing_ok=True)  # rewritten from the replay below
         self._metrics = open(self.path / "metrics.csv", "w", newline="", encoding="utf-8")

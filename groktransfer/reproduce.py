@@ -22,7 +22,6 @@ numbers are not the paper's; only whether the claim holds is comparable.
 from __future__ import annotations
 
 import json
-import shutil
 import time
 from pathlib import Path
 from typing import Callable, Union
@@ -30,9 +29,9 @@ from typing import Callable, Union
 import yaml
 
 from .config import ConfigError
-from .pipeline import format_table, run_experiment
+from .pipeline import format_table, prepare, run_experiment
 from .presets import load_preset, preset_description
-from .records import atomic_write_text, check_new_run_dir, environment
+from .records import atomic_write_text, check_new_run_dir, claim_dir, environment, remove_owned
 from .reproductions import ALIASES, REPRODUCTIONS
 from .training import resolve_device
 
@@ -65,11 +64,14 @@ def reproduce(
             spec.check(settings)
         if "preset" in settings:  # a bad preset or override is refused before anything is written
             load_preset(settings["preset"], list(settings["preset_overrides"]) + [f"device={settings['device']}"])
+        resolve_device(settings.get("device", "cpu"))  # a device this machine lacks, before anything is deleted
     else:
         config = load_preset(spec.preset, applied)
+        prepare(config)  # device, task, memory: refused before anything is deleted or written
     out = check_new_run_dir(out, overwrite)
-    if overwrite and out.is_dir():
-        shutil.rmtree(out)  # --overwrite means fresh runs: nothing of an earlier reproduction is reused
+    if overwrite:
+        remove_owned(out)  # --overwrite means fresh runs: nothing of an earlier reproduction is reused
+    claim_dir(out)
     log(f"[reproduce {name}] {spec.claim if spec.preset is None else preset_description(spec.preset)}")
     if quick:
         log(f"[reproduce {name}] --quick: {' '.join(spec.quick)}")
@@ -108,9 +110,9 @@ def reproduce_all(
 ) -> dict:
     """Every reproduction into ``out/NAME``; ``out/all.md`` lists whether each claim held."""
     out = check_new_run_dir(out, overwrite)
-    if overwrite and out.is_dir():
-        shutil.rmtree(out)
-    out.mkdir(parents=True, exist_ok=True)
+    if overwrite:
+        remove_owned(out)
+    claim_dir(out)
     start = time.perf_counter()
     records, rows = {}, ["| reproduction | size | holds | claim |", "|---|---|---|---|"]
     for name in REPRODUCTIONS:

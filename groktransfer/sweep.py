@@ -410,7 +410,7 @@ def _train_splitting_on_oom(specs: list[RunSpec], stop_requested, progress: bool
     """(TrainResult, batch size) per run. A batch that runs out of GPU memory starts again as
     two halves, from the initial weights (saved here: finished runs have written theirs back)."""
     if len(specs) == 1:
-        return [(_train_one(specs[0]), 1)]
+        return [(_train_one(specs[0], stop_requested), 1)]
     initial = [{k: v.detach().clone() for k, v in spec.model.state_dict().items()} for spec in specs]
     try:
         return [(result, len(specs)) for result in train_many(specs, stop_requested=stop_requested, progress=progress)]
@@ -424,14 +424,16 @@ def _train_splitting_on_oom(specs: list[RunSpec], stop_requested, progress: bool
                 + _train_splitting_on_oom(specs[half:], stop_requested, progress))
 
 
-def _train_one(spec: RunSpec):
-    """One run through the sequential trainer (what a batch of one would do, without vmap's overhead)."""
+def _train_one(spec: RunSpec, stop_requested):
+    """One run through the sequential trainer (what a batch of one would do, without vmap's
+    overhead); a SIGINT/SIGTERM stops it at the next step, as it stops a batch."""
     from .methods import build_hooks
     from .training import train
 
     return train(spec.model, spec.task, spec.train, stage=spec.stage, seed=spec.seed,
                  loss_fn=loss_function(spec.methods), hooks=build_hooks(spec.model, spec.methods),
-                 diagnostics=Diagnostics(spec.weak_matrix) if spec.train.diagnostics else None, progress=False)
+                 diagnostics=Diagnostics(spec.weak_matrix) if spec.train.diagnostics else None,
+                 stop_requested=stop_requested, progress=False)
 
 
 __all__ = ["choose_parallel", "failed_summary", "parse_parallel", "run_many", "run_task", "sweep_key"]

@@ -222,8 +222,10 @@ class TrainResult:
         return out
 
 
-class RunInterrupted(Exception):
-    """Training stopped on request (SIGINT/SIGTERM) after its state was checkpointed."""
+class RunInterrupted(KeyboardInterrupt):
+    """Training stopped on request (SIGINT/SIGTERM) after its state was checkpointed. A
+    KeyboardInterrupt, so that a caller's loop over runs (or a test runner) stops too, as it
+    would on a Ctrl-C anywhere else."""
 
     def __init__(self, stage: str, step: int) -> None:
         super().__init__(f"interrupted in stage {stage!r} at step {step}")
@@ -404,6 +406,7 @@ def train(
     resume: Optional[dict] = None,
     on_eval: Optional[Callable[[dict], None]] = None,
     stop_check: Optional[StopCheck] = None,
+    stop_requested: Optional[Callable[[], bool]] = None,
     progress: bool = False,
 ) -> TrainResult:
     """Train ``model`` on ``task`` (anything with x_train, y_train, x_test, y_test tensors).
@@ -420,6 +423,9 @@ def train(
     ``stop_check(0, row, load)``, after every evaluation the stopping rule lets pass, may end
     the run with the status it returns (the weak stage stops a candidate whose embedding is
     ready this way; ``load()`` is a no-op here, the model holds the current weights).
+    ``stop_requested()`` is polled before every step: when it returns True (SIGINT/SIGTERM) the
+    run checkpoints through ``checkpointer`` and raises :class:`RunInterrupted`, or without a
+    checkpointer raises it at once.
     """
     device = task.x_train.device
     dtype = torch.float64 if config.dtype == "float64" else torch.float32
@@ -472,8 +478,11 @@ def train(
     start = time.perf_counter() - elapsed_before
     last_checkpoint_time = time.perf_counter()
     while True:
+        stop_now = stop_requested is not None and stop_requested()
+        if stop_now and checkpointer is None:
+            raise RunInterrupted(stage, step)
         if checkpointer is not None:
-            if checkpointer.stop_requested():
+            if stop_now or checkpointer.stop_requested():
                 checkpointer.save(state())
                 raise RunInterrupted(stage, step)
             due_steps = checkpointer.every_steps is not None and step - last_checkpoint_step >= checkpointer.every_steps

@@ -177,3 +177,20 @@ def test_a_diverged_weak_stage_skips_the_target(tmp_path, capsys):
     assert summary["stages"]["weak"]["status"] == "diverged" and "target" not in summary["stages"]
     assert any("diverged" in w for w in summary["warnings"]) and summary["complete"]
     assert "the target stage was skipped" in capsys.readouterr().out
+
+
+def test_a_closed_pipe_ends_quietly():
+    """`groktransfer presets | head`: the reader is gone before the output is written; the command
+    stops with exit 0 and says nothing (as Unix tools do), not 'cannot write: Broken pipe'."""
+    import os
+    import subprocess
+    import sys
+
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        done = subprocess.run([sys.executable, "-m", "groktransfer.cli", "presets"], stdout=write_end,
+                              stderr=subprocess.PIPE, text=True, timeout=120)
+    finally:
+        os.close(write_end)
+    assert (done.returncode, done.stderr) == (0, "")

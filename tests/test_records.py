@@ -36,3 +36,77 @@ def test_a_row_torn_by_a_kill_is_ignored_when_reading(tmp_path):
     header = "stage,step,train_loss,train_acc,test_loss,test_acc,weight_norm,elapsed_s\r\n"
     (tmp_path / "metrics.csv").write_text(header + "weak,0,1,0.5,1,0.5,3,0.1\r\nweak,1,0.9,0.6,1,0.")
     assert [r["step"] for r in read_metrics(tmp_path)["weak"]] == [0]
+
+
+# --- never delete what groktransfer did not write --------------------------------------------
+
+def _user_folder(path):
+    path.mkdir()
+    (path / "thesis.tex").write_text("years of work")
+    return path
+
+
+@pytest.mark.parametrize("command", [
+    ["run", "--preset", "demo", "task.p=11", "weak.train.max_steps=2", "target.train.max_steps=2",
+     "scratch.train.max_steps=2", "--no-progress"],
+    ["run", "--preset", "demo", "task.p=11", "weak.train.max_steps=2", "target.train.max_steps=2",
+     "scratch.train.max_steps=2", "--seeds", "2", "--no-progress"],
+    ["reproduce", "fig1b", "--quick", "task.p=11", "--no-progress"],
+])
+def test_overwrite_never_deletes_a_folder_groktransfer_did_not_write(tmp_path, command, capsys):
+    from groktransfer.cli import main
+
+    out = _user_folder(tmp_path / "mine")
+    assert main(command + ["--out", str(out), "--overwrite"]) == 2
+    assert "was not written by groktransfer" in capsys.readouterr().err
+    assert sorted(p.name for p in out.iterdir()) == ["thesis.tex"]
+
+
+def test_overwrite_refuses_the_working_directory(tmp_path, monkeypatch, capsys):
+    from groktransfer.cli import main
+
+    monkeypatch.chdir(_user_folder(tmp_path / "here"))
+    (tmp_path / "here" / ".groktransfer").write_text("even a forged marker")
+    assert main(["run", "--preset", "demo", "--out", ".", "--overwrite", "--no-progress"]) == 2
+    assert "working directory" in capsys.readouterr().err
+    assert (tmp_path / "here" / "thesis.tex").is_file()
+
+
+def test_a_refused_setting_deletes_nothing(tmp_path, capsys):
+    """reproduce --overwrite checks every setting (here a device this machine lacks) before it
+    deletes the earlier reproduction."""
+    import torch
+    from groktransfer.cli import main
+    from groktransfer.records import claim_dir
+
+    if torch.cuda.is_available():
+        pytest.skip("needs a machine without CUDA")
+    out = claim_dir(tmp_path / "earlier")
+    (out / "claim.json").write_text("{}")
+    assert main(["reproduce", "fig1b", "--out", str(out), "--overwrite", "device=cuda", "--no-progress"]) == 2
+    assert (out / "claim.json").is_file()
+
+
+def test_overwrite_replaces_what_groktransfer_wrote(tmp_path):
+    from groktransfer.records import OWNER_FILE, claim_dir, remove_owned
+
+    out = claim_dir(tmp_path / "ours")
+    (out / "summary.json").write_text("{}")
+    (out / "seed0").mkdir()
+    remove_owned(out)
+    assert [p.name for p in out.iterdir()] == []
+    assert not (out / OWNER_FILE).exists()
+
+
+def test_overwrite_refuses_a_sweep_with_a_live_run_inside(tmp_path):
+    from groktransfer.records import claim_dir, remove_owned
+
+    out = claim_dir(tmp_path / "sweep")
+    live = RunDirectory(out / "seed0")  # holds its lock, as a live run does
+    (out / "seed1").mkdir()
+    with pytest.raises(ConfigError, match="in use by another groktransfer process"):
+        remove_owned(out)
+    assert (out / "seed0").is_dir() and (out / "seed1").is_dir()
+    live.close()
+    remove_owned(out)
+    assert list(out.iterdir()) == []

@@ -57,6 +57,33 @@ def test_batched_pipeline_writes_what_run_experiment_writes(tmp_path):
         assert saved == (tmp_path / f"alone{i}" / "config.yaml").read_text()
 
 
+def test_runs_that_share_a_weak_stage_train_it_once(tmp_path, monkeypatch):
+    """Two trials that only change the target (and a third with another seed) in one batch: the
+    weak stage trains twice, not three times, and both sharers transfer the same embedding,
+    equal to what each would get alone."""
+    import groktransfer.sweep as sweep
+
+    trained = []
+    real = sweep.train_weak_stages
+
+    def counting(jobs, **kwargs):
+        trained.extend(seed for _, _, seed in jobs)
+        return real(jobs, **kwargs)
+
+    monkeypatch.setattr(sweep, "train_weak_stages", counting)
+    configs = [tiny_config(0), tiny_config(0, **{"target.train.lr": 0.003}), tiny_config(1)]
+    got = run_many([(c, tmp_path / f"run{i}") for i, c in enumerate(configs)], parallel=3)
+    assert sorted(trained) == [0, 1]
+    assert [g["stages"]["weak"]["shared_by_runs"] for g in got] == [2, 2, 1]
+    alone = run_experiment(configs[1], tmp_path / "alone", plots=False)
+    for summary in got[:2]:
+        for key in ("steps", "final_test_acc", "flops"):
+            assert summary["stages"]["weak"][key] == alone["stages"]["weak"][key]
+    assert got[1]["stages"]["target"]["steps"] == alone["stages"]["target"]["steps"]
+    assert got[1]["stages"]["target"]["final_train_loss"] == pytest.approx(
+        alone["stages"]["target"]["final_train_loss"], rel=1e-9)
+
+
 def test_only_per_run_settings_may_differ_within_a_batch():
     base = tiny_config(0)
     assert sweep_key(base) == sweep_key(tiny_config(5, **{"target.train.lr": 0.5, "weak.model.init_scale": 2.0}))
@@ -176,3 +203,30 @@ def test_a_batch_out_of_gpu_memory_is_split_and_restarted_from_the_initial_weigh
         assert b["stages"]["scratch"]["batch_runs"] == 2
         for key in ("steps", "final_train_loss", "final_test_acc", "train_acc_95_step"):
             assert b["stages"]["scratch"][key] == a["stages"]["scratch"][key]
+
+
+def test_a_signal_stops_a_batch_group_that_trains_its_runs_one_at_a_time(tmp_path):
+    """`run --seeds` on the CPU batches the weak stages and trains the larger targets one at a
+    time; SIGINT there used to be swallowed (the run went on to the end and exited 0). Now it
+    stops at the next step with exit code 130, and nothing of the batch is written as complete."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    out = tmp_path / "seeds"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "groktransfer.cli", "run", "--preset", "demo", "--seeds", "2", "--out", str(out),
+         "--no-progress", "weak.train.max_steps=40", "weak.max_rounds=1", "weak.if_none_ready=transfer_best",
+         "weak.train.stop_at_test_acc=null"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    line = proc.stdout.readline()  # "[sweep] 2 runs together ..." once the batch starts
+    assert "[sweep]" in line, line
+    time.sleep(4)  # past the 40-step weak stage, inside a target or scratch run of 20,000 steps
+    assert proc.poll() is None, "the sweep finished before it could be interrupted"
+    started = time.time()
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert time.time() - started < 30
+    assert not any((out / f"seed{s}" / "summary.json").exists() for s in (0, 1))

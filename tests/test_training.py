@@ -167,3 +167,28 @@ def test_the_stopping_rule_shared_by_one_run_and_a_batch():
     assert stopping_rule([0.1, 1.0, 0.2, 0.95, 3.0, 37], 1, 40, config) == ("diverged", 37, 1)  # first bad step
     assert stopping_rule([float("nan"), 1.0, 0.2, 0.95, 3.0, -1], 1, 40, config) == ("diverged", 40, 1)
     assert stopping_rule(ok, 5, 40, TrainConfig(max_steps=100, stop_at_test_acc=None)) == (None, None, 0)
+
+
+def test_a_ctrl_c_inside_run_experiment_reaches_the_caller():
+    """SIGINT during gt.run_experiment (no run directory) stops training at the next step and
+    raises a KeyboardInterrupt, so that the caller's own loop over experiments stops too."""
+    import os
+    import signal
+    import threading
+    import time
+
+    import groktransfer as gt
+    from groktransfer.presets import load_preset
+
+    config = load_preset("demo", ["device=cpu", "weak.train.max_steps=20", "weak.max_rounds=1",
+                                  "weak.if_none_ready=transfer_best", "weak.train.stop_at_test_acc=null",
+                                  "target.train.stop_at_test_acc=null", "scratch=null"])
+    timer = threading.Timer(2.0, lambda: os.kill(os.getpid(), signal.SIGINT))
+    started = time.time()
+    timer.start()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            gt.run_experiment(config, None)
+    finally:
+        timer.cancel()
+    assert time.time() - started < 30  # the 20,000-step target did not run to its end
