@@ -259,6 +259,19 @@ def _run_seeds(config, out: Path, args: argparse.Namespace) -> int:
     return EXIT_RUNTIME if stopped else 0
 
 
+def _find_run(path: Path, needs: str, command: str) -> Path:
+    """The run directory a command was pointed at: ``path`` itself, or the run inside a
+    reproduction's folder (``path/run``); otherwise a one-line error that says where runs are."""
+    if (path / needs).is_file():
+        return path
+    if (path / "run" / needs).is_file():
+        print(f"{command}: using the reproduction's run directory {path / 'run'}")
+        return path / "run"
+    inside = sorted(p.parent for p in path.glob(f"*/{needs}")) if path.is_dir() else []
+    hint = f"; runs inside it: {', '.join(str(p) for p in inside[:3])}{' ...' if len(inside) > 3 else ''}" if inside else ""
+    raise ConfigError(f"{command}: {str(path)!r} is not a run directory (no {needs}){hint}")
+
+
 def _inspect_weak(source: Path, as_json: bool) -> int:
     """``inspect-weak``: the readiness verdict of a run's weak embedding (and of each of its
     candidates), or of a weak embedding file judged by the default rule."""
@@ -266,10 +279,8 @@ def _inspect_weak(source: Path, as_json: bool) -> int:
 
     from .readiness import format_report, judge_readiness, weak_report
 
-    run_dir = source if source.is_dir() else None
-    path = source / WEAK_EMBEDDING_FILE if run_dir is not None else source
-    if run_dir is not None and not path.is_file():
-        raise ConfigError(f"inspect-weak: {str(source)!r} has no {WEAK_EMBEDDING_FILE} (no weak stage ran there)")
+    run_dir = _find_run(source, WEAK_EMBEDDING_FILE, "inspect-weak") if source.is_dir() else None
+    path = run_dir / WEAK_EMBEDDING_FILE if run_dir is not None else source
     matrix, metadata = load_weak_embedding(path)
     rule, task = ReadinessConfig(), None
     if run_dir is not None and (run_dir / "config.yaml").is_file():
@@ -385,14 +396,12 @@ def _command(args: argparse.Namespace) -> int:
         _print_result(summary, out)
         return 0
     if args.command == "resume":
-        out = Path(args.run_dir)
+        out = _find_run(Path(args.run_dir), "config.yaml", "resume")
         summary = resume_experiment(out, device=args.device, progress=not args.no_progress, log=print)
         _print_result(summary, out)
         return 0
     if args.command == "plot":
-        run_dir = Path(args.run_dir)
-        if not (run_dir / "metrics.csv").is_file():
-            raise ConfigError(f"plot: {str(run_dir)!r} is not a run directory (no metrics.csv)")
+        run_dir = _find_run(Path(args.run_dir), "metrics.csv", "plot")
         with locked(run_dir):  # a run still writing there is left alone
             paths = plot_run(run_dir)
         for path in paths:

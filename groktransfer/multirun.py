@@ -287,9 +287,9 @@ def _train_many(specs, device, on_eval, stop_requested, progress, on_finish, sto
     def loss_one(params, buffers, x, y):
         return loss_fn(forward_one(params, buffers, x), y)
 
-    # A batch of one run calls the model directly on views of the (1, ...) stacked tensors:
-    # the same arithmetic without vmap's per-op overhead (x1.3 faster for a weak FNN step on
-    # the CPU, benchmarks/multirun.py), through the same update and evaluation code.
+    # A batch of one run (a weak stage of one candidate, a batch compacted to its last run)
+    # calls the model directly on views of the (1, ...) stacked tensors: the same arithmetic
+    # without vmap's per-op overhead, through the same update and evaluation code.
     def only(stacked: dict) -> dict:
         return {name: value[0] for name, value in stacked.items()}
 

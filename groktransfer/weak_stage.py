@@ -11,10 +11,10 @@ Why a population: at p = 113 the paper's weak FNN reaches a usable embedding on 
 seeds, and a target started from an unusable one never generalises (results/weak-readiness/).
 So ``population`` candidates (different model seeds, and learning rates when ``lrs`` is
 given) train together as one batched computation (:func:`groktransfer.multirun.train_many`).
-Each candidate trains under the stage's own ``train`` settings: it stops at the first
-evaluation where the readiness rule (:mod:`groktransfer.readiness`) accepts its embedding
-(``stop_when_ready``, status "ready"), at ``train.stop_at_test_acc``, or at its step budget;
-when it ends, its embedding is judged by the readiness rule.
+Each candidate trains under the stage's own ``train`` settings: it stops at
+``train.stop_at_test_acc`` or its step budget (with ``stop_when_ready``, already at the first
+evaluation where the readiness rule accepts its embedding, status "ready"); when it ends, its
+embedding is judged by the readiness rule (:mod:`groktransfer.readiness`).
 
 - ``select: first_ready`` (default): once a candidate is ready, the run's other candidates
   stop at that evaluation, so the stage costs what the fastest ready candidate took. Among

@@ -194,3 +194,17 @@ def test_a_closed_pipe_ends_quietly():
     finally:
         os.close(write_end)
     assert (done.returncode, done.stderr) == (0, "")
+
+
+def test_resume_plot_and_inspect_find_the_run_inside_a_reproduction(tmp_path, tiny_config, capsys):
+    """A reproduction keeps its run in OUT/run; pointed at OUT, resume, plot and inspect-weak use
+    it (and say so); pointed at a folder of runs, the error names the runs inside."""
+    out = tmp_path / "repro"
+    assert main(["run", str(tiny_config), "--out", str(out / "run"), "--no-progress"]) == 0
+    capsys.readouterr()
+    for command in (["resume", str(out), "--no-progress"], ["plot", str(out)], ["inspect-weak", str(out)]):
+        assert main(command) == 0, command
+        assert "using the reproduction's run directory" in capsys.readouterr().out
+    assert main(["resume", str(tmp_path)]) == 2
+    assert "runs inside it" not in capsys.readouterr().err  # tmp_path/repro/run is two levels down
+    assert main(["plot", str(out.parent / "repro" / "run" / "..")]) == 0
