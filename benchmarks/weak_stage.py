@@ -4,9 +4,9 @@
 
 "before" is the weak stage of the earlier defaults (a population of 4 weak FNNs 8/32 trained as
 one vmapped batch, lr 0.01, wd 1, until the first reaches 95% test accuracy with a ready
-embedding; evaluated every step up to 100, then every 50). "after" is today's default (one
-candidate per round, lr 0.01, wd 1, to 95% test, evaluated every 10 steps with no dense phase;
-a batch of one runs without vmap). Both run the whole stage (every round) through
+embedding; evaluated every step up to 100, then every 50). "after" is today's default: the same
+population and training, evaluated every 10 steps with no dense phase, so the stop is found
+sooner and the evaluations cost less. Both run the whole stage (every round) through
 groktransfer.weak_stage.train_weak_stages on the same seeds and splits, in one process,
 alternating before/after so that drift in the machine's speed hits both. Reported per run:
 the stage's wall-clock (as the comparisons charge it), its steps and whether it delivered; and

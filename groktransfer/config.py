@@ -418,14 +418,14 @@ class WeakTrainConfig(TrainConfig):
 
     # lr 0.01 with weight decay 1. Faster rates (0.03, 0.05) are ready in half the steps
     # (results/weak-speed/), but their embeddings started the narrow comparison target less
-    # reliably, so the speed comes from elsewhere: one candidate, evaluation every 10 steps and
-    # no vmap for a batch of one
+    # reliably (results/weak-readiness-fast/)
     lr: float = 0.01
     weight_decay: float = 1.0
-    max_steps: int = 2000  # a candidate that has not finished by then is judged as it is (then the next round)
+    max_steps: int = 5000  # a candidate that has not finished by then is judged as it is
     stop_at_test_acc: Optional[float] = 0.95  # a candidate stops here (stop_when_ready: at its first ready evaluation)
-    eval_dense_until: int = 0  # no dense phase: no weak model is ready in its first 100 steps
-    eval_every: int = 10  # the readiness stop is found to within 10 steps; one evaluation costs about half a step
+    # no dense phase (it was every step up to 100): no weak model is near 95% test that early
+    eval_dense_until: int = 0
+    eval_every: int = 10  # the stop is found within 10 steps (was 50); an evaluation costs about half a step
 
 
 @dataclass
@@ -435,9 +435,9 @@ class WeakStageConfig(StageConfig):
 
     # candidates per round, trained together as one batched computation; candidate j of a run
     # with seed s is built from seed s + 1000·j (so candidate 0 is the single weak model of old).
-    # 1: a population of k costs k times as much per step and saves less than that in steps (the
-    # first ready of k candidates against one; results/weak-speed/)
-    population: int = 1
+    # 4: one candidate per round was tried (cheaper per step); on the comparison's seeds it took
+    # more steps and, on multiplication, more rounds, and was slower overall (docs/weak-stage.md)
+    population: int = 4
     lrs: Optional[list[float]] = None  # candidate j trains at lrs[j % len(lrs)]; null = train.lr for all
     max_rounds: int = 3  # rounds of `population` fresh candidates before giving up
     # first_ready: stop the population at the first evaluation where a candidate is ready (its
