@@ -112,8 +112,6 @@ RULES = {
         min_test_acc=0.6, max_fourier_top1_share=0.8, min_fourier_odd_share=0.3),
     "test acc >= 0.7, top-1 <= 0.8, odd share >= 0.3": ReadinessConfig(
         min_test_acc=0.7, max_fourier_top1_share=0.8, min_fourier_odd_share=0.3),
-    "test acc >= 0.85, top-1 <= 0.8, odd share >= 0.3 (the default until the fast weak stage)": ReadinessConfig(
-        min_test_acc=0.85, max_fourier_top1_share=0.8, min_fourier_odd_share=0.3),
     "default": ReadinessConfig(),
 }
 
