@@ -34,6 +34,7 @@ are reused).
 from __future__ import annotations
 
 import json
+from collections import Counter
 from pathlib import Path
 from typing import Callable, Optional, Union
 
@@ -353,9 +354,11 @@ def _run_together(jobs: list[tuple[RunConfig, Path]], per_stage: dict[str, int],
         # Runs whose weak stages are the same (same weak settings, task and seed: tune trials and
         # comparisons that only change the target) share ONE weak stage; each of them is charged
         # its whole cost (summary.json says with how many runs it was shared).
+        keys = {i: weak_stage_key(configs[i]) for i in todo}
         first_of: dict[str, int] = {}
         for i in todo:
-            first_of.setdefault(weak_stage_key(configs[i]), i)
+            first_of.setdefault(keys[i], i)
+        sharers = Counter(keys.values())
         unique = list(first_of.values())
         got = {}
         k = per_stage["weak"]
@@ -368,9 +371,9 @@ def _run_together(jobs: list[tuple[RunConfig, Path]], per_stage: dict[str, int],
                 got[i] = outcome
                 weak_batch_runs[i] = len(part) * configs[i].weak.population
         for i in todo:
-            first = first_of[weak_stage_key(configs[i])]
+            first = first_of[keys[i]]
             got[i], weak_batch_runs[i] = got[first], weak_batch_runs[first]
-            shared_with[i] = sum(weak_stage_key(configs[j]) == weak_stage_key(configs[i]) for j in todo)
+            shared_with[i] = sharers[keys[i]]
         return got
 
     def keep_weak_outcome(i: int, outcome) -> None:
