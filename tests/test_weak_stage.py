@@ -157,7 +157,7 @@ def test_a_weak_stage_that_stops_before_it_can_be_ready_is_refused():
     with pytest.raises(ConfigError, match="weak.train.stop_at_test_acc: got 0.5; every candidate would stop"):
         config(**{"train.stop_at_test_acc": 0.5, "readiness.min_test_acc": 0.8})
     config(if_none_ready="transfer_best", **{"train.stop_at_test_acc": 0.5, "readiness.min_test_acc": 0.8})
-    assert WeakStageConfig().population == 4
+    WeakStageConfig().check()  # the defaults themselves are consistent
 
 
 def test_a_sweep_stops_a_run_whose_weak_stage_found_nothing_as_run_experiment_does(tmp_path):
