@@ -8,6 +8,8 @@ Usage::
 What a report holds, for an embedding ``E_W`` (V × d_W):
 
 - ``test_acc``: the weak model's test accuracy when its embedding was taken (general).
+- ``finite`` (no NaN or inf) and ``row_spread``, the rows' spread about their mean relative to
+  their size (0 when every row is the same): an embedding that fails either is never ready.
 - ``singular_values`` of ``E_W`` and its ``effective_rank``, exp of the entropy of the
   normalised singular values (Roy & Vetterli 2007), with ``effective_rank_fraction`` =
   effective rank / d_W (general: any embedding or first-layer matrix).
@@ -118,6 +120,13 @@ def weak_report(weak: Union[nn.Module, torch.Tensor], task, test_acc: Optional[f
     whether and how the Fourier spectrum is computed. ``test_acc`` is the weak model's test
     accuracy at transfer (None when unknown, e.g. a bare matrix)."""
     matrix = embedding_of(weak)
+    finite = bool(torch.isfinite(matrix).all())
+    if not finite:  # nothing below means anything (and an SVD of NaN may not converge)
+        matrix = torch.nan_to_num(matrix, nan=0.0, posinf=0.0, neginf=0.0)
+    # the rows' spread about their mean, relative to their size: 0 when every token has the
+    # same embedding (all-zero or constant), which carries nothing to transfer
+    centred = float((matrix - matrix.mean(0)).norm())
+    spread = centred / max(float(matrix.norm()), 1e-30) if centred > 0 else 0.0
     singular = torch.linalg.svdvals(matrix)
     p = singular / singular.sum() if singular.sum() > 0 else singular
     entropy = -sum(float(x) * math.log(float(x)) for x in p if x > 0)
@@ -130,9 +139,11 @@ def weak_report(weak: Union[nn.Module, torch.Tensor], task, test_acc: Optional[f
         "effective_rank": eff_rank,
         "effective_rank_fraction": eff_rank / matrix.shape[1],
         "fourier_basis": None,
+        "finite": finite,
+        "row_spread": spread,
     }
     basis = fourier_basis(task)
-    if basis is not None and matrix.shape[0] == task.p:
+    if basis is not None and matrix.shape[0] == task.p and spread > 0:
         if basis == "multiplicative":
             rows = matrix[discrete_log_order(task.p)]
         else:
@@ -164,6 +175,12 @@ def judge_readiness(rule: ReadinessConfig, report: dict) -> Verdict:
     """Apply ``rule`` to ``report``: every threshold that is set and applies must hold.
     Fourier thresholds apply only when the report has a Fourier spectrum."""
     reasons = []
+    # always checked, whatever the rule: an embedding with NaN/inf or with identical rows
+    # cannot start a target, and the thresholds below can pass on one by accident
+    if report.get("finite") is False:
+        reasons.append("the embedding holds NaN or infinite values")
+    elif report.get("row_spread", 1.0) <= 1e-6:
+        reasons.append("every row of the embedding is the same (all-zero or constant): it carries nothing to transfer")
     acc = report.get("test_acc")
     if rule.min_test_acc is not None and acc is not None and acc < rule.min_test_acc:
         reasons.append(f"test accuracy {acc:.3f} < {rule.min_test_acc}")
@@ -198,6 +215,8 @@ def format_report(report: dict, verdict: Optional[Verdict] = None) -> str:
                      f"top-2 share {report['fourier_top2_share']:.2f}; largest {tops}")
         if report["fourier_basis"] == "multiplicative":
             lines.append(f"odd frequencies (tell a from -a): {report['fourier_odd_share']:.2f} of the energy")
+    elif report.get("row_spread", 1.0) == 0:
+        lines.append("Fourier: not computed (every row of the embedding is the same)")
     else:
         lines.append("Fourier: not computed (not a modular task with a known group structure)")
     return "\n".join(lines)

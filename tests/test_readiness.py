@@ -113,3 +113,20 @@ def test_the_rule_checks_what_is_set_and_says_why():
     assert judge_readiness(ReadinessConfig(), parity).ready  # the Fourier threshold does not apply there
     with pytest.raises(ConfigError, match="max_fourier_top1_share: got 1.5"):
         ReadinessConfig(max_fourier_top1_share=1.5)
+
+
+@pytest.mark.parametrize("task", [TaskConfig(op="add", p=113), TaskConfig(op="mul", p=113), TaskConfig(kind="parity")],
+                         ids=["add", "mul", "parity"])
+def test_an_embedding_with_identical_rows_or_nan_is_never_ready(task):
+    """Even with every threshold switched off and a perfect test accuracy."""
+    rows = 113 if task.kind == "modular" else 40
+    no_rule = ReadinessConfig(min_test_acc=None, max_fourier_top1_share=None, min_fourier_odd_share=None)
+    for matrix in (torch.zeros(rows, 8), torch.full((rows, 8), 0.7), torch.ones(rows, 1) * torch.randn(1, 8)):
+        verdict = judge_readiness(no_rule, weak_report(matrix, task, test_acc=1.0))
+        assert not verdict.ready and "every row of the embedding is the same" in verdict.text()
+    broken = torch.randn(rows, 8)
+    broken[3, 2] = float("nan")
+    verdict = judge_readiness(no_rule, weak_report(broken, task, test_acc=1.0))
+    assert not verdict.ready and "NaN or infinite" in verdict.text()
+    healthy = judge_readiness(no_rule, weak_report(torch.randn(rows, 8), task, test_acc=1.0))
+    assert healthy.ready  # the checks refuse only what they should
