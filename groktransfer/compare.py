@@ -106,6 +106,9 @@ def parse_methods(text: str) -> list[str]:
         raise ConfigError("--methods: give at least one of " + ", ".join(METHODS))
     for method in methods:
         method_components(method)
+    repeated = sorted({m for m in methods if methods.count(m) > 1})
+    if repeated:  # it would train the same runs twice and list them twice
+        raise ConfigError(f"--methods: {', '.join(repeated)} given more than once")
     return methods
 
 

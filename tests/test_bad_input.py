@@ -74,6 +74,8 @@ CLI_CASES = [
     (["run", "--preset", "demo", "--out", "new", "--bogus"], "unrecognized arguments: --bogus"),
     (["resume", "."], "resume: '.' is not a run directory"),
     (["compare", "--methods", "adam", "--out", "new"], "method 'adam': unknown; allowed: scratch, grokfast-ema"),
+    (["compare", "--methods", "scratch,groktransfer,scratch", "--out", "new"], "--methods: scratch given more than once"),
+    (["tune", "--methods", "stablemax, stablemax", "--out", "new"], "--methods: stablemax given more than once"),
     (["compare", "--methods", "scratch", "--seeds", "x", "--out", "new"], "--seeds: got 'x'; expected N or a comma-separated"),
     (["tune", "--methods", "scratch", "--grid", "huge", "--out", "new"], "--grid 'huge': unknown; allowed: paper, small or a YAML file"),
     (["plot", "nothing"], "plot: 'nothing' is not a run directory"),
