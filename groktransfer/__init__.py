@@ -17,109 +17,60 @@ Quick start::
     print(result.summary()["time_gap"])
 """
 
-from .version import __version__  # noqa: E402,F401  (the package attribute)
+from __future__ import annotations
 
-from .config import (  # noqa: E402
-    ConfigError,
-    ModelConfig,
-    ReadinessConfig,
-    RunConfig,
-    StageConfig,
-    TaskConfig,
-    TrainConfig,
-    TransferConfig,
-    TransformerConfig,
-    WeakStageConfig,
-    from_dict,
-)
-from .adapters import LastPositionLogits  # noqa: E402
-from .attach import MethodHandle, attach  # noqa: E402
-from .compare import METHODS, load_comparison, run_comparison  # noqa: E402
-from .methods import GrokFastEMA, GrokFastMA, NormConstraint, OrthoGrad, stablemax_cross_entropy  # noqa: E402
-from .metrics import first_step_at, inverse_time_gap, summarize_history, time_gap  # noqa: E402
-from .models import FNN, build_network  # noqa: E402
-from .multirun import RunSpec, train_many  # noqa: E402
-from .pipeline import WeakModelWarning, WeakStageError, format_table, run_experiment  # noqa: E402
-from .plots import plot_run  # noqa: E402
-from .presets import load_preset, preset_names  # noqa: E402
-from .readiness import judge_readiness, weak_report  # noqa: E402
-from .saving import from_pretrained, load_state_dict, resize_token_embeddings, save_pretrained  # noqa: E402
-from .records import read_metrics  # noqa: E402
-from .tasks import ModularTask  # noqa: E402
-from .executors import ExecutorConfig, use_executor  # noqa: E402
-from .sweep import run_many  # noqa: E402
-from .transformer import Transformer  # noqa: E402
-from .tune import run_tune  # noqa: E402
-from .weak_stage import train_weak_stages  # noqa: E402
-from .training import EvalSchedule, TrainResult, train  # noqa: E402
-from .transfer import (  # noqa: E402
-    FactorizedEmbedding,
-    load_weak_embedding,
-    locate_input_embedding,
-    merge_factorized_embedding,
-    save_weak_embedding,
-    transfer_embedding,
-)
+import importlib
+from typing import Any
 
-__all__ = [
-    "ConfigError",
-    "EvalSchedule",
-    "FNN",
-    "FactorizedEmbedding",
-    "GrokFastEMA",
-    "GrokFastMA",
-    "LastPositionLogits",
-    "METHODS",
-    "MethodHandle",
-    "ModelConfig",
-    "ModularTask",
-    "NormConstraint",
-    "OrthoGrad",
-    "ReadinessConfig",
-    "RunConfig",
-    "RunSpec",
-    "StageConfig",
-    "TaskConfig",
-    "TrainConfig",
-    "TrainResult",
-    "TransferConfig",
-    "Transformer",
-    "TransformerConfig",
-    "WeakModelWarning",
-    "WeakStageConfig",
-    "WeakStageError",
-    "attach",
-    "build_network",
-    "first_step_at",
-    "format_table",
-    "from_dict",
-    "from_pretrained",
-    "inverse_time_gap",
-    "judge_readiness",
-    "load_comparison",
-    "load_preset",
-    "load_state_dict",
-    "load_weak_embedding",
-    "locate_input_embedding",
-    "merge_factorized_embedding",
-    "plot_run",
-    "preset_names",
-    "read_metrics",
-    "resize_token_embeddings",
-    "run_comparison",
-    "run_experiment",
-    "run_many",
-    "ExecutorConfig",
-    "use_executor",
-    "run_tune",
-    "save_pretrained",
-    "save_weak_embedding",
-    "stablemax_cross_entropy",
-    "summarize_history",
-    "time_gap",
-    "train",
-    "train_many",
-    "train_weak_stages",
-    "transfer_embedding",
-    "weak_report",
-]
+from .version import __version__  # noqa: F401  (the package attribute; light)
+
+# Every public name and the module that defines it. They are imported on first use
+# (PEP 562), so that `import groktransfer` and `groktransfer --help` do not pay for torch,
+# matplotlib and the rest before they need them.
+_EXPORTS: dict[str, str] = {
+    "ConfigError": "config", "from_dict": "config", "ModelConfig": "config", "ReadinessConfig": "config",
+    "RunConfig": "config", "StageConfig": "config", "TaskConfig": "config", "TrainConfig": "config",
+    "TransferConfig": "config", "TransformerConfig": "config", "WeakStageConfig": "config",
+    "LastPositionLogits": "adapters",
+    "attach": "attach", "MethodHandle": "attach",
+    "load_comparison": "compare", "METHODS": "compare", "run_comparison": "compare",
+    "GrokFastEMA": "methods", "GrokFastMA": "methods", "NormConstraint": "methods", "OrthoGrad": "methods",
+    "stablemax_cross_entropy": "methods",
+    "first_step_at": "metrics", "inverse_time_gap": "metrics", "summarize_history": "metrics", "time_gap":
+    "metrics",
+    "build_network": "models", "FNN": "models",
+    "RunSpec": "multirun", "train_many": "multirun",
+    "format_table": "pipeline", "run_experiment": "pipeline", "WeakModelWarning": "pipeline",
+    "WeakStageError": "pipeline",
+    "plot_run": "plots",
+    "load_preset": "presets", "preset_names": "presets",
+    "judge_readiness": "readiness", "weak_report": "readiness",
+    "from_pretrained": "saving", "load_state_dict": "saving", "resize_token_embeddings": "saving",
+    "save_pretrained": "saving",
+    "read_metrics": "records",
+    "ModularTask": "tasks",
+    "ExecutorConfig": "executors", "use_executor": "executors",
+    "run_many": "sweep",
+    "Transformer": "transformer",
+    "run_tune": "tune",
+    "train_weak_stages": "weak_stage",
+    "EvalSchedule": "training", "train": "training", "TrainResult": "training",
+    "FactorizedEmbedding": "transfer", "load_weak_embedding": "transfer", "locate_input_embedding":
+    "transfer", "merge_factorized_embedding": "transfer", "save_weak_embedding": "transfer",
+    "transfer_embedding": "transfer",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'groktransfer' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value  # later lookups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_EXPORTS})

@@ -49,18 +49,8 @@ from .pipeline import prepare
 from .records import atomic_write_text, environment, read_metrics
 from .sweep import run_many
 from .training import resolve_device
+from .names import METHODS  # noqa: F401  (part of this module's API: compare.METHODS)
 
-# What each method turns on, on top of the shared stage (its tunable values come from the
-# spec's hyperparameters or a tuning result).
-METHODS: dict[str, dict] = {
-    "scratch": {},  # plain AdamW with tuned lr / weight decay / init scale: the weight-decay baseline
-    "grokfast-ema": {"methods": {"grokfast": {"filter": "ema"}}},
-    "grokfast-ma": {"methods": {"grokfast": {"filter": "ma"}}},
-    "omnigrok": {"methods": {"norm_constraint": 1.0}, "train": {"weight_decay": 0.0}},
-    "stablemax": {"methods": {"loss": "stablemax"}},
-    "orthograd": {"methods": {"orthograd": True}},
-    "groktransfer": {},  # the stage is the target; a weak stage runs first
-}
 # Budget and schedule keys are the comparison's, never a method's.
 FIXED_TRAIN_KEYS = ("max_steps", "stop_at_test_acc", "stop_patience", "eval_dense_until", "eval_schedule",
                     "eval_every", "eval_log_factor", "batch_size", "dtype")

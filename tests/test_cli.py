@@ -208,3 +208,18 @@ def test_resume_plot_and_inspect_find_the_run_inside_a_reproduction(tmp_path, ti
     assert main(["resume", str(tmp_path)]) == 2
     assert "runs inside it" not in capsys.readouterr().err  # tmp_path/repro/run is two levels down
     assert main(["plot", str(out.parent / "repro" / "run" / "..")]) == 0
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["--version"], ["run", "--help"], ["run", "--bogus"], []],
+                         ids=["help", "version", "run-help", "usage-error", "no-command"])
+def test_help_version_and_usage_errors_answer_without_importing_torch(argv):
+    """The command line answers these from the parser alone (groktransfer.cli), so a user waits
+    for the interpreter, not for torch and matplotlib (checked by module, not by time)."""
+    probe = ("import sys\nfrom groktransfer.cli import main\ntry:\n    main(sys.argv[1:])\nexcept SystemExit:\n    pass\n"
+             "heavy = sorted({'torch', 'matplotlib', 'numpy'} & set(sys.modules))\n"
+             "print('HEAVY:' + ','.join(heavy), file=sys.stderr)\n")
+    done = subprocess.run([sys.executable, "-c", probe, *argv], capture_output=True, text=True, timeout=60)
+    assert "HEAVY:\n" in done.stderr, done.stderr
+    import groktransfer
+
+    assert groktransfer.train.__module__ == "groktransfer.training"  # the lazy API still resolves
