@@ -1,16 +1,17 @@
 """Benchmark: the weak stage before and after the faster defaults, at p = 113 (25% train).
 
-    python benchmarks/weak_stage.py --seeds 500-502 --out results/bench_weak_stage_cpu.json
+    python benchmarks/weak_stage.py --seeds 500-504 --out results/bench_weak_stage_cpu.json
 
 "before" is the weak stage of the earlier defaults (a population of 4 weak FNNs 8/32 trained as
 one vmapped batch, lr 0.01, wd 1, until the first reaches 95% test accuracy with a ready
-embedding; evaluated every step up to 100, then every 50). "after" is today's default: the same
-population and training, evaluated every 10 steps with no dense phase, so the stop is found
-sooner and the evaluations cost less. Both run the whole stage (every round) through
-groktransfer.weak_stage.train_weak_stages on the same seeds and splits, in one process,
-alternating before/after so that drift in the machine's speed hits both. Reported per run:
-the stage's wall-clock (as the comparisons charge it), its steps and whether it delivered; and
-the median ratio after/before. Not a test: timings depend on the machine, which the JSON records.
+embedding, 3 rounds of up to 5,000 steps; evaluated every step up to 100, then every 50).
+"after" is today's default: one candidate at a time at lr 0.03, stopped at its first evaluation
+the readiness rule accepts, a fresh one after 1,000 steps (up to 5 rounds), evaluated every 10
+steps. Both run the whole stage (every round) through groktransfer.weak_stage.train_weak_stages
+on the same seeds and splits, in one process, alternating before/after so that drift in the
+machine's speed hits both. Reported per run: the stage's wall-clock (as the comparisons charge
+it), its steps and whether it delivered; and the median ratio after/before. Not a test:
+timings depend on the machine, which the JSON records.
 """
 
 from __future__ import annotations
@@ -29,8 +30,9 @@ from groktransfer.records import atomic_write_text, environment
 from groktransfer.tasks import build_task
 from groktransfer.weak_stage import train_weak_stages
 
-BEFORE = {"population": 4, "train": {"lr": 0.01, "weight_decay": 1.0, "max_steps": 5000, "stop_at_test_acc": 0.95,
-                                     "eval_dense_until": 100, "eval_every": 50}}
+BEFORE = {"population": 4, "max_rounds": 3, "stop_when_ready": False,
+          "train": {"lr": 0.01, "weight_decay": 1.0, "max_steps": 5000, "stop_at_test_acc": 0.95,
+                    "eval_dense_until": 100, "eval_every": 50}}
 AFTER: dict = {}  # today's defaults
 
 

@@ -32,7 +32,7 @@ _EXPORTS: dict[str, str] = {
     "RunConfig": "config", "StageConfig": "config", "TaskConfig": "config", "TrainConfig": "config",
     "TransferConfig": "config", "TransformerConfig": "config", "WeakStageConfig": "config",
     "LastPositionLogits": "adapters",
-    "attach": "attach", "MethodHandle": "attach",
+    "attach": "attaching", "MethodHandle": "attaching",
     "load_comparison": "compare", "METHODS": "compare", "run_comparison": "compare",
     "GrokFastEMA": "methods", "GrokFastMA": "methods", "NormConstraint": "methods", "OrthoGrad": "methods",
     "stablemax_cross_entropy": "methods",

@@ -78,3 +78,20 @@ def test_the_graph_sees_function_level_imports():
 def test_no_import_cycle():
     cycle = find_cycle(import_graph())
     assert cycle is None, "import cycle: " + " -> ".join(cycle)
+
+
+def test_every_public_name_resolves_lazily_and_no_submodule_shadows_one():
+    """`import groktransfer` loads names on first use; a submodule named like a public name
+    would replace it on the package once imported (as `attach` did), so none may be."""
+    import importlib
+    import pkgutil
+    import types
+
+    import groktransfer
+
+    submodules = {m.name for m in pkgutil.iter_modules(groktransfer.__path__)}
+    assert not set(groktransfer.__all__) & submodules
+    for name in sorted(submodules - {"__main__"}):
+        importlib.import_module(f"groktransfer.{name}")
+    for name in groktransfer.__all__:
+        assert not isinstance(getattr(groktransfer, name), types.ModuleType), name

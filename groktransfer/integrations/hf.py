@@ -35,7 +35,7 @@ from typing import Any, Optional
 
 from transformers import TrainerCallback
 
-from ..attach import method_hooks
+from ..attaching import method_hooks
 from ..metrics import summarize_history
 
 

@@ -29,7 +29,7 @@ from typing import Any, Optional
 
 import lightning
 
-from ..attach import method_hooks
+from ..attaching import method_hooks
 from ..metrics import summarize_history
 
 
