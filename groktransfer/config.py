@@ -575,6 +575,8 @@ def parse_override(text: str) -> tuple[list[str], Any]:
         value = yaml.load(raw, Loader=_ConfigLoader) if raw.strip() else None
     except yaml.YAMLError:
         raise ConfigError(f"override {text!r}: value is not valid YAML") from None
+    except RecursionError:  # PyYAML builds nested values recursively
+        raise ConfigError(f"override {key.strip()}: value nested more than {MAX_CONFIG_DEPTH} levels deep") from None
     _check_plain(value, f"override {key.strip()}")
     return parts, value
 
@@ -623,6 +625,7 @@ class _ConfigLoader(yaml.SafeLoader):
 
 
 MAX_CONFIG_NODES = 100_000  # a config is a few hundred values; YAML aliases can expand to billions
+MAX_CONFIG_DEPTH = 64  # a config nests about 5 levels; deeper is a damaged or hostile file
 
 
 def _check_plain(data: Any, where: str) -> None:
@@ -630,18 +633,20 @@ def _check_plain(data: Any, where: str) -> None:
     dates, sets), and alias chains that expand beyond MAX_CONFIG_NODES values. Stops at the limit,
     so a 'billion laughs' file is refused at once."""
     count = 0
-    stack = [("", data)]
+    stack = [("", data, 0)]
     while stack:
-        path, value = stack.pop()
+        path, value, depth = stack.pop()
         count += 1
         if count > MAX_CONFIG_NODES:
             raise ConfigError(f"{where}: more than {MAX_CONFIG_NODES} values once its YAML aliases are expanded")
+        if depth > MAX_CONFIG_DEPTH:
+            raise ConfigError(f"{where}: nested more than {MAX_CONFIG_DEPTH} levels deep")
         if isinstance(value, dict):
-            stack.extend((f"{path}.{k}" if path else str(k), v) for k, v in value.items())
+            stack.extend((f"{path}.{k}" if path else str(k), v, depth + 1) for k, v in value.items())
             if not all(isinstance(k, str) for k in value):
                 raise ConfigError(f"{where}: {path or 'top level'}: keys must be strings")
         elif isinstance(value, list):
-            stack.extend((f"{path}[{i}]", v) for i, v in enumerate(value))
+            stack.extend((f"{path}[{i}]", v, depth + 1) for i, v in enumerate(value))
         elif not (value is None or isinstance(value, (bool, int, float, str))):
             raise ConfigError(f"{where}: {path}: a YAML {type(value).__name__} value is not allowed in a config")
 
@@ -657,6 +662,8 @@ def load_config_file(path: str | Path) -> dict:
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as err:
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise ConfigError(f"config file {str(path)!r}: cannot be parsed ({first})") from None
+    except RecursionError:  # PyYAML builds nested values recursively
+        raise ConfigError(f"config file {str(path)!r}: nested more than {MAX_CONFIG_DEPTH} levels deep") from None
     if not isinstance(data, dict):
         raise ConfigError(f"config file {str(path)!r}: expected a mapping at the top level")
     _check_plain(data, f"config file {str(path)!r}")

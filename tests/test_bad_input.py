@@ -71,6 +71,10 @@ CLI_CASES = [
     (["run", "list.yaml", "--out", "new"], "config file 'list.yaml': expected a mapping at the top level"),
     (["run", "broken.yaml", "--out", "new"], "config file 'broken.yaml': cannot be parsed"),
     (["run", "code.yaml", "--out", "new"], "config file 'code.yaml': cannot be parsed"),
+    (["run", "deep.yaml", "--out", "new"], "config file 'deep.yaml': nested more than 64 levels deep"),
+    (["run", "deep_parsed.yaml", "--out", "new"], "config file 'deep_parsed.yaml': nested more than 64 levels deep"),
+    (P + ["weak=" + "[" * 20_000 + "]" * 20_000], "override weak: value nested more than 64 levels deep"),
+    (P + ["weak=" + "{a: " * 80 + "1" + "}" * 80], "override weak: nested more than 64 levels deep"),
     (["run", "--preset", "demo", "--out", "new", "--bogus"], "unrecognized arguments: --bogus"),
     (["resume", "."], "resume: '.' is not a run directory"),
     (["compare", "--methods", "adam", "--out", "new"], "method 'adam': unknown; allowed: scratch, grokfast-ema"),
@@ -175,6 +179,8 @@ def workdir(tmp_path, monkeypatch):
     (tmp_path / "list.yaml").write_text("- 1\n- 2\n")
     (tmp_path / "broken.yaml").write_text("task: {p: [\n")
     (tmp_path / "code.yaml").write_text("!!python/object/apply:os.system ['touch hacked']\n")
+    (tmp_path / "deep.yaml").write_text("weak: " + "[" * 20_000 + "]" * 20_000 + "\n")  # deeper than PyYAML recurses
+    (tmp_path / "deep_parsed.yaml").write_text("weak: " + "[" * 100 + "]" * 100 + "\n")  # parsed, then refused
     save_weak_embedding(torch.randn(5, 4), tmp_path / "wrong_rows.safetensors")
     (tmp_path / "w.safetensors").write_bytes((tmp_path / "wrong_rows.safetensors").read_bytes())
     (tmp_path / "corrupt.safetensors").write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{bad json")
