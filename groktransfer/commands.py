@@ -10,11 +10,13 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import sys
+import textwrap
 from datetime import datetime
 from pathlib import Path
 from typing import Optional
 
 import torch
+import yaml
 
 from .compare import load_comparison, load_tuned, method_run_config, parse_methods, run_comparison
 from .config import (
@@ -23,7 +25,6 @@ from .config import (
     ReadinessConfig,
     TaskConfig,
     apply_overrides,
-    dump_yaml,
     from_dict,
     load_config_file,
     run_config_from_dict,
@@ -247,6 +248,25 @@ def _start_run_on_some_device(config, out: Path, *, overwrite: bool, progress: b
         return resume_experiment(out, device="cpu", progress=progress, log=print)
 
 
+def _print_presets(name: Optional[str], width: int = 100) -> None:
+    """``presets``: one line per preset (its description cut to the line); ``presets NAME``: the
+    whole description as comment lines, then the preset as YAML with only the task fields its
+    kind reads (a run directory's config.yaml keeps every field)."""
+    if name:
+        config = load_preset(name)
+        print("\n".join(textwrap.wrap(preset_description(name), width - 2, initial_indent="# ",
+                                       subsequent_indent="# ")))
+        data = config.to_dict()
+        data["task"] = {key: data["task"][key] for key in config.task.fields_in_use()}
+        print(yaml.safe_dump(data, sort_keys=False), end="")
+        return
+    names = preset_names()
+    column = max(len(n) for n in names) + 2
+    for preset in names:
+        print(f"{preset:{column}s}{textwrap.shorten(preset_description(preset), width - column, placeholder=' …')}")
+    print("\n`groktransfer presets NAME` prints one in full.")
+
+
 def run_command(args: argparse.Namespace) -> int:
     if args.command == "demo":
         out = Path(args.out) if args.out else Path("runs") / f"demo-{datetime.now().strftime('%Y%m%d-%H%M%S')}"
@@ -304,11 +324,6 @@ def run_command(args: argparse.Namespace) -> int:
         print(f"\nwritten: {out / 'claim.json'}, {out / 'table.md'}, {details}")
         return 0
     if args.command == "presets":
-        if args.name:
-            print(f"# {preset_description(args.name)}")
-            print(dump_yaml(load_preset(args.name)), end="")
-        else:
-            for name in preset_names():
-                print(f"{name:10s} {preset_description(name)}")
+        _print_presets(args.name)
         return 0
     raise ConfigError(f"unknown command {args.command!r}")  # the parser allows no other

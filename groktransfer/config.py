@@ -192,6 +192,12 @@ class TaskConfig(Config):
     n_test: int = 1000  # parity and mnist: test samples (the paper: 400 for MNIST)
     data_dir: Optional[str] = None  # mnist: a folder with the MNIST IDX files; None = scikit-learn's 8×8 digits
 
+    def fields_in_use(self) -> tuple[str, ...]:
+        """The fields this kind of task reads (the others keep their defaults and are ignored)."""
+        return {"modular": ("kind", "op", "p", "train_fraction", "data_seed"),
+                "parity": ("kind", "n_bits", "k", "n_train", "n_test", "data_seed"),
+                "mnist": ("kind", "n_train", "n_test", "data_seed", "data_dir")}[self.kind]
+
     def check(self) -> None:
         check_seed("data_seed", self.data_seed)
         if self.kind == "mnist":

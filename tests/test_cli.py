@@ -136,9 +136,16 @@ def test_presets_command_lists_and_prints(capsys):
     assert main(["presets"]) == 0
     listing = capsys.readouterr().out
     assert "fig1b" in listing and "classic" in listing
+    lines = [line for line in listing.splitlines() if line and not line.startswith("`")]
+    assert all(len(line) <= 100 for line in lines)  # a description is cut to the line, not printed whole
+    assert len({line.index(line.split()[1]) for line in lines}) == 1  # one column, whatever the names' length
     assert main(["presets", "fig6b"]) == 0
     printed = yaml.safe_load(capsys.readouterr().out)
-    assert printed["task"]["op"] == "mul"
+    assert printed["task"] == {"kind": "modular", "op": "mul", "p": 113, "train_fraction": 0.25, "data_seed": 0}
+    assert main(["presets", "fig6c"]) == 0  # a parity task shows its own fields, and the full description
+    shown = capsys.readouterr().out
+    assert set(yaml.safe_load(shown)["task"]) == {"kind", "n_bits", "k", "n_train", "n_test", "data_seed"}
+    assert "stop close to 70%" in shown
 
 
 def test_demo_removes_grokking_and_the_target_reruns_from_the_saved_embedding(tmp_path, capsys):
