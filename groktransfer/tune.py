@@ -110,6 +110,41 @@ def method_space(method: str, grid: dict[str, list]) -> list[dict[str, object]]:
     return [dict(zip(keys, values)) for values in itertools.product(*(dims[k] for k in keys))]
 
 
+# A space up to this size is listed and shuffled whole (how every recorded tuning drew its
+# configurations); a larger one is only sampled, so a small grid file describing 10^8 points
+# costs --configs points of memory, not 10^8.
+MAX_LISTED_POINTS = 100_000
+
+
+def space_size(method: str, grid: dict[str, list]) -> int:
+    return math.prod(len(values) for values in method_dims(method, grid).values())
+
+
+def draw_configurations(method: str, grid: dict[str, list], configs: Optional[int], seed: int) -> list[dict]:
+    """``configs`` configurations of ``method``'s space in a seeded random order (all when None)."""
+    size = space_size(method, grid)
+    if size <= MAX_LISTED_POINTS:
+        space = method_space(method, grid)
+        random.Random(seed).shuffle(space)
+        return space if configs is None else space[:configs]
+    if configs is None:
+        raise ConfigError(f"--grid: {method}'s search space holds {size:,} configurations; give --configs K "
+                          f"to try K of them")
+    dims = method_dims(method, grid)
+    # distinct indices, the space never listed whole
+    return [point_at(dims, index) for index in random.Random(seed).sample(range(size), min(configs, size))]
+
+
+def point_at(dims: dict[str, list], index: int) -> dict[str, object]:
+    """The configuration at ``index`` of the grid order (``method_space``'s), without listing the
+    space: ``index`` in mixed radix, the last key varying fastest as in itertools.product."""
+    point = {}
+    for key in reversed(list(dims)):
+        index, digit = divmod(index, len(dims[key]))
+        point[key] = dims[key][digit]
+    return {key: point[key] for key in dims}
+
+
 def to_hyper(point: dict[str, object]) -> dict:
     """{'train.lr': 0.01} -> {'train': {'lr': 0.01}}."""
     out: dict = {}
@@ -178,8 +213,8 @@ def run_tune(
     dims = load_grid(grid)
     plans = {}
     for method in methods:
-        space = method_space(method, dims)
-        random.Random(search_seed).shuffle(space)
+        drawn = None if configs is None else max(configs - (1 if with_defaults else 0), 0)
+        space = draw_configurations(method, dims, drawn, search_seed)
         if with_defaults:
             space = [{}] + space  # {}: the spec's own setting for this method, no grid value applied
         plans[method] = space if configs is None else space[:configs]

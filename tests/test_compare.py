@@ -1,7 +1,9 @@
 """compare and tune end to end on a tiny task, and their statistics."""
 
 import csv
+import itertools
 import json
+import random
 
 import pytest
 import yaml
@@ -200,3 +202,28 @@ def test_tune_with_defaults_tries_each_methods_own_setting_first(tmp_path):
 
     config = yaml.safe_load((out / "trials" / "grokfast-ema" / "trial0000" / "seed0" / "config.yaml").read_text())
     assert config["scratch"]["train"]["weight_decay"] == 0.005
+
+
+def test_a_huge_grid_is_sampled_not_listed(tmp_path, capsys):
+    """A small grid file can describe 10^8 configurations: --configs K draws K distinct ones
+    (each a point of the grid, decoded as itertools.product orders them), and without --configs
+    the command is refused with one line instead of running out of memory."""
+    from groktransfer.tune import draw_configurations, point_at
+
+    small = {"a": [1, 2, 3], "b": ["x", "y"], "c": [0.1, 0.2, 0.3, 0.4]}
+    listed = list(itertools.product(*small.values()))
+    assert [tuple(point_at(small, i).values()) for i in range(len(listed))] == listed
+    # a space small enough is still listed and shuffled whole, as every recorded tuning drew it
+    expected = method_space("scratch", load_grid("small"))
+    random.Random(0).shuffle(expected)
+    assert draw_configurations("scratch", load_grid("small"), 3, 0) == expected[:3]
+    huge = {f"train.betas_{i}": list(range(10)) for i in range(8)}  # 10^8 points
+    points = draw_configurations("scratch", huge, 2, 0)
+    assert len(points) == 2 and points[0] != points[1]
+    assert all(set(p) == set(huge) and all(p[k] in huge[k] for k in p) for p in points)
+    grid = tmp_path / "huge.yaml"
+    grid.write_text("".join(f"train.lr_{i}: [{', '.join(str(v) for v in range(10))}]\n" for i in range(8)))
+    code = main(["tune", "--spec", "demo", "--methods", "scratch", "--grid", str(grid), "--out", str(tmp_path / "o")])
+    assert code == 2
+    assert "scratch's search space holds 100,000,000 configurations; give --configs K" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
