@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import re
 import time
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -44,6 +45,8 @@ from typing import Any, Callable, Optional, Union
 from .config import ConfigError
 
 EXECUTORS = ("local", "ray", "submitit")
+# what Ray's init accepts as an address, checked before anything starts (a malformed one was a traceback)
+_RAY_ADDRESS = re.compile(r"auto|local|(?:ray://)?(?:[A-Za-z0-9_.-]+|\[[0-9A-Fa-f:]+\]):(?P<port>[0-9]{1,5})")
 ENGINES = {"ray": ("ray", "ray"), "submitit": ("submitit", "slurm")}  # executor: (module, the package's extra)
 
 
@@ -71,6 +74,13 @@ class ExecutorConfig:
             raise ConfigError(f"--gpus-per-task: got {self.gpus_per_task}; must be in [0, 64]")
         if not 0 <= self.retries <= 100:
             raise ConfigError(f"--retries: got {self.retries}; must be in [0, 100]")
+        if self.ray_address is not None:
+            match = _RAY_ADDRESS.fullmatch(self.ray_address)
+            if self.kind != "ray":
+                raise ConfigError(f"--ray-address: only with --executor ray (got --executor {self.kind})")
+            if match is None or (match.group("port") and not 1 <= int(match.group("port")) <= 65535):
+                raise ConfigError(f"--ray-address: got {self.ray_address!r}; expected HOST:PORT, ray://HOST:PORT, "
+                                  f"auto or local")
         if self.slurm_time_min < 1:
             raise ConfigError(f"--slurm-time: got {self.slurm_time_min}; must be >= 1 minute")
         if self.submitit_cluster not in (None, "slurm", "local", "debug"):
