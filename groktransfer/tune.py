@@ -287,16 +287,32 @@ def _optuna_plan(spec, method, seeds, space, configs, with_defaults, search_seed
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     offset = 1 if with_defaults else 0  # trial 0 is the method's own setting, outside the search
-    budget = configs - offset
-    study = optuna.create_study(study_name=method, storage=f"sqlite:///{(out / 'optuna.db').resolve()}",
-                                load_if_exists=True, direction="minimize",
-                                sampler=optuna.samplers.TPESampler(seed=search_seed))
-    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING, TrialState.WAITING)):
-        study.tell(trial.number, state=TrialState.FAIL)  # asked before an interruption: asked again
-    done = sorted(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)), key=lambda t: t.number)
+    distinct = math.prod(len(values) for values in space.values())
+    budget = min(configs - offset, distinct)  # more would train configurations already tried
+    if budget < configs - offset:
+        log(f"[tune] {method}: the search space holds {distinct} configurations; Optuna tries each at most once")
+    database = out / "optuna.db"
+    if database.exists() and not database.is_file():
+        raise ConfigError(f"{str(database)!r}: not a file; move it away or use another --out")
+    try:
+        study = optuna.create_study(study_name=method, storage=f"sqlite:///{database.resolve()}",
+                                    load_if_exists=True, direction="minimize",
+                                    sampler=optuna.samplers.TPESampler(seed=search_seed))
+        for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING, TrialState.WAITING)):
+            study.tell(trial.number, state=TrialState.FAIL)  # asked before an interruption: asked again
+        done = sorted(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)), key=lambda t: t.number)
+    except ConfigError:
+        raise
+    except Exception as err:  # SQLAlchemy's and Optuna's errors on a damaged or foreign file
+        first = (str(err).strip().splitlines() or [type(err).__name__])[0][:200]
+        raise ConfigError(f"{str(database)!r}: not a readable Optuna study ({first}); move it away or use "
+                          f"another --out") from None
+    stored = {name for t in done for name in t.params}
+    if stored and stored != set(space):
+        raise ConfigError(f"{str(database)!r}: its trials searched {', '.join(sorted(stored))}, not this "
+                          f"--grid's {', '.join(sorted(space))}; use another --out for another grid")
     points = [dict(t.params) for t in done][:budget]
     scores = {json.dumps(t.params, sort_keys=True): t.value for t in done}
-    distinct = math.prod(len(values) for values in space.values())
     while len(points) < budget:
         asked, new = [], []
         for _ in range(min(trials_at_once, budget - len(points))):
@@ -304,7 +320,11 @@ def _optuna_plan(spec, method, seeds, space, configs, with_defaults, search_seed
             # times), so that the budget buys distinct configurations while the space has them.
             for _attempt in range(100):
                 trial = study.ask()
-                point = {path: trial.suggest_categorical(path, values) for path, values in space.items()}
+                try:
+                    point = {path: trial.suggest_categorical(path, values) for path, values in space.items()}
+                except ValueError:  # Optuna refuses a value list other than the study's
+                    raise ConfigError(f"{str(database)!r}: its trials searched other values of this --grid's "
+                                      f"keys; use another --out for another grid") from None
                 key = json.dumps(point, sort_keys=True)
                 if len(scores) + len(new) >= distinct or (key not in scores and point not in new):
                     break

@@ -227,3 +227,42 @@ def test_a_huge_grid_is_sampled_not_listed(tmp_path, capsys):
     assert code == 2
     assert "scratch's search space holds 100,000,000 configurations; give --configs K" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize("damage", ["garbage", "truncated", "directory", "other grid"])
+def test_a_damaged_or_foreign_optuna_study_is_refused_with_one_line(tmp_path, capsys, damage):
+    pytest.importorskip("optuna")
+    out = tmp_path / "tune"
+    argv = ["tune", "--spec", "demo", "--methods", "scratch", "--seeds", "1", "--configs", "2", "--search", "optuna",
+            "--out", str(out), "--no-progress", *TINY]
+    database = out / "optuna.db"
+    if damage == "other grid":
+        assert main(argv) == 0
+        grid = tmp_path / "grid.yaml"
+        grid.write_text("train.weight_decay: [0.5, 2.0]\n")
+        argv += ["--grid", str(grid)]
+    else:
+        out.mkdir()
+        if damage == "garbage":
+            database.write_bytes(b"this is not a database" * 100)
+        elif damage == "truncated":
+            assert main(argv) == 0
+            database.write_bytes(database.read_bytes()[:1000])
+        else:
+            database.mkdir()
+    capsys.readouterr()
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "optuna.db" in err and "Traceback" not in err, err
+
+
+def test_optuna_never_trains_a_configuration_twice_when_the_space_is_smaller_than_asked(tmp_path, capsys):
+    pytest.importorskip("optuna")
+    grid = tmp_path / "grid.yaml"
+    grid.write_text("train.lr: [0.001, 0.01]\n")  # two configurations for scratch
+    out = tmp_path / "tune"
+    assert main(["tune", "--spec", "demo", "--methods", "scratch", "--seeds", "1", "--configs", "5", "--search",
+                 "optuna", "--grid", str(grid), "--out", str(out), "--no-progress", *TINY]) == 0
+    assert "holds 2 configurations" in capsys.readouterr().out
+    params = [t["params"] for t in csv.DictReader(open(out / "trials.csv"))]
+    assert len(params) == 2 and len(set(params)) == 2
