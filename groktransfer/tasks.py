@@ -17,6 +17,7 @@ its result is taken mod p.
 from __future__ import annotations
 
 import gzip
+import zlib
 import os
 from pathlib import Path
 
@@ -229,19 +230,44 @@ def _draw(available: int, wanted: int, generator: torch.Generator, what: str) ->
     return torch.randperm(available, generator=generator)[:wanted]
 
 
+MAX_IDX_BYTES = 200_000_000  # MNIST's largest file is 47 MB unpacked; more is not MNIST (or a gzip bomb)
+
+
 def _read_idx(path: Path) -> np.ndarray:
     """An IDX file (optionally gzipped): the big-endian header, then unsigned bytes."""
     opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rb") as handle:
-        data = handle.read()
+    try:
+        with opener(path, "rb") as handle:
+            data = handle.read(MAX_IDX_BYTES + 1)  # never unpacks more than the cap
+    except (OSError, EOFError, zlib.error) as err:  # gzip.BadGzipFile is an OSError
+        raise ConfigError(f"task.data_dir: {str(path)!r} cannot be read ({err})") from None
+    if len(data) > MAX_IDX_BYTES:
+        raise ConfigError(f"task.data_dir: {str(path)!r} unpacks to more than {MAX_IDX_BYTES:,} bytes; not an MNIST file")
     if len(data) < 4 or data[0] != 0 or data[1] != 0 or data[2] != 8:
         raise ConfigError(f"task.data_dir: {str(path)!r} is not an IDX file of unsigned bytes")
     dims = data[3]
     shape = tuple(int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(dims))
-    array = np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * dims)
-    if array.size != int(np.prod(shape)):
+    array = np.frombuffer(data, dtype=np.uint8, offset=min(4 + 4 * dims, len(data)))
+    if len(data) < 4 + 4 * dims or array.size != int(np.prod(shape)):
         raise ConfigError(f"task.data_dir: {str(path)!r} is truncated")
     return array.reshape(shape)
+
+
+def _read_mnist_pair(images_path: Path, labels_path: Path) -> tuple[torch.Tensor, torch.Tensor]:
+    """One split's images (n × 784 in [0, 1]) and labels, checked against each other."""
+    images, labels = _read_idx(images_path), _read_idx(labels_path)
+    if images.ndim != 3 or images.shape[1:] != (28, 28):
+        raise ConfigError(f"task.data_dir: {str(images_path)!r} holds images of shape {images.shape[1:]}; "
+                          f"MNIST's are 28 × 28")
+    if labels.ndim != 1:
+        raise ConfigError(f"task.data_dir: {str(labels_path)!r} is not a list of labels (shape {labels.shape})")
+    if len(images) != len(labels):
+        raise ConfigError(f"task.data_dir: {len(images)} images in {images_path.name} but {len(labels)} labels "
+                          f"in {labels_path.name}")
+    if labels.size and int(labels.max()) > 9:
+        raise ConfigError(f"task.data_dir: {str(labels_path)!r} holds a label {int(labels.max())}; digits are 0-9")
+    return (torch.tensor(images.reshape(-1, 784).astype(np.float32)) / 255,
+            torch.tensor(labels.astype(np.int64)))
 
 
 def _read_mnist(folder: Path):
@@ -253,10 +279,8 @@ def _read_mnist(folder: Path):
                 if (candidate / (name + suffix)).is_file():
                     found[name] = candidate / (name + suffix)
         if len(found) == 4:
-            images = [torch.tensor(_read_idx(found[f"{s}-images-idx3-ubyte"]).reshape(-1, 784).astype(np.float32)) / 255
-                      for s in ("train", "t10k")]
-            labels = [torch.tensor(_read_idx(found[f"{s}-labels-idx1-ubyte"]).astype(np.int64)) for s in ("train", "t10k")]
-            return (images[0], labels[0]), (images[1], labels[1])
+            return tuple(_read_mnist_pair(found[f"{s}-images-idx3-ubyte"], found[f"{s}-labels-idx1-ubyte"])
+                         for s in ("train", "t10k"))
     raise ConfigError(f"task.data_dir: {str(folder)!r} holds no MNIST IDX files (train-images-idx3-ubyte[.gz], ...)")
 
 

@@ -1,5 +1,7 @@
 """Task labels against a brute-force Python table; splits; validation."""
 
+import re
+
 import pytest
 import torch
 
@@ -137,6 +139,48 @@ def test_digits_task_reads_mnist_idx_files_in_the_torchvision_layout(tmp_path):
         DigitsTask(n_train=50, n_test=5, data_dir=str(tmp_path))
     with pytest.raises(ConfigError, match="holds no MNIST IDX files"):
         DigitsTask(data_dir=str(tmp_path / "MNIST"))
+
+
+@pytest.mark.parametrize("damage, message", [
+    ("label 12", "holds a label 12; digits are 0-9"),
+    ("not gzip", "cannot be read"),
+    ("gzip bomb", "unpacks to more than"),
+    ("fewer labels", "20 images in t10k-images-idx3-ubyte.gz but 19 labels"),
+    ("14 x 14 images", "holds images of shape (14, 14); MNIST's are 28 × 28"),
+    ("truncated", "is truncated"),
+])
+def test_damaged_mnist_files_are_refused_with_one_line_naming_the_file(tmp_path, monkeypatch, damage, message):
+    import gzip
+
+    import numpy as np
+
+    from groktransfer import tasks
+    from groktransfer.tasks import DigitsTask
+
+    rng = np.random.default_rng(0)
+    images = {s: rng.integers(0, 256, (n, 28, 28)) for s, n in (("train", 30), ("t10k", 20))}
+    labels = {s: rng.integers(0, 10, n) for s, n in (("train", 30), ("t10k", 20))}
+    if damage == "label 12":
+        labels["train"][3] = 12
+    if damage == "fewer labels":
+        labels["t10k"] = labels["t10k"][:19]
+    if damage == "14 x 14 images":
+        images["train"] = rng.integers(0, 256, (30, 14, 14))
+    for s in ("train", "t10k"):
+        _write_idx(tmp_path / f"{s}-images-idx3-ubyte.gz", images[s])
+        _write_idx(tmp_path / f"{s}-labels-idx1-ubyte", labels[s])
+    if damage == "not gzip":
+        (tmp_path / "train-images-idx3-ubyte.gz").write_bytes(b"plain bytes, not gzip" * 10)
+    if damage == "gzip bomb":
+        monkeypatch.setattr(tasks, "MAX_IDX_BYTES", 10_000)  # the real cap, 200 MB, is too big for a test
+        with gzip.open(tmp_path / "train-images-idx3-ubyte.gz", "wb") as handle:
+            handle.write(bytes(50_000))
+    if damage == "truncated":
+        path = tmp_path / "train-labels-idx1-ubyte"
+        path.write_bytes(path.read_bytes()[:20])
+    with pytest.raises(ConfigError, match=re.escape(message)) as refused:
+        DigitsTask(n_train=10, n_test=5, data_dir=str(tmp_path))
+    assert "\n" not in str(refused.value) and "ubyte" in str(refused.value)
 
 
 def test_without_a_folder_the_digits_are_scikit_learns_and_say_so():
