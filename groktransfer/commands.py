@@ -167,8 +167,14 @@ def _inspect_weak(source: Path, as_json: bool) -> int:
     verdict = judge_readiness(rule, report)
     candidates = []
     if run_dir is not None and (run_dir / "summary.json").is_file():
-        weak = json.loads((run_dir / "summary.json").read_text(encoding="utf-8")).get("stages", {}).get("weak", {})
-        candidates = (weak.get("population") or {}).get("candidates", [])
+        try:
+            summary = json.loads((run_dir / "summary.json").read_text(encoding="utf-8"))
+            weak = summary.get("stages", {}).get("weak", {}) or {}
+            candidates = list((weak.get("population") or {}).get("candidates", []))
+        except (OSError, UnicodeDecodeError, ValueError, AttributeError, TypeError):
+            raise ConfigError(f"inspect-weak: {str(run_dir / 'summary.json')!r} is damaged (not the JSON this "
+                              f"package writes); the embedding's verdict alone: inspect-weak "
+                              f"{run_dir / WEAK_EMBEDDING_FILE}") from None
     if as_json:
         print(json.dumps({"source": str(source), "ready": verdict.ready, "reasons": verdict.reasons,
                           "rule": rule.to_dict(), "report": report, "metadata": metadata, "candidates": candidates},

@@ -230,3 +230,15 @@ def test_help_version_and_usage_errors_answer_without_importing_torch(argv):
     import groktransfer
 
     assert groktransfer.train.__module__ == "groktransfer.training"  # the lazy API still resolves
+
+
+def test_inspect_weak_names_a_damaged_summary_instead_of_a_traceback(tmp_path, tiny_config, capsys):
+    out = tmp_path / "run"
+    assert main(["run", str(tiny_config), "--out", str(out), "--no-progress"]) == 0
+    for damage in ("{garbage", "[1, 2]"):
+        (out / "summary.json").write_text(damage)
+        capsys.readouterr()
+        assert main(["inspect-weak", str(out)]) == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and "summary.json' is damaged" in err
+    assert main(["inspect-weak", str(out / "weak_embedding.safetensors")]) == 0  # the way out it names
