@@ -362,8 +362,9 @@ def run_experiment(
         record_row(run_dir, trackers, name, row)
 
     def checkpoint(stage: Optional[str], train_state: Optional[dict]) -> None:
-        state = {"version": 1, "done": list(done), "stage": stage, "train": train_state, "summary": summary,
-                 "histories": histories}
+        # the config travels with the checkpoint, so that resume can tell it belongs to this run
+        state = {"version": CHECKPOINT_VERSION, "done": list(done), "stage": stage, "train": train_state,
+                 "summary": summary, "histories": histories, "config": config.to_dict()}
         save_checkpoint(run_dir.path / CHECKPOINT_FILE, state)
 
     def run_stage(name: str, model, stage: StageConfig, stop_flag: dict, events=None, weak_matrix=None,
@@ -537,7 +538,50 @@ def resume_experiment(
         log(f"{run_dir} has no checkpoint yet: starting it again")
         return run_experiment(config, run_dir, overwrite=True, progress=progress, plots=plots, log=log)
     state = load_checkpoint(run_dir / CHECKPOINT_FILE)
+    check_checkpoint(state, config, run_dir / CHECKPOINT_FILE)
     return run_experiment(config, run_dir, progress=progress, plots=plots, log=log, resume_state=state)
+
+
+CHECKPOINT_VERSION = 1  # the run checkpoint's layout (what checkpoint() in run_experiment writes)
+
+
+def _what_trains(config: RunConfig) -> dict:
+    """A config without the fields that do not change the arithmetic (where it runs, its label,
+    trackers, how often it checkpoints): what a checkpoint and its run must agree on."""
+    data = config.to_dict()
+    for key in ("device", "name", "trackers", "checkpoint"):
+        data.pop(key, None)
+    return data
+
+
+def check_checkpoint(state: dict, config: RunConfig, path: Path) -> None:
+    """Refuse a checkpoint that this run cannot continue: another format version, stages or a
+    step its config does not have, or (checkpoints that carry their config) a config other than
+    the run's config.yaml, edited or another run's. One line naming the file."""
+    where = f"checkpoint {str(path)!r}"
+    if not isinstance(state, dict) or state.get("version") != CHECKPOINT_VERSION:
+        version = state.get("version") if isinstance(state, dict) else None
+        raise ConfigError(f"{where}: format version {version!r}; this groktransfer reads {CHECKPOINT_VERSION}")
+    stages = {name for name in ("weak", "target", "scratch") if getattr(config, name) is not None}
+    stage, done = state.get("stage"), state.get("done")
+    if (stage is not None and stage not in stages) or not isinstance(done, list) or not set(done) <= stages:
+        raise ConfigError(f"{where}: names stages ({stage!r}, done {done!r}) that this run's config.yaml does not "
+                          f"have; it belongs to another run")
+    train = state.get("train")
+    if stage is not None:
+        step = train.get("step") if isinstance(train, dict) else None
+        budget = getattr(config, stage).train.max_steps
+        if isinstance(step, bool) or not isinstance(step, int) or not 0 <= step <= budget:
+            raise ConfigError(f"{where}: stage {stage!r} at step {step!r}, outside its budget of {budget} steps")
+    saved = state.get("config")
+    if saved is not None:  # checkpoints written before it was stored carry none
+        try:
+            same = _what_trains(run_config_from_dict(saved)) == _what_trains(config)
+        except (ConfigError, TypeError, AttributeError):
+            same = False
+        if not same:
+            raise ConfigError(f"{where}: written by another configuration than {str(path.parent / 'config.yaml')!r} "
+                              f"(the file was edited, or the checkpoint is another run's); resume needs the two to match")
 
 
 def _fmt(value, digits: int = 0) -> str:

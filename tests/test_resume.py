@@ -121,6 +121,37 @@ def test_a_truncated_checkpoint_is_refused_clearly(tmp_path, capsys):
     assert len(err) == 1 and "checkpoint.safetensors" in err[0] and "unreadable" in err[0]
 
 
+def test_a_checkpoint_that_is_not_this_runs_is_refused_clearly(tmp_path, capsys):
+    """Another format version, a stage or step the run's config does not have, or a config.yaml
+    edited since the checkpoint: one line naming the checkpoint, exit 2, nothing changed. The
+    untouched checkpoint still resumes, on another device too."""
+    from groktransfer.checkpoint import save_checkpoint
+
+    out, code, _ = start_and_stop(tmp_path, "target", 100, signal.SIGKILL)
+    ckpt, config_file = out / "checkpoint.safetensors", out / "config.yaml"
+    original, original_config = ckpt.read_bytes(), config_file.read_text()
+    state = load_checkpoint(ckpt)
+    assert state["stage"] == "target" and state["config"]["target"]["train"]["lr"] == 0.003
+    damaged = [({**state, "version": 2}, "format version 2; this groktransfer reads 1"),
+               ({**state, "stage": "bogus"}, "names stages ('bogus'"),
+               ({**state, "done": ["weak", "teacher"]}, "names stages"),
+               ({**state, "train": {**state["train"], "step": 10**9}}, "at step 1000000000, outside its budget of 1500"),
+               ({**state, "config": {**state["config"], "seed": 7}}, "written by another configuration")]
+    for bad, message in damaged:
+        save_checkpoint(ckpt, bad)
+        before = sorted((p.name, p.stat().st_size) for p in out.iterdir() if p.name != "checkpoint.safetensors")
+        assert main(["resume", str(out), "--no-progress"]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and "checkpoint.safetensors" in err[0] and message in err[0], err
+        assert sorted((p.name, p.stat().st_size) for p in out.iterdir() if p.name != "checkpoint.safetensors") == before
+    ckpt.write_bytes(original)
+    config_file.write_text(original_config.replace("lr: 0.003", "lr: 0.004"))
+    assert main(["resume", str(out), "--no-progress"]) == 2
+    assert "config.yaml' (the file was edited" in capsys.readouterr().err
+    config_file.write_text(original_config)
+    assert main(["resume", str(out), "--device", "cpu", "--no-progress"]) == 0
+
+
 def test_resume_refuses_what_is_not_a_run(tmp_path, capsys):
     assert main(["resume", str(tmp_path)]) == 2
     assert "not a run directory" in capsys.readouterr().err
