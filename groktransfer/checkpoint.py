@@ -15,8 +15,10 @@ the new one, never a torn file.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
+import re
 from pathlib import Path
 from typing import Any, Union
 
@@ -65,19 +67,31 @@ def unflatten(obj: Any, tensors: dict[str, torch.Tensor]) -> Any:
     return obj
 
 
-def save_checkpoint(path: Union[str, Path], state: dict) -> None:
+def write_safetensors_atomically(path: Union[str, Path], tensors: dict[str, torch.Tensor], metadata: dict) -> None:
+    """Write to a temporary name, fsync, rename: a kill leaves the old file or the new one. A
+    failed write (full disk, file-size limit) removes the temporary file and is raised as the
+    OSError it is (safetensors reports it as its own error type, which names no file)."""
     path = Path(path)
-    tensors: dict[str, torch.Tensor] = {}
-    skeleton = flatten(state, tensors)
     tmp = path.with_name(path.name + ".tmp")
     try:
-        save_file(tensors, str(tmp), metadata={"state": json.dumps(skeleton)})
+        try:
+            save_file(tensors, str(tmp), metadata=metadata)
+        except SafetensorError as err:
+            code = re.search(r"(?:os error|code:) (\d+)", str(err))
+            number = int(code.group(1)) if code else errno.EIO
+            raise OSError(number, os.strerror(number), str(path)) from None
         with open(tmp, "rb") as handle:
             os.fsync(handle.fileno())
         tmp.replace(path)
     except BaseException:
-        tmp.unlink(missing_ok=True)  # a full disk must not leave a half-written file; the old checkpoint stays
+        tmp.unlink(missing_ok=True)  # a full disk must not leave a half-written file; the old one stays
         raise
+
+
+def save_checkpoint(path: Union[str, Path], state: dict) -> None:
+    tensors: dict[str, torch.Tensor] = {}
+    skeleton = flatten(state, tensors)
+    write_safetensors_atomically(path, tensors, {"state": json.dumps(skeleton)})
 
 
 def load_checkpoint(path: Union[str, Path]) -> dict:

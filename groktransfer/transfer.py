@@ -34,9 +34,10 @@ from typing import Callable, Literal, Optional, Union
 
 import torch
 from safetensors import SafetensorError, safe_open
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 from torch import nn
 
+from .checkpoint import write_safetensors_atomically
 from .config import ConfigError
 
 
@@ -296,9 +297,7 @@ def save_weak_embedding(weak: WeakSource, path: Union[str, Path], metadata: Opti
     path = Path(path)
     matrix = weak_embedding_matrix(weak).detach().to("cpu", torch.float32).contiguous()
     meta = {"metadata": json.dumps(metadata or {}, sort_keys=True)}
-    tmp = path.with_name(path.name + ".tmp")
-    save_file({EMBEDDING_KEY: matrix}, str(tmp), metadata=meta)
-    tmp.replace(path)
+    write_safetensors_atomically(path, {EMBEDDING_KEY: matrix}, meta)
 
 
 def load_weak_embedding(path: Union[str, Path]) -> tuple[torch.Tensor, dict]:

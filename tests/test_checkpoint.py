@@ -84,3 +84,27 @@ def test_stop_request_saves_and_raises(tmp_path):
         train(FNN(11, 11, embed_dim=4, width=8, depth=1), task, TrainConfig(max_steps=50, stop_at_test_acc=None),
               checkpointer=checkpointer, stage="weak")
     assert info.value.step == 9 and saved[-1]["step"] == 9
+
+
+def test_a_file_size_limit_is_an_oserror_naming_the_file_and_leaves_nothing(tmp_path):
+    """safetensors reports a failed write as its own error type; the package raises the OSError
+    it is (errno, file), which the command line turns into one line, and keeps no temporary file.
+    Run in a child process with a 4 kB file-size limit (EFBIG, as a full disk gives ENOSPC)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import resource, signal, sys, torch\n"
+        "signal.signal(signal.SIGXFSZ, signal.SIG_IGN)\n"
+        "resource.setrlimit(resource.RLIMIT_FSIZE, (4096, 4096))\n"
+        "from groktransfer.checkpoint import save_checkpoint\n"
+        "try:\n"
+        "    save_checkpoint(sys.argv[1], {'w': torch.zeros(100_000)})\n"
+        "except OSError as err:\n"
+        "    print(err.errno, err.filename)\n")
+    target = tmp_path / "c.safetensors"
+    done = subprocess.run([sys.executable, "-c", code, str(target)], capture_output=True, text=True, timeout=120)
+    import errno
+
+    assert done.stdout.split() == [str(errno.EFBIG), str(target)], done.stderr
+    assert list(tmp_path.iterdir()) == []
