@@ -81,6 +81,11 @@ class ExecutorConfig:
             if match is None or (match.group("port") and not 1 <= int(match.group("port")) <= 65535):
                 raise ConfigError(f"--ray-address: got {self.ray_address!r}; expected HOST:PORT, ray://HOST:PORT, "
                                   f"auto or local")
+        if self.kind == "ray" and self.ray_address is None and not os.environ.get("RAY_ADDRESS"):
+            cpus = self.num_cpus or os.cpu_count() or 1  # the local cluster this process would start
+            if self.cpus_per_task > cpus:
+                raise ConfigError(f"--cpus-per-task: got {self.cpus_per_task}; the local Ray cluster would have "
+                                  f"{cpus} CPUs, so no task could start")
         if self.slurm_time_min < 1:
             raise ConfigError(f"--slurm-time: got {self.slurm_time_min}; must be >= 1 minute")
         if self.submitit_cluster not in (None, "slurm", "local", "debug"):
@@ -217,12 +222,21 @@ def _run_on_ray(function, tasks, config, on_done, on_failed, log) -> None:
     if not ray.is_initialized():
         address = config.ray_address or os.environ.get("RAY_ADDRESS")
         if address:
-            ray.init(address=address, log_to_driver=False)
+            try:
+                ray.init(address=address, log_to_driver=False)
+            except Exception as error:  # noqa: BLE001 - Ray raises several types for an unusable address
+                raise ConfigError(f"--ray-address {address}: cannot join the cluster ({_first_line(error)})") from None
         else:
             ray.init(num_cpus=config.num_cpus, include_dashboard=False, log_to_driver=False,
                      runtime_env={"env_vars": {"PYTHONPATH": worker_pythonpath()}})
         started_here = True
     try:
+        # A task asking for more CPUs than the cluster has waits forever. A cluster started here
+        # is checked before anything runs (ExecutorConfig); a joined one may autoscale, so it is said.
+        cpus = ray.cluster_resources().get("CPU", 0)
+        if config.cpus_per_task > cpus:
+            log(f"warning: --cpus-per-task {config.cpus_per_task}: the Ray cluster has {cpus:g} CPUs now; "
+                f"no task starts unless it grows")
         gpu_bytes = None
         if any(t.uses_cuda for t in tasks):
             import torch

@@ -62,12 +62,20 @@ def ray_cluster():
 
 def test_executor_options_are_checked():
     assert executor_config(None) == ExecutorConfig()
-    assert executor_config("ray", cpus_per_task=2, retries=None).cpus_per_task == 2
+    assert executor_config("ray", cpus_per_task=2, num_cpus=4, retries=None).cpus_per_task == 2
     for bad in ({"kind": "dask"}, {"cpus_per_task": 0}, {"retries": -1}, {"gpus_per_task": -0.5},
                 {"slurm_time_min": 0}, {"submitit_cluster": "pbs"}, {"nope": 1},
                 {"kind": "submitit", "gpus_per_task": 0.5}):
         with pytest.raises(ConfigError):
             executor_config(bad)
+
+
+def test_a_task_larger_than_the_local_ray_cluster_is_refused_before_it_starts(monkeypatch):
+    """It would wait forever for CPUs the cluster this process starts can never have."""
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    with pytest.raises(ConfigError, match="--cpus-per-task: got 3; the local Ray cluster would have 2 CPUs"):
+        executor_config("ray", num_cpus=2, cpus_per_task=3)
+    executor_config("ray", ray_address="head:6379", cpus_per_task=64)  # a cluster joined may be larger (or grow)
 
 
 def test_gpu_share_follows_the_batch_memory():
