@@ -116,3 +116,12 @@ def test_the_docs_site_builds_strictly_and_every_link_and_image_resolves_in_it(t
                 dead.append(f"{page.relative_to(site)} -> {url}")
     assert not dead, dead[:20]
     assert (site / "repo" / "results" / "weak-readiness" / "scatter.png").is_file()  # the figure the issue found missing
+
+
+def test_the_command_reference_is_what_the_parser_prints():
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, str(ROOT / "scripts" / "cli_reference.py"), "--check"], capture_output=True,
+                          text=True)
+    assert done.returncode == 0, done.stdout + done.stderr
