@@ -17,6 +17,7 @@ from mkdocs.structure.files import File
 
 MOUNT = "repo"  # where the copies live in the site: site/repo/results/…
 OUTSIDE_LINK = re.compile(r"(\]\()(\.\./[^)\s#]*)([^)\s]*\))")
+SIGN_PAIRS = re.compile(r"\] \[(?=[+−-])")
 
 
 class _Copied(File):
@@ -77,4 +78,7 @@ def on_page_markdown(markdown, page, config, files):
             return match.group(0)  # left for the link check to report
         return f"{match.group(1)}{'../' * depth}{MOUNT}/{path.as_posix()}{match.group(3)}"
 
+    # "[+1,+1] [+1,−1]" (the XOR clusters in a stored table) reads as a reference link "[text] [id]"
+    # to Markdown and autorefs; the second bracket is escaped so it stays text
+    markdown = SIGN_PAIRS.sub(r"] \\[", markdown)
     return OUTSIDE_LINK.sub(point_at_copy, markdown)
