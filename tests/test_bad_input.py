@@ -208,7 +208,7 @@ def test_the_table_has_at_least_forty_cases():
     assert len(CLI_CASES) + len(API_CASES) >= 40
 
 
-@pytest.mark.parametrize("argv, message", CLI_CASES, ids=[" ".join(a[-2:]) for a, _ in CLI_CASES])
+@pytest.mark.parametrize("argv, message", CLI_CASES, ids=[" ".join(a[-2:])[:80] for a, _ in CLI_CASES])
 def test_cli_bad_input(workdir, capsys, argv, message):
     capsys.readouterr()
     before = snapshot(workdir)
