@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Union
 
 import matplotlib
+import yaml
 
 matplotlib.use("Agg")  # files only; never needs a display
 import matplotlib.pyplot as plt  # noqa: E402
@@ -69,11 +70,21 @@ def _draw(stages: dict[str, list[dict]], keys: tuple[str, str], ylabel: str, pat
     plt.close(fig)
 
 
+def _run_name(run_dir: Path) -> str:
+    """The run's own name (config.yaml's ``name``), so a redrawn plot keeps the title it had."""
+    try:
+        data = yaml.safe_load((run_dir / "config.yaml").read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return ""
+    name = data.get("name") if isinstance(data, dict) else None
+    return name if isinstance(name, str) else ""
+
+
 def plot_run(run_dir: Union[str, Path], title: str = "") -> list[Path]:
     """Draw accuracy.png and loss.png in ``run_dir`` from its metrics.csv; return their paths."""
     run_dir = Path(run_dir)
     stages = read_metrics(run_dir)
-    title = title or run_dir.name
+    title = title or _run_name(run_dir) or run_dir.name
     accuracy, loss = run_dir / "accuracy.png", run_dir / "loss.png"
     _draw(stages, ("train_acc", "test_acc"), "accuracy", accuracy, title, log_y=False)
     _draw(stages, ("train_loss", "test_loss"), "cross-entropy loss", loss, title, log_y=True)

@@ -248,8 +248,11 @@ def run_many(
         # A Ray task asks for a GPU share from its batch's estimated memory (per run, once per group).
         bytes_per_run = _cuda_bytes_per_run(configs[0]) if executor.kind == "ray" else None
         for part in parts:
-            description = (f"[sweep] {len(part)} runs together ({', '.join(f'{s} ×{k}' for s, k in per_stage.items())}): "
-                           f"{jobs[part[0]][1]} ..." if together else f"[sweep] {jobs[part[0]][1]}")
+            # e.g. "[sweep] 4 runs trained as one batch (weak stages 4 at a time, targets 2 at a time): runs/x/seed0 …"
+            sizes = ", ".join(f"{stage} stages {k} at a time" if stage == "weak" else f"{stage} runs {k} at a time"
+                              for stage, k in per_stage.items())
+            description = (f"[sweep] {len(part)} runs trained as one batch ({sizes}): {jobs[part[0]][1]} …"
+                           if together else f"[sweep] {jobs[part[0]][1]}")
             task = Task([(jobs[i][0], Path(jobs[i][1])) for i in part], per_stage if together else {},
                         progress=progress, plots=plots, description=description)
             if bytes_per_run is not None:

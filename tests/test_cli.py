@@ -242,3 +242,19 @@ def test_inspect_weak_names_a_damaged_summary_instead_of_a_traceback(tmp_path, t
         err = capsys.readouterr().err.strip()
         assert len(err.splitlines()) == 1 and "summary.json' is damaged" in err
     assert main(["inspect-weak", str(out / "weak_embedding.safetensors")]) == 0  # the way out it names
+
+
+def test_a_redrawn_plot_keeps_the_runs_name_as_its_title(tmp_path, monkeypatch):
+    from groktransfer import plots
+
+    run = tmp_path / "some-folder"
+    run.mkdir()
+    (run / "config.yaml").write_text("name: my run\n")
+    (run / "metrics.csv").write_text("stage,step,train_loss,train_acc,test_loss,test_acc,weight_norm,elapsed_s\n"
+                                     "target,0,1.0,0.1,1.0,0.1,1.0,0.0\ntarget,1,0.5,0.5,0.6,0.4,1.0,0.1\n")
+    titles = []
+    monkeypatch.setattr(plots, "_draw", lambda stages, keys, ylabel, path, title, log_y: titles.append(title))
+    assert main(["plot", str(run)]) == 0
+    assert titles == ["my run", "my run"]  # not the folder's name
+    (run / "config.yaml").write_text("{damaged")
+    assert main(["plot", str(run)]) == 0 and titles[-1] == "some-folder"  # a damaged config: the folder's name
