@@ -11,6 +11,8 @@ import os
 import sys
 from pathlib import Path
 
+from generated_page import write_or_check
+
 ROOT = Path(__file__).resolve().parents[1]
 PAGE = ROOT / "docs" / "cli-reference.md"
 
@@ -33,16 +35,8 @@ def render() -> str:
 
 
 def main() -> int:
-    check = "--check" in sys.argv[1:]
-    text = render()
-    if check:
-        if not PAGE.is_file() or PAGE.read_text(encoding="utf-8") != text:
-            print(f"{PAGE.relative_to(ROOT)} is not what the parser prints: run python scripts/cli_reference.py")
-            return 1
-        return 0
-    PAGE.write_text(text, encoding="utf-8")
-    print(f"wrote {PAGE.relative_to(ROOT)}")
-    return 0
+    return write_or_check(PAGE, render,
+                          f"{PAGE.relative_to(ROOT)} is not what the parser prints: run python scripts/cli_reference.py")
 
 
 if __name__ == "__main__":
