@@ -311,6 +311,10 @@ def _optuna_plan(spec, method, seeds, space, configs, with_defaults, search_seed
     if stored and stored != set(space):
         raise ConfigError(f"{str(database)!r}: its trials searched {', '.join(sorted(stored))}, not this "
                           f"--grid's {', '.join(sorted(space))}; use another --out for another grid")
+    # the same keys with other values: refused before a trial is asked (asking writes to the study)
+    if any(tuple(t.distributions[path].choices) != tuple(values) for t in done for path, values in space.items()):
+        raise ConfigError(f"{str(database)!r}: its trials searched other values of this --grid's keys; use "
+                          f"another --out for another grid")
     points = [dict(t.params) for t in done][:budget]
     scores = {json.dumps(t.params, sort_keys=True): t.value for t in done}
     while len(points) < budget:
@@ -320,11 +324,7 @@ def _optuna_plan(spec, method, seeds, space, configs, with_defaults, search_seed
             # times), so that the budget buys distinct configurations while the space has them.
             for _attempt in range(100):
                 trial = study.ask()
-                try:
-                    point = {path: trial.suggest_categorical(path, values) for path, values in space.items()}
-                except ValueError:  # Optuna refuses a value list other than the study's
-                    raise ConfigError(f"{str(database)!r}: its trials searched other values of this --grid's "
-                                      f"keys; use another --out for another grid") from None
+                point = {path: trial.suggest_categorical(path, values) for path, values in space.items()}
                 key = json.dumps(point, sort_keys=True)
                 if len(scores) + len(new) >= distinct or (key not in scores and point not in new):
                     break

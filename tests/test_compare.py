@@ -229,17 +229,18 @@ def test_a_huge_grid_is_sampled_not_listed(tmp_path, capsys):
     assert not (tmp_path / "o").exists()
 
 
-@pytest.mark.parametrize("damage", ["garbage", "truncated", "directory", "other grid"])
+@pytest.mark.parametrize("damage", ["garbage", "truncated", "directory", "other grid", "other values"])
 def test_a_damaged_or_foreign_optuna_study_is_refused_with_one_line(tmp_path, capsys, damage):
     pytest.importorskip("optuna")
     out = tmp_path / "tune"
     argv = ["tune", "--spec", "demo", "--methods", "scratch", "--seeds", "1", "--configs", "2", "--search", "optuna",
             "--out", str(out), "--no-progress", *TINY]
     database = out / "optuna.db"
-    if damage == "other grid":
+    if damage in ("other grid", "other values"):
         assert main(argv) == 0
         grid = tmp_path / "grid.yaml"
-        grid.write_text("train.weight_decay: [0.5, 2.0]\n")
+        grid.write_text("train.weight_decay: [0.5, 2.0]\n" if damage == "other grid" else
+                        "model.init_scale: [0.5, 1.0]\ntrain.lr: [0.001, 0.03]\ntrain.weight_decay: [0.1, 1.0]\n")
         argv += ["--grid", str(grid)]
     else:
         out.mkdir()
@@ -251,9 +252,11 @@ def test_a_damaged_or_foreign_optuna_study_is_refused_with_one_line(tmp_path, ca
         else:
             database.mkdir()
     capsys.readouterr()
+    before = database.read_bytes() if database.is_file() else None
     assert main(argv) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "optuna.db" in err and "Traceback" not in err, err
+    assert (database.read_bytes() if database.is_file() else None) == before  # the study is left as it was
 
 
 def test_optuna_never_trains_a_configuration_twice_when_the_space_is_smaller_than_asked(tmp_path, capsys):
