@@ -278,6 +278,10 @@ class TrainConfig(Config):
 
     lr: float = 1e-3  # AdamW learning rate (after warm-up)
     weight_decay: float = 1.0  # AdamW decoupled weight decay, applied to every parameter including A and B
+    # decoupled: AdamW's, θ ← θ − lr·wd·θ beside the Adam step (torch.optim.AdamW); coupled: Adam
+    # with an L2 penalty, wd·θ added to the gradient before Adam's moments (torch.optim.Adam's
+    # weight_decay). The paper says "AdamW"; which one its code used is not given (docs/paper-scale.md)
+    weight_decay_style: Literal["decoupled", "coupled"] = "decoupled"
     betas: tuple[float, float] = (0.9, 0.999)  # PyTorch's AdamW default; the paper does not give them
     eps: float = 1e-8  # PyTorch's AdamW default
     warmup_steps: int = 0  # linear warm-up from 0 to lr over this many steps; 0 = none

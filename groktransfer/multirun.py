@@ -164,7 +164,10 @@ class _Batch:
             return torch.tensor(values, dtype=torch.float64, device=device)
 
         self.lr = per_run_values([s.train.lr for s in specs])
-        self.weight_decay = per_run_values([s.train.weight_decay for s in specs])
+        coupled = [s.train.weight_decay_style == "coupled" for s in specs]
+        self.weight_decay = per_run_values([0.0 if c else s.train.weight_decay for s, c in zip(specs, coupled)])
+        self.l2 = per_run_values([s.train.weight_decay if c else 0.0 for s, c in zip(specs, coupled)])
+        self.any_l2 = any(coupled)
         self.beta1 = per_run_values([s.train.betas[0] for s in specs])
         self.beta2 = per_run_values([s.train.betas[1] for s in specs])
         self.eps = per_run_values([s.train.eps for s in specs])
@@ -194,7 +197,7 @@ class _Batch:
         self.buffers = {n: b[k] for n, b in self.buffers.items()}
         self.exp_avg = {n: v[k] for n, v in self.exp_avg.items()}
         self.exp_avg_sq = {n: v[k] for n, v in self.exp_avg_sq.items()}
-        for name in ("lr", "weight_decay", "beta1", "beta2", "eps", "warmup", "first_bad_step"):
+        for name in ("lr", "weight_decay", "l2", "beta1", "beta2", "eps", "warmup", "first_bad_step"):
             setattr(self, name, getattr(self, name)[k])
         for hook in self.hooks:
             hook.select(k)
@@ -209,13 +212,17 @@ class _Batch:
 
     @torch.no_grad()
     def adamw_step(self, grads: dict[str, torch.Tensor], step: int) -> None:
-        """torch.optim.AdamW's update (single-tensor form), with per-run settings; ``step`` counts from 1."""
+        """torch.optim.AdamW's update (single-tensor form), with per-run settings; ``step`` counts from 1.
+        A run with coupled weight decay has its decay in ``l2`` (torch.optim.Adam's: added to the
+        gradient) and 0 in ``weight_decay``; a decoupled one the reverse."""
         warm = torch.where(self.warmup > 0, ((step) / self.warmup.clamp_min(1)).clamp(max=1.0), torch.ones_like(self.lr))
         lr = self.lr * warm
         bias_correction1 = 1 - self.beta1 ** step
         bias_correction2_sqrt = (1 - self.beta2 ** step).sqrt()
         for name in self.trainable:
             p, g = self.params[name], grads[name]
+            if self.any_l2:
+                g = g + p * per_run(self.l2, p)
             m, v = self.exp_avg[name], self.exp_avg_sq[name]
             lr_p = lr * self.lr_scale.get(name, 1.0)
             p.mul_(per_run(1 - lr_p * self.weight_decay, p))

@@ -76,7 +76,8 @@ STAGES = ("weak", "target", "scratch")
 PER_RUN_PATHS = (
     ("name",), ("seed",), ("task", "data_seed"), ("checkpoint",),
     *[(stage, "model", "init_scale") for stage in STAGES],
-    *[(stage, "train", key) for stage in STAGES for key in ("lr", "weight_decay", "betas", "eps", "warmup_steps")],
+    *[(stage, "train", key) for stage in STAGES for key in ("lr", "weight_decay", "weight_decay_style", "betas", "eps",
+                                                             "warmup_steps")],
     *[(stage, "methods", "grokfast", key) for stage in STAGES for key in ("alpha", "lamb")],
 )
 

@@ -258,13 +258,15 @@ def param_lr_scales(model: nn.Module) -> dict[str, float]:
 
 
 def _make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
-    """AdamW over the trainable parameters; one parameter group per learning-rate scale."""
+    """AdamW (or Adam with L2) over the trainable parameters; one parameter group per learning-rate scale."""
     scales = param_lr_scales(model)
     groups: dict[float, list] = {}
     for name, p in model.named_parameters():
         if p.requires_grad:
             groups.setdefault(scales.get(name, 1.0), []).append(p)
-    return torch.optim.AdamW(
+    # torch.optim.Adam's weight_decay is the coupled L2 penalty, AdamW's the decoupled decay
+    optimizer = torch.optim.AdamW if config.weight_decay_style == "decoupled" else torch.optim.Adam
+    return optimizer(
         [{"params": params, "lr": config.lr * scale, "lr_scale": scale} for scale, params in groups.items()],
         lr=config.lr, betas=config.betas, eps=config.eps, weight_decay=config.weight_decay,
     )

@@ -3,6 +3,7 @@
     python scripts/weak_stage_study.py readiness [--seeds 100-104] [--out results/weak-readiness]
     python scripts/weak_stage_study.py readiness-fast [--seeds 400-404] [--out results/weak-readiness-fast]
     python scripts/weak_stage_study.py readiness-today [--seeds 700-704] [--out results/weak-readiness-today]
+    python scripts/weak_stage_study.py readiness-stop95 [--seeds 900-904] [--out results/weak-readiness-stop95]
     python scripts/weak_stage_study.py size      [--seeds 0-9]     [--out results/weak-size]
     python scripts/weak_stage_study.py target    [--seeds 0-11]    [--out results/target-start]
 
@@ -112,6 +113,19 @@ TODAY_READINESS_SETTINGS = {
                                "train": dict(FAST, stop_at_test_acc=0.95)},
     "8x32 lr0.03 300 steps": {"model": size(8, 32), "stop_when_ready": False,
                               "train": dict(TODAY, max_steps=300, stop_at_test_acc=None)},
+}
+
+# readiness-stop95: the same question for the weak stage that replaced it (one candidate at lr
+# 0.03 trained on to 95% test, judged at its end): weak models of that recipe and its neighbours
+# (lr 0.01 and 0.05, stopped at 90%), and earlier ones (70% test, 200 steps) that the rule should
+# refuse when they fail, with the same robust narrow target, both operations.
+STOP95_READINESS_SETTINGS = {
+    "8x32 lr0.03 to 95% test (default)": {"model": size(8, 32), "train": dict(TODAY, stop_at_test_acc=0.95)},
+    "8x32 lr0.05 to 95% test": {"model": size(8, 32), "train": dict(TODAY, lr=0.05, stop_at_test_acc=0.95)},
+    "8x32 lr0.01 to 95% test": {"model": size(8, 32), "train": dict(FAST, stop_at_test_acc=0.95)},
+    "8x32 lr0.03 to 90% test": {"model": size(8, 32), "train": dict(TODAY, stop_at_test_acc=0.9)},
+    "8x32 lr0.03 to 70% test": {"model": size(8, 32), "train": dict(TODAY, stop_at_test_acc=0.7)},
+    "8x32 lr0.03 200 steps": {"model": size(8, 32), "train": dict(TODAY, max_steps=200, stop_at_test_acc=None)},
 }
 
 # size: the whole weak stage (population 4, up to 3 rounds, the default rule) per weak size, each
@@ -506,7 +520,8 @@ def fmt_censored(stats: dict) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("study", choices=["readiness", "readiness-fast", "readiness-today", "size", "target"])
+    parser.add_argument("study", choices=["readiness", "readiness-fast", "readiness-today", "readiness-stop95", "size",
+                                                 "target"])
     parser.add_argument("--seeds", help="a range 0-9 or a list 0,3,7")
     parser.add_argument("--out")
     parser.add_argument("--parallel", default="auto")
@@ -518,13 +533,15 @@ def main() -> None:
         TARGET["train"]["max_steps"] = 20
         NARROW_TARGET["train"]["max_steps"] = 20
         ROBUST_NARROW_TARGET["train"]["max_steps"] = 20
-        for settings in (READINESS_SETTINGS, SIZE_SETTINGS, FAST_READINESS_SETTINGS, TODAY_READINESS_SETTINGS):
+        for settings in (READINESS_SETTINGS, SIZE_SETTINGS, FAST_READINESS_SETTINGS, TODAY_READINESS_SETTINGS,
+                         STOP95_READINESS_SETTINGS):
             for weak in settings.values():
                 weak["train"] = dict(weak["train"], max_steps=40)
         RULES["default"] = ReadinessConfig(min_test_acc=0.0, max_fourier_top1_share=None)  # something is ready
     defaults = {"readiness": ("100-104", "results/weak-readiness"), "size": ("0-9", "results/weak-size"),
                 "readiness-fast": ("400-404", "results/weak-readiness-fast"),
                 "readiness-today": ("700-704", "results/weak-readiness-today"),
+                "readiness-stop95": ("900-904", "results/weak-readiness-stop95"),
                 "target": ("0-11", "results/target-start")}[args.study]
     args.seeds = parse_seeds(args.seeds or defaults[0])
     args.out = args.out or defaults[1]
@@ -536,6 +553,11 @@ def main() -> None:
     if args.study == "readiness-today":
         study_readiness(args, TODAY_READINESS_SETTINGS, ROBUST_NARROW_TARGET,
                         title="Does the readiness rule predict the target's success? Today's weak stage (p = 113)")
+        return
+    if args.study == "readiness-stop95":
+        study_readiness(args, STOP95_READINESS_SETTINGS, ROBUST_NARROW_TARGET,
+                        title="Does the readiness rule predict the target's success? The weak stage trained to 95% "
+                              "(p = 113)")
         return
     {"readiness": study_readiness, "size": study_size, "target": study_target}[args.study](args)
 

@@ -26,7 +26,7 @@ METHODS = {
 
 
 def make_spec(seed, data_seed, lr, methods, *, dtype="float64", batch_size=None, factorized=False, init_scale=1.0,
-              steps=120, stop=None, warmup=0, lamb=None, lr_scale=1.0):
+              steps=120, stop=None, warmup=0, lamb=None, lr_scale=1.0, style="decoupled"):
     task = ModularTask.from_config(TaskConfig(op="add", p=13, train_fraction=0.5, data_seed=data_seed))
     model = FNN(task.vocab_size, task.n_classes, 6, 24, 1, init_scale=init_scale, seed=seed)
     weak_matrix = None
@@ -39,6 +39,7 @@ def make_spec(seed, data_seed, lr, methods, *, dtype="float64", batch_size=None,
     train_config = TrainConfig(
         lr=lr, weight_decay=0.0 if methods.norm_constraint else 0.5, max_steps=steps, stop_at_test_acc=stop,
         batch_size=batch_size, warmup_steps=warmup, dtype=dtype, eval_dense_until=20, eval_every=7,
+        weight_decay_style=style,
     )
     return RunSpec(model, task, train_config, seed=seed, methods=methods, weak_matrix=weak_matrix)
 
@@ -87,6 +88,18 @@ def test_equals_sequential_in_float32_over_a_short_run():
     specs = [make_spec(s, s, 3e-3, METHODS["grokfast-ema"], dtype="float32", steps=30, factorized=True) for s in range(3)]
     sequential = run_sequentially(specs)
     assert_same(sequential, train_many(specs), specs, tol=1e-4)
+
+
+def test_coupled_weight_decay_equals_torch_adam_in_a_mixed_batch():
+    # Sequentially a coupled run trains with torch.optim.Adam(weight_decay=...), the independent
+    # reference; in the batch it shares one step with decoupled (AdamW) runs.
+    specs = [make_spec(0, 0, 1e-2, METHODS["grokfast-ema"], style="coupled"),
+             make_spec(1, 1, 3e-3, METHODS["grokfast-ema"], warmup=5),
+             make_spec(2, 0, 1e-2, METHODS["grokfast-ema"], style="coupled", init_scale=0.7)]
+    sequential = run_sequentially(specs)
+    assert_same(sequential, train_many(specs), specs, tol=1e-9)
+    decoupled = run_sequentially([make_spec(0, 0, 1e-2, METHODS["grokfast-ema"])])
+    assert decoupled[0][0].history[-1]["train_loss"] != pytest.approx(sequential[0][0].history[-1]["train_loss"])
 
 
 def test_finished_runs_leave_the_batch_and_the_rest_continue_unchanged():
