@@ -14,6 +14,9 @@ def _deterministic_threads():
 # the fast layer, for a contributor's inner loop:  python3 -m pytest -q -m "not slow"
 # (the whole suite, as CI runs it:  python3 -m pytest -q). A test that grows slow joins this list.
 SLOW_TESTS = {
+    "tests/test_scripts.py::test_gpu_benchmarks_dry_run_writes_every_part",
+    "tests/test_scripts.py::test_gpu_transformer_claims_dry_run_writes_every_claim",
+    "tests/test_scripts.py::test_paper_scale_study_smoke_writes_its_table",
     "tests/test_executors.py::test_a_task_that_keeps_failing_is_reported_and_the_others_are_kept",
     "tests/test_weak_stage.py::test_a_sweep_picks_the_candidates_run_experiment_picks",
     "tests/test_training.py::test_a_ctrl_c_inside_run_experiment_reaches_the_caller",

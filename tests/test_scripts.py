@@ -1,0 +1,46 @@
+"""The scripts kept for a GPU and for long studies, run at toy size on the CPU: a script that only
+runs on a rented GPU or after an hour must not be found broken then."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def dry_run(script: str, out: Path) -> str:
+    env = dict(os.environ, DRY_RUN="1", OUT=str(out), OMP_NUM_THREADS="1")
+    done = subprocess.run(["bash", str(ROOT / script)], env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return (out / "log.txt").read_text()
+
+
+def test_gpu_benchmarks_dry_run_writes_every_part(tmp_path):
+    log = dry_run("benchmarks/gpu.sh", tmp_path)
+    for name in ("single_run", "multirun_full", "multirun_tf32", "fig1b_grid", "compile"):
+        json.loads((tmp_path / f"{name}.json").read_text())
+    assert log.count(": exit 0 after") == 5, log
+
+
+def test_gpu_transformer_claims_dry_run_writes_every_claim(tmp_path):
+    log = dry_run("benchmarks/gpu_transformers.sh", tmp_path)
+    for name in ("table1", "fig8b", "fig16"):
+        claim = json.loads((tmp_path / name / "claim.json").read_text())
+        assert claim["size"] == "quick" and isinstance(claim["holds"], bool), name
+    assert log.count(": exit 0 after") == 3, log
+
+
+def test_paper_scale_study_smoke_writes_its_table(tmp_path):
+    done = subprocess.run([sys.executable, str(ROOT / "scripts/paper_scale_study.py"), "--smoke", "--seeds", "1-3",
+                           "--out", str(tmp_path)], capture_output=True, text=True, timeout=600,
+                          env=dict(os.environ, OMP_NUM_THREADS="1"))
+    assert done.returncode == 0, done.stderr[-2000:]
+    study = json.loads((tmp_path / "study.json").read_text())
+    # 3 figures x 5 readings x 3 seeds x (scratch, GrokTransfer), each read back from its own run
+    assert len(study["rows"]) == 90
+    assert {row["method"] for row in study["rows"]} == {"scratch", "groktransfer"}
+    assert len(study["verdicts"]) == 15
+    assert not list(tmp_path.glob("runs/**/*.safetensors"))
+    assert "| fig6b / all three |" in (tmp_path / "README.md").read_text()
