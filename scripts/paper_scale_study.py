@@ -156,8 +156,9 @@ def main() -> None:
         i, n = (int(v) for v in args.shard.split("/"))
         todo = todo[i::n]
     summaries = run_many([(config, path) for _, config, path in todo], parallel=1, log=print)
-    for path in args.out.glob("runs/**/*.safetensors"):
-        path.unlink()  # the study keeps configs, metrics and summaries, not weights
+    for pattern in ("runs/**/*.safetensors", "runs/**/diagnostics.csv"):
+        for path in args.out.glob(pattern):
+            path.unlink()  # the study keeps configs, metrics and summaries, not weights or diagnostics
     if args.shard:
         return
     rows = {}
