@@ -277,7 +277,7 @@ class TrainConfig(Config):
     """
 
     lr: float = 1e-3  # AdamW learning rate (after warm-up)
-    weight_decay: float = 1.0  # AdamW decoupled weight decay, applied to every parameter including A and B
+    weight_decay: float = 1.0  # weight decay (see weight_decay_style), applied to every parameter including A and B
     # decoupled: AdamW's, θ ← θ − lr·wd·θ beside the Adam step (torch.optim.AdamW); coupled: Adam
     # with an L2 penalty, wd·θ added to the gradient before Adam's moments (torch.optim.Adam's
     # weight_decay). The paper says "AdamW"; which one its code used is not given (docs/paper-scale.md)

@@ -128,6 +128,31 @@ def test_the_command_reference_is_what_the_parser_prints():
     assert done.returncode == 0, done.stdout + done.stderr
 
 
+def test_every_config_key_is_in_the_command_reference_with_its_comment():
+    import dataclasses
+
+    from groktransfer.config import RunConfig
+
+    page = (ROOT / "docs" / "cli-reference.md").read_text()
+    rows = {line.split("`")[1]: line for line in page.splitlines() if line.startswith("| `")}
+
+    def keys(cls, prefix):
+        import typing
+        hints = typing.get_type_hints(cls)
+        for field in dataclasses.fields(cls):
+            yield prefix + field.name
+            inner = next((t for t in (hints[field.name], *typing.get_args(hints[field.name]))
+                          if dataclasses.is_dataclass(t)), None)
+            if inner is not None:
+                yield from keys(inner, prefix + field.name + ".")
+
+    documented = [key for key in keys(RunConfig, "") if not key.startswith("scratch.")]
+    assert len(documented) > 100
+    for key in documented:
+        assert key in rows, f"{key} is not in docs/cli-reference.md"
+        assert not rows[key].rstrip().endswith("|  |"), f"{key} has no comment in groktransfer/config.py"
+
+
 def test_the_api_reference_lists_every_public_name():
     import subprocess
     import sys
