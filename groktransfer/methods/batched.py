@@ -1,13 +1,13 @@
-"""The methods for K runs stacked along a leading dimension (see :mod:`groktransfer.multirun`).
+"""The methods, written once, for K runs stacked along a leading dimension (see
+:mod:`groktransfer.multirun`); the single-run hooks of this package (``GrokFastEMA``,
+``OrthoGrad``, ...) apply these same classes to one model as a batch of one.
 
-Each class is the batched twin of a single-run hook in this package and follows the same
-recurrence, with its per-run settings (GrokFast's α and λ, the norm factor) held as
-length-K tensors. Settings that change the *shape* of the computation (the MA window,
+Per-run settings (GrokFast's α and λ, the norm factor) are held as length-K tensors. Settings that change the *shape* of the computation (the MA window,
 start step and warm-up) are shared by the batch. Gradients and parameters are dicts
 ``name -> (K, ...) tensor``; only parameters that train have a gradient entry.
 
 ``select(keep)`` keeps the runs at positions ``keep`` (a LongTensor) when finished runs
-leave the batch. ``tests/test_multirun.py`` checks every class against K single-run hooks.
+leave the batch. ``tests/test_methods.py`` checks each against a reference written step by step.
 """
 
 from __future__ import annotations
@@ -18,12 +18,12 @@ from typing import Optional
 import torch
 
 from ..config import MethodsConfig
-from .grokfast import RunningWindow, lamb_ramp
+from .window import RunningWindow, lamb_ramp
 
 
 def per_run(values: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
-    """Shape a (K,) tensor so that it broadcasts over a (K, ...) tensor, in its dtype."""
-    return values.to(like.dtype).view((-1,) + (1,) * (like.dim() - 1))
+    """Shape a (K,) tensor so that it broadcasts over a (K, ...) tensor, in its dtype and on its device."""
+    return values.to(like.device, like.dtype).view((-1,) + (1,) * (like.dim() - 1))
 
 
 def stacked_norm(params: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -124,6 +124,41 @@ class BatchedNormConstraint:
 
     def select(self, keep: torch.Tensor) -> None:
         self.target = self.target[keep]
+
+
+class OnOneModel:
+    """A batched method applied to one ``nn.Module``: its parameters and gradients seen as a
+    batch of one (views, so the method edits them in place). The single-run hooks of this
+    package are this, so each method's arithmetic exists once."""
+
+    def __init__(self, model, batched) -> None:
+        self.model, self.batched = model, batched
+
+    def _params(self) -> dict[str, torch.Tensor]:
+        return {n: p.detach().unsqueeze(0) for n, p in self.model.named_parameters()}
+
+    def _grads(self) -> dict[str, torch.Tensor]:
+        return {n: p.grad.unsqueeze(0) for n, p in self.model.named_parameters() if p.grad is not None}
+
+    @torch.no_grad()
+    def after_backward(self, step: int) -> None:
+        self.batched.after_backward(self._params(), self._grads(), step)
+
+    @torch.no_grad()
+    def after_step(self, step: int) -> None:
+        self.batched.after_step(self._params(), step)
+
+    def state_dict(self) -> dict:
+        return {}
+
+    def load_state_dict(self, state: dict) -> None:
+        pass
+
+
+def one(value: float, model) -> torch.Tensor:
+    """A setting as the length-1 float64 tensor a batched method holds, on the model's device."""
+    param = next(model.parameters(), None)
+    return torch.tensor([value], dtype=torch.float64, device=None if param is None else param.device)
 
 
 def build_batched_hooks(

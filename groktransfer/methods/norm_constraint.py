@@ -11,6 +11,8 @@ Usage::
 
     constraint = NormConstraint(model, factor=1.0)
     optimizer.step(); constraint.after_step(step)
+
+The arithmetic is :mod:`groktransfer.methods.batched`'s, on this model as a batch of one.
 """
 
 from __future__ import annotations
@@ -19,27 +21,23 @@ import torch
 from torch import nn
 
 from ..config import ConfigError
-from ..training import weight_norm
+from .batched import BatchedNormConstraint, OnOneModel, one
 
 
-class NormConstraint:
+class NormConstraint(OnOneModel):
     def __init__(self, model: nn.Module, factor: float = 1.0) -> None:
         if not factor > 0:
             raise ConfigError(f"norm_constraint: got {factor}; must be > 0")
-        self.model = model
-        self.target = weight_norm(model) * factor  # a device tensor: no host sync per step
+        super().__init__(model, None)
+        self.batched = BatchedNormConstraint(self._params(), one(factor, model))
 
-    def after_backward(self, step: int) -> None:
-        pass
-
-    @torch.no_grad()
-    def after_step(self, step: int) -> None:
-        scale = (self.target / weight_norm(self.model)).float()
-        for p in self.model.parameters():
-            p.mul_(scale.to(p.dtype))
+    @property
+    def target(self) -> torch.Tensor:
+        """The total weight norm kept after every step (float64, on the model's device)."""
+        return self.batched.target[0]
 
     def state_dict(self) -> dict:
-        return {"target": self.target.clone()}
+        return {"target": self.batched.target[0].clone()}
 
     def load_state_dict(self, state: dict) -> None:
-        self.target = state["target"].clone()
+        self.batched.target = state["target"].reshape(1).clone()

@@ -14,36 +14,18 @@ Usage::
 
     ortho = OrthoGrad(model)
     loss.backward(); ortho.after_backward(step); optimizer.step()
+
+The arithmetic (in float64) is :mod:`groktransfer.methods.batched`'s, on this model as a batch of one.
 """
 
 from __future__ import annotations
 
-import torch
 from torch import nn
 
+from .batched import BatchedOrthoGrad, OnOneModel
 
-class OrthoGrad:
+
+class OrthoGrad(OnOneModel):
     def __init__(self, model: nn.Module, eps: float = 1e-30) -> None:
-        self.model, self.eps = model, eps
-
-    @torch.no_grad()
-    def after_backward(self, step: int) -> None:
-        for p in self.model.parameters():
-            if p.grad is None:
-                continue
-            w, g = p.detach().reshape(-1).double(), p.grad.reshape(-1).double()
-            ww = w.dot(w)
-            if ww <= self.eps:
-                continue
-            g_perp = g - (w.dot(g) / ww) * w
-            scale = g.norm() / g_perp.norm().clamp_min(self.eps)
-            p.grad.copy_((g_perp * scale).reshape(p.grad.shape).to(p.grad.dtype))
-
-    def after_step(self, step: int) -> None:
-        pass
-
-    def state_dict(self) -> dict:
-        return {}
-
-    def load_state_dict(self, state: dict) -> None:
-        pass
+        super().__init__(model, BatchedOrthoGrad(eps))
+        self.eps = eps
