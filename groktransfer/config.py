@@ -396,9 +396,9 @@ class ReadinessConfig(Config):
     threshold that is set must hold; null = not checked. Chosen and validated on p = 113 in
     results/weak-readiness/ (the docs say how well the rule predicts the target's success)."""
 
-    # general: the weak model's test accuracy at transfer. With the weak stage's readiness stop a
-    # candidate stops here, so this is also the weak stage's stop; 0.9 was tried and cost ~20-30%
-    # more weak steps without fewer false accepts (results/weak-readiness-fast/)
+    # general: the weak model's test accuracy at transfer. With the weak stage's readiness stop
+    # (weak.stop_when_ready: true) a candidate stops here; 0.9 was tried for that stop and cost
+    # ~20-30% more weak steps without fewer false accepts (results/weak-readiness-fast/)
     min_test_acc: Optional[float] = 0.85
     min_effective_rank_fraction: Optional[float] = None  # general: effective rank of E_W / d_W
     max_fourier_top1_share: Optional[float] = 0.8  # modular tasks: the largest Fourier frequency's energy share
