@@ -5,6 +5,7 @@ the exit code is 2, there is no traceback, and no file is created or modified.
 """
 
 import os
+import shutil
 
 import pytest
 import torch
@@ -175,9 +176,28 @@ TYPE_CASES = [
 ]
 
 
+@pytest.fixture(scope="module")
+def workdir_template(tmp_path_factory):
+    """The files every case reads, and one finished run to protect, made once: each test gets
+    its own copy (training the run for each of ~60 cases cost half of the fast test layer)."""
+    tmp_path = tmp_path_factory.mktemp("bad-input")
+    cwd = os.getcwd()
+    os.chdir(tmp_path)
+    try:
+        _write_inputs(tmp_path)
+    finally:
+        os.chdir(cwd)
+    return tmp_path
+
+
 @pytest.fixture
-def workdir(tmp_path, monkeypatch):
+def workdir(workdir_template, tmp_path, monkeypatch):
+    shutil.copytree(workdir_template, tmp_path, dirs_exist_ok=True)
     monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def _write_inputs(tmp_path):
     (tmp_path / "tiny.yaml").write_text(yaml.safe_dump({"scratch": {"model": {"width": 8, "embed_dim": 4, "depth": 1},
                                                                     "train": {"max_steps": 2}}, "task": {"p": 5}}))
     (tmp_path / "list.yaml").write_text("- 1\n- 2\n")
@@ -197,7 +217,6 @@ def workdir(tmp_path, monkeypatch):
         laughs.append(f"{name}: &{name} [" + ",".join([f"*{previous}"] * 9) + "]")
     (tmp_path / "bomb.yaml").write_text("\n".join(laughs) + "\n")
     assert main(["run", "tiny.yaml", "--out", "exists", "--no-progress"]) == 0  # an existing run to protect
-    return tmp_path
 
 
 def snapshot(root):
