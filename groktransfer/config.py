@@ -463,7 +463,7 @@ class WeakStageConfig(StageConfig):
     # embedding (so at readiness.min_test_acc at the earliest), status "ready"; false: it stops
     # only at train.stop_at_test_acc or its budget, and is judged then. Off by default: the last
     # steps from 85% to 95% test cost little at lr 0.03, and the targets they start need fewer
-    # steps and fail less (seeds 600-609: results/weak-default-choice/, the stop95 rows; validated
+    # steps and fail less (seeds 600-609: results/weak-default-choice/, the stop95 rows; measured
     # on seeds 10-19 in results/compare-p113-{add,mul}/narrow10-stop95/; results/weak-readiness-today/)
     stop_when_ready: bool = False
     readiness: ReadinessConfig = field(default_factory=ReadinessConfig)

@@ -2,8 +2,9 @@
 :mod:`groktransfer.multirun`); the single-run hooks of this package (``GrokFastEMA``,
 ``OrthoGrad``, ...) apply these same classes to one model as a batch of one.
 
-Per-run settings (GrokFast's α and λ, the norm factor) are held as length-K tensors. Settings that change the *shape* of the computation (the MA window,
-start step and warm-up) are shared by the batch. Gradients and parameters are dicts
+Per-run settings (GrokFast's α and λ, the norm factor) are held as length-K tensors. Settings
+that change the *shape* of the computation (the MA window, start step and warm-up) are shared
+by the batch. Gradients and parameters are dicts
 ``name -> (K, ...) tensor``; only parameters that train have a gradient entry.
 
 ``select(keep)`` keeps the runs at positions ``keep`` (a LongTensor) when finished runs
