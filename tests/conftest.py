@@ -1,4 +1,6 @@
 import pytest
+
+import groktransfer  # noqa: F401  (first: its OpenMP setting must precede torch's loading)
 import torch
 
 
