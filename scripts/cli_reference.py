@@ -82,17 +82,18 @@ def shown(field: dataclasses.Field) -> str:
 
 
 def key_rows(cls: type, prefix: str) -> list[str]:
-    hints, comments, rows = typing.get_type_hints(cls), field_comments(cls), []
-    nested = []
+    """One table row per field of ``cls`` (a nested config's own comment, else its docstring's
+    first paragraph), then the rows of each nested config under its key."""
+    hints, comments, rows, nested = typing.get_type_hints(cls), field_comments(cls), [], []
     for field in dataclasses.fields(cls):
         if not field.init:
             continue
-        key, inner = prefix + field.name, nested_dataclass(hints[field.name])
-        tp = hints[field.name]
+        key, tp = prefix + field.name, hints[field.name]
+        inner = nested_dataclass(tp)
         kind = inner.__name__ if inner else tp.__name__ if isinstance(tp, type) else str(tp).replace("typing.", "")
-        text = comments.get(field.name) or (inner.__doc__ or "").strip().split("\n\n")[0].replace("\n", " ")
-        text = re.sub(r"\s+", " ", text).replace("|", "\\|")
-        rows.append(f"| `{key}` | {kind.replace('|', chr(92) + '|')} | {shown(field) if not inner or field.default is None else '(below)'} | {text} |")
+        doc = (inner.__doc__ or "").strip().split("\n\n")[0] if inner else ""
+        text = re.sub(r"\s+", " ", comments.get(field.name) or doc).replace("|", "\\|")
+        rows.append(f"| `{key}` | {kind} | {shown(field)} | {text} |")
         if inner:
             nested.append((inner, key + "."))
     for inner, key in nested:
