@@ -26,9 +26,9 @@ from typing import Any
 from .version import __version__  # noqa: F401  (the package attribute; light)
 
 # OpenMP's waiting threads spin ~300,000 times before they sleep (libgomp's default). Two PyTorch
-# processes on a small machine (a run beside the test suite) then spin on each other's cores and
-# both slow down ~17x; a short spin keeps one process's speed and lets two share the cores
-# (benchmarks/sharing.py, results/bench_sharing_cpu.json). It takes effect only if torch is not
+# processes on a small machine (the demo beside the test suite) then spin on each other's cores and
+# both slow down ~14x; a short spin keeps one process's speed and lets two share the cores
+# (results/bench_sharing_cpu.json, results/bench_sharing_demo_tests.log). It takes effect only if torch is not
 # loaded yet, and a value the user set wins. It does not change the thread count or any result.
 os.environ.setdefault("GOMP_SPINCOUNT", "10000")
 

@@ -162,6 +162,25 @@ def locked(path: Path):
         lock.release()
 
 
+# What a finished run directory holds besides its config, metrics and summary: the weights
+# (resume, the weak embedding) and the per-parameter diagnostics. The studies under results/
+# keep neither.
+WEIGHT_FILES = ("checkpoint.safetensors", "weak_embedding.safetensors", "diagnostics.csv")
+
+
+def drop_run_weights(root: Union[str, Path]) -> None:
+    """Delete WEIGHT_FILES from every finished run directory under ``root`` (itself included):
+    only in a directory groktransfer made (its OWNER_FILE) and finished (its summary.json), only
+    those names, each run under its lock (a run another process is writing is refused)."""
+    for marker in sorted(Path(root).rglob(OWNER_FILE)):
+        run_dir = marker.parent
+        if not (run_dir / "summary.json").is_file():
+            continue
+        with locked(run_dir):
+            for name in WEIGHT_FILES:
+                (run_dir / name).unlink(missing_ok=True)
+
+
 class RunDirectory:
     """Creates a run directory and writes its files.
 

@@ -34,7 +34,7 @@ import sys
 from pathlib import Path
 
 from groktransfer.config import RunConfig, from_dict
-from groktransfer.records import atomic_write_text, environment
+from groktransfer.records import atomic_write_text, drop_run_weights, environment
 from groktransfer.sweep import run_many
 from groktransfer.training import resolve_device
 
@@ -156,9 +156,7 @@ def main() -> None:
         i, n = (int(v) for v in args.shard.split("/"))
         todo = todo[i::n]
     summaries = run_many([(config, path) for _, config, path in todo], parallel=1, log=print)
-    for pattern in ("runs/**/*.safetensors", "runs/**/diagnostics.csv"):
-        for path in args.out.glob(pattern):
-            path.unlink()  # the study keeps configs, metrics and summaries, not weights or diagnostics
+    drop_run_weights(args.out)  # the study keeps configs, metrics and summaries, not weights or diagnostics
     if args.shard:
         return
     rows = {}

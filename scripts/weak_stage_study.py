@@ -37,7 +37,7 @@ from typing import Optional
 
 from groktransfer.config import ReadinessConfig, from_dict, RunConfig
 from groktransfer.readiness import judge_readiness
-from groktransfer.records import atomic_write_text, environment
+from groktransfer.records import atomic_write_text, drop_run_weights, environment
 from groktransfer.sweep import run_many
 from groktransfer.training import resolve_device
 
@@ -193,10 +193,8 @@ def run_settings(settings: dict, study: str, args, out: Path, extra: Optional[di
 
 def drop_weights(out: Path) -> None:
     """Run directories keep their configs, metrics and summaries; weights (the weak embeddings)
-    and the per-parameter diagnostics are not kept."""
-    for pattern in ("**/*.safetensors", "**/diagnostics.csv"):
-        for path in out.glob(pattern):
-            path.unlink()
+    and the per-parameter diagnostics are not kept (groktransfer.records.drop_run_weights)."""
+    drop_run_weights(out)
 
 
 def target_numbers(summary: dict) -> dict:

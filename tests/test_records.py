@@ -110,3 +110,26 @@ def test_overwrite_refuses_a_sweep_with_a_live_run_inside(tmp_path):
     live.close()
     remove_owned(out)
     assert list(out.iterdir()) == []
+
+
+def test_drop_run_weights_deletes_only_the_package_files_of_its_finished_runs(tmp_path):
+    from groktransfer.records import LOCK_FILE, OWNER_FILE, WEIGHT_FILES, drop_run_weights
+
+    def make(path, owned, finished):
+        path.mkdir(parents=True)
+        for name in (*WEIGHT_FILES, "metrics.csv", "mine.safetensors"):
+            (path / name).write_text("x")
+        if owned:
+            (path / OWNER_FILE).write_text("x")
+        if finished:
+            (path / "summary.json").write_text("{}")
+
+    make(tmp_path / "runs" / "a" / "seed0", owned=True, finished=True)
+    make(tmp_path / "runs" / "a" / "seed1", owned=True, finished=False)  # still being written
+    make(tmp_path / "theirs", owned=False, finished=True)  # not groktransfer's
+    drop_run_weights(tmp_path)
+    done = tmp_path / "runs" / "a" / "seed0"
+    assert sorted(p.name for p in done.iterdir()) == sorted([LOCK_FILE, OWNER_FILE, "metrics.csv",
+                                                             "mine.safetensors", "summary.json"])
+    for kept in (tmp_path / "runs" / "a" / "seed1", tmp_path / "theirs"):
+        assert all((kept / name).exists() for name in WEIGHT_FILES)
