@@ -34,6 +34,7 @@ as your loss function. GrokTransfer is :func:`groktransfer.transfer_embedding`.
 
 from __future__ import annotations
 
+import weakref
 from typing import Any
 
 import torch
@@ -49,6 +50,10 @@ SETTINGS = {
     "orthograd": (),
     "omnigrok": ("factor",),
 }
+
+# The handle attached to each optimizer: a second attach would run two methods' hooks in an
+# order the caller did not choose (combine methods with "+" in one attach instead).
+_ATTACHED: "weakref.WeakKeyDictionary[torch.optim.Optimizer, MethodHandle]" = weakref.WeakKeyDictionary()
 
 
 class MethodHandle:
@@ -83,14 +88,27 @@ class MethodHandle:
         """Detach the method: the optimizer steps as it did before ``attach``."""
         self._pre.remove()
         self._post.remove()
+        for optimizer, handle in list(_ATTACHED.items()):
+            if handle is self:
+                del _ATTACHED[optimizer]
 
 
 def attach(optimizer: torch.optim.Optimizer, model: nn.Module, method: str, **settings: Any) -> MethodHandle:
     """Install ``method`` (see the module docstring) on ``optimizer`` for ``model``'s parameters."""
     if not isinstance(optimizer, torch.optim.Optimizer):
         raise TypeError(f"attach: optimizer must be a torch.optim.Optimizer, got {type(optimizer).__name__}")
+    if optimizer in _ATTACHED:
+        raise ConfigError(f"attach: this optimizer already runs {_ATTACHED[optimizer].name!r}; combine methods "
+                          "with + in one attach, or call remove() on the first handle")
+    if isinstance(model, nn.Module):
+        held = {id(param) for group in optimizer.param_groups for param in group["params"]}
+        if not any(id(param) in held for param in model.parameters()):
+            raise ConfigError(f"attach: the optimizer holds none of the {type(model).__name__}'s parameters "
+                              "(build it from model.parameters())")
     name, hooks = method_hooks(model, method, **settings)
-    return MethodHandle(optimizer, hooks, name)
+    handle = MethodHandle(optimizer, hooks, name)
+    _ATTACHED[optimizer] = handle
+    return handle
 
 
 def method_hooks(model: nn.Module, method: str, **settings: Any) -> tuple[str, list]:
@@ -98,6 +116,8 @@ def method_hooks(model: nn.Module, method: str, **settings: Any) -> tuple[str, l
     the training-framework callbacks call the same hooks from their own events)."""
     if not isinstance(model, nn.Module):
         raise TypeError(f"attach: model must be an nn.Module, got {type(model).__name__}")
+    if not isinstance(method, str):
+        raise TypeError(f"attach: method must be a name such as 'grokfast-ema', got {type(method).__name__}")
     parts = [part.strip() for part in method.split("+")]
     allowed = {key for part in parts for key in SETTINGS.get(part, ())}
     for part in parts:

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Union
 
 import torch
+from safetensors import SafetensorError, safe_open
 from torch import nn
 
 from .config import ConfigError
@@ -90,25 +91,89 @@ def _install(model: nn.Module, described: dict) -> None:
 def from_pretrained(model_class, path: Union[str, Path], **kwargs):
     """``model_class.from_pretrained(path)`` for a model saved by :func:`save_pretrained` with its A·B
     embedding: built from its config, the A·B embedding put back, every weight loaded."""
+    if not (isinstance(model_class, type) and callable(getattr(model_class, "from_pretrained", None))
+            and hasattr(model_class, "config_class")):
+        shown = model_class.__name__ if isinstance(model_class, type) else type(model_class).__name__
+        raise TypeError(f"from_pretrained: model_class must be a Hugging Face model class, got {shown} "
+                        "(for any other module: gt.load_state_dict(model, state))")
     path = Path(path)
+    if not path.is_dir():
+        raise ConfigError(f"from_pretrained: {str(path)!r}: not a directory")
+    if not (path / "config.json").is_file():
+        raise ConfigError(f"from_pretrained: {str(path / 'config.json')!r}: not found (was the model saved "
+                          "with save_pretrained?)")
     sidecar = path / SIDECAR
-    if not sidecar.is_file():  # merged, or never transferred: the library loads it as it is
-        return model_class.from_pretrained(path, **kwargs)
-    described = json.loads(sidecar.read_text(encoding="utf-8"))["factorized_embeddings"]
-    config = model_class.config_class.from_pretrained(path)
+    try:
+        if not sidecar.exists():  # merged, or never transferred: the library loads it as it is
+            return model_class.from_pretrained(path, **kwargs)
+        files = sorted(path.glob("*.safetensors"))
+        if not files:
+            raise ConfigError(f"from_pretrained: {str(path)!r} holds no .safetensors weights")
+        described = read_sidecar(sidecar, files)
+        config = model_class.config_class.from_pretrained(path)
+    except (OSError, ValueError, EnvironmentError) as err:
+        if isinstance(err, ConfigError):
+            raise
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ConfigError(f"from_pretrained: {str(path)!r}: cannot load ({first})") from None
     model = model_class(config)
     _install(model, described)
     from safetensors.torch import load_file
 
     state: dict = {}
-    files = sorted(path.glob("*.safetensors"))
-    if not files:
-        raise ConfigError(f"from_pretrained: {str(path)!r} holds no .safetensors weights")
     for file in files:
-        state.update(load_file(str(file)))
+        try:
+            state.update(load_file(str(file)))
+        except (SafetensorError, OSError, ValueError) as err:
+            first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            raise ConfigError(f"from_pretrained: {str(file)!r}: unreadable ({first})") from None
     _tie_or_load(model, state)
     model.eval()
     return model
+
+
+def read_sidecar(sidecar: Path, weight_files: list[Path]) -> dict:
+    """``groktransfer.json``, checked: each described A·B embedding has positive integer shapes
+    that agree with the A and B tensors the weight files hold (read from their headers, so an
+    absurd shape is refused before anything is allocated). One line naming the file otherwise."""
+    def refuse(why: str) -> ConfigError:
+        return ConfigError(f"from_pretrained: {str(sidecar)!r}: {why}")
+
+    if not sidecar.is_file():
+        raise refuse("not a file")
+    try:
+        data = json.loads(sidecar.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise refuse(f"unreadable ({str(err).splitlines()[0] if str(err) else type(err).__name__})") from None
+    described = data.get("factorized_embeddings") if isinstance(data, dict) else None
+    if not isinstance(described, dict) or not described:
+        raise refuse("expected {\"factorized_embeddings\": {module: {rows, rank, dim}, ...}}")
+    shapes: dict[str, tuple] = {}
+    for file in weight_files:
+        try:
+            with safe_open(str(file), framework="pt") as handle:
+                shapes.update({key: tuple(handle.get_slice(key).get_shape()) for key in handle.keys()})
+        except (SafetensorError, OSError, ValueError) as err:
+            first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            raise ConfigError(f"from_pretrained: {str(file)!r}: unreadable ({first})") from None
+    for name, shape in described.items():
+        if not isinstance(shape, dict):
+            raise refuse(f"{name!r}: expected {{rows, rank, dim}}, got {type(shape).__name__}")
+        for key in ("rows", "rank", "dim"):
+            value = shape.get(key)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise refuse(f"{name!r}: {key} must be a positive integer, got {value!r}")
+        lr_scale = shape.get("lr_scale", 1.0)
+        if isinstance(lr_scale, bool) or not isinstance(lr_scale, (int, float)) or not 0 < lr_scale < float("inf"):
+            raise refuse(f"{name!r}: lr_scale must be a finite number > 0, got {lr_scale!r}")
+        if not isinstance(shape.get("freeze_a", False), bool):
+            raise refuse(f"{name!r}: freeze_a must be true or false, got {shape.get('freeze_a')!r}")
+        want = {f"{name}.A": (shape["rows"], shape["rank"]), f"{name}.B": (shape["rank"], shape["dim"])}
+        for key, expected in want.items():
+            if shapes.get(key) != expected:
+                got = "absent" if key not in shapes else f"{list(shapes[key])}"
+                raise refuse(f"{name!r} says {key} is {list(expected)}; the weights hold {got}")
+    return described
 
 
 def _tie_or_load(model: nn.Module, state: dict) -> None:

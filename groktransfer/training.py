@@ -312,6 +312,14 @@ def check_model_fits_task(model: nn.Module, task, config) -> None:
         if not isinstance(getattr(task, name, None), torch.Tensor):
             raise TypeError(f"train: task must hold tensors x_train, y_train, x_test and y_test "
                             f"(got {type(task).__name__})")
+    for split in ("train", "test"):
+        x, y = getattr(task, f"x_{split}"), getattr(task, f"y_{split}")
+        if x.shape[0] == 0:
+            raise ConfigError(f"task: the {split} set is empty")
+        if y.shape[0] != x.shape[0]:
+            raise ConfigError(f"task: x_{split} holds {x.shape[0]} inputs, y_{split} {y.shape[0]} labels")
+    if not any(p.requires_grad for p in model.parameters()):
+        raise ConfigError(f"model: {type(model).__name__} has no trainable parameters")
     # A transformer's own tokens (∘, =) come on top of the operands: compare the operands it reads.
     model_vocab = getattr(model, "operand_vocab", getattr(model, "vocab_size", None))
     task_vocab = getattr(task, "vocab_size", None)
@@ -330,6 +338,15 @@ def check_model_fits_task(model: nn.Module, task, config) -> None:
     n_classes = getattr(task, "n_classes", None)
     if isinstance(n_classes, int) and out.shape[-1] != n_classes:
         raise ConfigError(f"model: gives {out.shape[-1]} outputs per input, the task has {n_classes} classes")
+    classes = out.shape[-1]
+    for split in ("train", "test"):
+        y = getattr(task, f"y_{split}")
+        if y.is_floating_point() or y.dtype == torch.bool:
+            continue  # targets of a loss_fn of the caller's (a regression, ±1 margins): not class labels
+        low, high = int(y.min()), int(y.max())
+        if low < 0 or high >= classes:
+            raise ConfigError(f"task: y_{split} holds label {low if low < 0 else high}; "
+                              f"the model gives {classes} outputs (labels 0 to {classes - 1})")
 
 
 def _evaluation(model: nn.Module, task, loss_fn: LossFn, precision: str, diagnostics, first_bad_step: torch.Tensor):

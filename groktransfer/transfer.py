@@ -192,6 +192,27 @@ def weak_embedding_matrix(weak: WeakSource) -> torch.Tensor:
     return embedding_matrix(get_input_embedding(weak)).detach()
 
 
+def _check_transfer_arguments(weak, target, b_init, b_scale, seed, lr_scale) -> None:
+    """transfer_embedding's arguments, checked before anything is built or drawn."""
+    if not isinstance(target, nn.Module):
+        raise TypeError(f"transfer_embedding: target must be an nn.Module, got {type(target).__name__}")
+    if not isinstance(weak, (str, Path, torch.Tensor, nn.Module)):
+        raise TypeError("transfer_embedding: weak must be a weak model, its embedding matrix or a "
+                        f".safetensors path, got {type(weak).__name__}")
+    if b_init not in ("uniform", "normal"):
+        raise ConfigError(f"transfer_embedding: b_init: got {b_init!r}; allowed: 'uniform', 'normal'")
+    for name, value in (("b_scale", b_scale), ("lr_scale", lr_scale)):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise TypeError(f"transfer_embedding: {name} must be a number, got {type(value).__name__}")
+        if not math.isfinite(value) or value <= 0:
+            raise ConfigError(f"transfer_embedding: {name}: got {value}; must be a finite number > 0")
+    if seed is not None:
+        if isinstance(seed, bool) or not isinstance(seed, int):
+            raise TypeError(f"transfer_embedding: seed must be an int or None, got {type(seed).__name__}")
+        if not 0 <= seed < 2**63:  # torch.Generator's range (the pipeline passes run seed + 2)
+            raise ConfigError(f"transfer_embedding: seed: got {seed}; must be in [0, 2**63 - 1]")
+
+
 def transfer_embedding(
     weak: WeakSource,
     target: nn.Module,
@@ -227,11 +248,14 @@ def transfer_embedding(
     groktransfer's trainers (``train``, ``train_many``); another training loop can read it
     from the returned module's ``lr_scale`` to build its own parameter groups.
     """
+    _check_transfer_arguments(weak, target, b_init, b_scale, seed, lr_scale)
     slot = locate_input_embedding(target, attribute)
     target_matrix = slot.matrix
     a = weak_embedding_matrix(weak)
     if a.dim() != 2:
         raise ConfigError(f"weak embedding: expected a 2-D matrix, got shape {tuple(a.shape)}")
+    if a.numel() == 0:
+        raise ConfigError(f"weak embedding: empty, shape {tuple(a.shape)}")
     if not torch.isfinite(a).all():
         raise ConfigError("weak embedding: holds NaN or infinite values (did the weak model diverge?)")
     vocab, d_target = target_matrix.shape

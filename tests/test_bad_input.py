@@ -11,7 +11,7 @@ import pytest
 import torch
 import yaml
 
-from groktransfer import FNN, ConfigError, LastPositionLogits, ModularTask, TrainConfig, train, transfer_embedding
+from groktransfer import FNN, ConfigError, LastPositionLogits, ModularTask, TrainConfig, attach, train, transfer_embedding
 from groktransfer.cli import main
 from groktransfer.multirun import RunSpec, train_many
 from groktransfer.transformer import Transformer
@@ -167,12 +167,73 @@ API_CASES = [
      "model: gives 13 outputs per input, the task has 11 classes"),
     (lambda: train(LastPositionLogits(torch.nn.Embedding(5, 11), 11), ModularTask("add", p=11), TrainConfig(max_steps=1)),
      "model: cannot read the task's inputs (index out of range"),
+    (lambda: train(FNN(11, 11), edited_task(x_train=lambda x: x[:0], y_train=lambda y: y[:0]), TrainConfig(max_steps=1)),
+     "task: the train set is empty"),
+    (lambda: train(FNN(11, 11), edited_task(x_test=lambda x: x[:0], y_test=lambda y: y[:0]), TrainConfig(max_steps=1)),
+     "task: the test set is empty"),
+    (lambda: train(FNN(11, 11), edited_task(y_train=lambda y: y[:-3]), TrainConfig(max_steps=1)),
+     "task: x_train holds 30 inputs, y_train 27 labels"),
+    (lambda: train(FNN(11, 11), edited_task(y_test=lambda y: y + 11), TrainConfig(max_steps=1)),
+     "task: y_test holds label 21; the model gives 11 outputs (labels 0 to 10)"),
+    (lambda: train(FNN(11, 11), edited_task(y_train=lambda y: y - 11), TrainConfig(max_steps=1)),
+     "task: y_train holds label -11"),
+    (lambda: train(NoParameters(), ModularTask("add", p=11), TrainConfig(max_steps=1)),
+     "model: NoParameters has no trainable parameters"),
+    (lambda: train_many([RunSpec(NoParameters(), ModularTask("add", p=11), TrainConfig(max_steps=1))]),
+     "model: NoParameters has no trainable parameters"),
+    (lambda: attach(*optimized(FNN(5, 5)), "nope"), "attach: method 'nope': unknown"),
+    (lambda: attach(*optimized(FNN(5, 5)), "grokfast-ema", alpha=2.0), "alpha: got 2.0; must be in [0, 1)"),
+    (lambda: attach(*optimized(FNN(5, 5)), "grokfast-ema", window=3), "attach: window: not a setting of grokfast-ema"),
+    (lambda: attach_twice(), "attach: this optimizer already runs 'grokfast-ema'"),
+    (lambda: attach(torch.optim.SGD(FNN(5, 5).parameters(), lr=0.1), FNN(5, 5), "orthograd"),
+     "attach: the optimizer holds none of the FNN's parameters"),
+    (lambda: transfer_embedding(torch.randn(7, 2), FNN(7, 7), b_scale=float("nan")),
+     "transfer_embedding: b_scale: got nan; must be a finite number > 0"),
+    (lambda: transfer_embedding(torch.randn(7, 2), FNN(7, 7), lr_scale=float("inf")),
+     "transfer_embedding: lr_scale: got inf"),
+    (lambda: transfer_embedding(torch.randn(7, 2), FNN(7, 7), lr_scale=0.0), "transfer_embedding: lr_scale: got 0.0"),
+    (lambda: transfer_embedding(torch.randn(7, 2), FNN(7, 7), seed=2**70), "transfer_embedding: seed: got 1180591620717411303424"),
+    (lambda: transfer_embedding(torch.randn(7, 2), FNN(7, 7), seed=-1), "transfer_embedding: seed: got -1"),
+    (lambda: transfer_embedding(torch.randn(7, 2), FNN(7, 7), b_init="gauss"), "transfer_embedding: b_init: got 'gauss'"),
+    (lambda: transfer_embedding(torch.zeros(7, 0), FNN(7, 7)), "weak embedding: empty, shape (7, 0)"),
+    (lambda: transfer_embedding(torch.zeros(0, 2), FNN(7, 7)), "weak embedding: empty, shape (0, 2)"),
 ]
+
+
+class NoParameters(torch.nn.Module):
+    def forward(self, x):
+        return torch.zeros(x.shape[0], 11)
+
+
+def edited_task(**edits):
+    """ModularTask("add", p=11) (30 training pairs) with some of its tensors edited."""
+    task = ModularTask("add", p=11)
+    for name, edit in edits.items():
+        setattr(task, name, edit(getattr(task, name)))
+    return task
+
+
+def optimized(model):
+    return torch.optim.AdamW(model.parameters()), model
+
+
+def attach_twice():
+    optimizer, model = optimized(FNN(5, 5))
+    attach(optimizer, model, "grokfast-ema")
+    attach(optimizer, model, "grokfast-ema")
 
 TYPE_CASES = [
     (lambda: train(FNN(11, 11), None, TrainConfig(max_steps=1)), "train: task must hold tensors x_train, y_train"),
     (lambda: train(FNN(11, 11), ModularTask("add", p=11), {"lr": 0.1}), "train: config must be a TrainConfig, got dict"),
     (lambda: train("fnn", ModularTask("add", p=11), TrainConfig(max_steps=1)), "train: model must be an nn.Module"),
+    (lambda: attach(*optimized(FNN(5, 5)), None), "attach: method must be a name such as 'grokfast-ema', got NoneType"),
+    (lambda: attach(FNN(5, 5), torch.optim.SGD(FNN(5, 5).parameters(), lr=0.1), "orthograd"),
+     "attach: optimizer must be a torch.optim.Optimizer, got FNN"),
+    (lambda: transfer_embedding(torch.randn(7, 2), None), "transfer_embedding: target must be an nn.Module, got NoneType"),
+    (lambda: transfer_embedding(42, FNN(7, 7)), "transfer_embedding: weak must be a weak model"),
+    (lambda: transfer_embedding(torch.randn(7, 2), FNN(7, 7), seed=1.5), "transfer_embedding: seed must be an int or None"),
+    (lambda: transfer_embedding(torch.randn(7, 2), FNN(7, 7), seed=True), "transfer_embedding: seed must be an int or None"),
+    (lambda: transfer_embedding(torch.randn(7, 2), FNN(7, 7), b_scale="1"), "transfer_embedding: b_scale must be a number"),
 ]
 
 

@@ -1,6 +1,7 @@
 """A transferred model survives the ecosystem's save and load, with identical logits."""
 
 import copy
+import json
 
 import pytest
 import torch
@@ -116,3 +117,42 @@ def test_what_is_not_an_embedding_is_refused_and_a_second_transfer_replaces():
     assert model.emb is second is not first and second.A.shape == (5, 3) and second.B.shape == (3, 3)
     with pytest.raises(ConfigError, match="has no save_pretrained"):
         gt.save_pretrained(model, "nowhere")
+
+
+def _saved(tmp_path):
+    gt.save_pretrained(transferred(), tmp_path / "kept")
+    return tmp_path / "kept"
+
+
+def _edit_sidecar(folder, edit):
+    path = folder / "groktransfer.json"
+    data = json.loads(path.read_text())
+    edit(data["factorized_embeddings"]["transformer.wte"])
+    path.write_text(json.dumps(data))
+
+
+@pytest.mark.parametrize("damage, words", [
+    (lambda d: (d / "config.json").unlink(), "config.json"),
+    (lambda d: (d / "config.json").write_text("{not json"), "cannot load"),
+    (lambda d: (d / "groktransfer.json").write_text("garbage"), "groktransfer.json"),
+    (lambda d: (d / "groktransfer.json").write_text("[]"), "factorized_embeddings"),
+    (lambda d: _edit_sidecar(d, lambda e: e.update(rows=10**7, rank=10**7)), "the weights hold"),
+    (lambda d: _edit_sidecar(d, lambda e: e.update(rank=-3)), "rank must be a positive integer"),
+    (lambda d: _edit_sidecar(d, lambda e: e.update(lr_scale=float("nan"))), "lr_scale"),
+    (lambda d: (d / "model.safetensors").write_bytes(b"\x00" * 40), "model.safetensors"),
+    (lambda d: (d / "model.safetensors").unlink(), "no .safetensors"),
+])
+def test_damaged_saved_models_are_refused_with_one_line_naming_the_file(tmp_path, damage, words):
+    folder = _saved(tmp_path)
+    damage(folder)
+    with pytest.raises(ConfigError) as refused:
+        gt.from_pretrained(GPT2LMHeadModel, folder)
+    assert words in str(refused.value) and "\n" not in str(refused.value)
+
+
+def test_from_pretrained_checks_its_arguments(tmp_path):
+    with pytest.raises(ConfigError, match="not a directory"):
+        gt.from_pretrained(GPT2LMHeadModel, tmp_path / "absent")
+    for not_a_class in (gt.FNN, torch.nn.Linear, 42, None):
+        with pytest.raises(TypeError, match="model_class must be a Hugging Face model class"):
+            gt.from_pretrained(not_a_class, _saved(tmp_path))
