@@ -105,4 +105,9 @@ def load_checkpoint(path: Union[str, Path]) -> dict:
     except (SafetensorError, OSError, ValueError, KeyError) as err:
         first = str(err).splitlines()[0] if str(err) else type(err).__name__
         raise ConfigError(f"checkpoint {str(path)!r}: unreadable ({first})") from None
-    return unflatten(skeleton, tensors)
+    try:
+        return unflatten(skeleton, tensors)
+    except KeyError as err:
+        raise ConfigError(f"checkpoint {str(path)!r}: damaged (tensor {err.args[0]!r} is missing)") from None
+    except (TypeError, AttributeError, ValueError) as err:
+        raise ConfigError(f"checkpoint {str(path)!r}: damaged (its layout cannot be read: {err})") from None

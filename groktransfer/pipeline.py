@@ -18,7 +18,6 @@ file) is checked before the run directory is created, so bad input writes nothin
 from __future__ import annotations
 
 import dataclasses
-import json
 import signal
 import threading
 import warnings
@@ -37,10 +36,10 @@ from .methods import build_hooks, describe_methods, loss_function
 from .models import build_model, parameter_count
 from .plots import plot_run
 from .readiness import judge_readiness, weak_report
-from .records import RunDirectory, check_new_run_dir, environment, remove_owned
+from .records import RunDirectory, check_new_run_dir, environment, read_summary, remove_owned
 from .tasks import ModularTask, build_task, machine_memory_bytes
 from .tracking import Trackers, check_trackers
-from .training import Checkpointer, TrainResult, resolve_device, train
+from .training import Checkpointer, CheckpointMismatch, TrainResult, resolve_device, train
 from .transfer import load_weak_embedding, merge_factorized_embedding, save_weak_embedding, transfer_embedding
 from .weak_stage import Candidate, WeakOutcome, conclude, judge_candidate, plan_round, ready_now, train_weak_stages
 
@@ -355,6 +354,8 @@ def run_experiment(
             run_dir.close()
             if resume_state is None:  # the files this run wrote so far (the directory itself is kept)
                 remove_owned(run_dir.path)
+            if isinstance(err, ConfigError):  # already one line naming what is wrong (a damaged tracker file)
+                raise
             first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
             raise ConfigError(f"trackers: {config.trackers} could not start ({first})") from None
 
@@ -365,6 +366,7 @@ def run_experiment(
         # the config travels with the checkpoint, so that resume can tell it belongs to this run
         state = {"version": CHECKPOINT_VERSION, "done": list(done), "stage": stage, "train": train_state,
                  "summary": summary, "histories": histories, "config": config.to_dict()}
+        run_dir.commit()  # the replayed CSVs go in place before the checkpoint that continues them
         save_checkpoint(run_dir.path / CHECKPOINT_FILE, state)
 
     def run_stage(name: str, model, stage: StageConfig, stop_flag: dict, events=None, weak_matrix=None,
@@ -528,8 +530,8 @@ def resume_experiment(
     summary_path = run_dir / "summary.json"
     if summary_path.is_file():
         try:
-            finished = json.loads(summary_path.read_text(encoding="utf-8"))
-        except ValueError:
+            finished = read_summary(summary_path)
+        except ConfigError:  # damaged: the checkpoint decides, and the summary is written again
             finished = {}
         if finished.get("complete"):
             log(f"{run_dir} is already complete")
@@ -539,7 +541,10 @@ def resume_experiment(
         return run_experiment(config, run_dir, overwrite=True, progress=progress, plots=plots, log=log)
     state = load_checkpoint(run_dir / CHECKPOINT_FILE)
     check_checkpoint(state, config, run_dir / CHECKPOINT_FILE)
-    return run_experiment(config, run_dir, progress=progress, plots=plots, log=log, resume_state=state)
+    try:
+        return run_experiment(config, run_dir, progress=progress, plots=plots, log=log, resume_state=state)
+    except CheckpointMismatch as err:  # found when the stage's state is put back into its model
+        raise ConfigError(f"checkpoint {str(run_dir / CHECKPOINT_FILE)!r}: {err}") from None
 
 
 CHECKPOINT_VERSION = 1  # the run checkpoint's layout (what checkpoint() in run_experiment writes)

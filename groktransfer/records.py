@@ -181,6 +181,53 @@ def drop_run_weights(root: Union[str, Path]) -> None:
                 (run_dir / name).unlink(missing_ok=True)
 
 
+REPLAY_SUFFIX = ".replay"  # a resumed run's rewritten CSVs, until its first new record
+
+
+# What a stage's entry in summary.json must hold for the package's own readers (tables,
+# comparisons, tuning): steps and step counts are integers (or null: never reached), the rest numbers.
+SUMMARY_STAGE_FIELDS = {
+    "status": (str,), "steps": (int,), "wall_clock_s": (int, float), "final_test_acc": (int, float),
+    "train_acc_95_step": (int, type(None)), "test_acc_95_step": (int, type(None)),
+    "test_acc_99_step": (int, type(None)), "time_gap": (int, type(None)), "flops": (int, float, type(None)),
+}
+
+
+def read_summary(path: Union[str, Path]) -> dict:
+    """A run's ``summary.json``, checked against the schema above before anyone reads it: a JSON
+    object with ``complete`` (true/false) and ``stages`` ({name: {status, steps, …}}). Anything
+    else is refused with one line naming the file."""
+    path = Path(path)
+
+    def refuse(why: str) -> ConfigError:
+        return ConfigError(f"summary {str(path)!r}: {why}")
+
+    try:
+        if path.stat().st_size > 64 * 2**20:  # a run's summary is a few kB, a batch's a few hundred
+            raise refuse("over 64 MB; not a summary this package wrote")
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise refuse("not found") from None
+    except (OSError, UnicodeDecodeError, ValueError) as err:
+        raise refuse(f"unreadable ({str(err).splitlines()[0] if str(err) else type(err).__name__})") from None
+    if not isinstance(data, dict):
+        raise refuse(f"expected a JSON object, got {type(data).__name__}")
+    if not isinstance(data.get("complete"), bool):
+        raise refuse(f"complete: expected true or false, got {data.get('complete')!r}")
+    stages = data.get("stages")
+    if not isinstance(stages, dict):
+        raise refuse(f"stages: expected an object, got {type(stages).__name__}")
+    for name, entry in stages.items():
+        if not isinstance(entry, dict):
+            raise refuse(f"stages.{name}: expected an object, got {type(entry).__name__}")
+        for field, types in SUMMARY_STAGE_FIELDS.items():
+            value = entry.get(field)
+            if field not in entry or isinstance(value, bool) or not isinstance(value, types):
+                raise refuse(f"stages.{name}.{field}: got {value!r}" if field in entry
+                             else f"stages.{name}: {field} is missing")
+    return data
+
+
 class RunDirectory:
     """Creates a run directory and writes its files.
 
@@ -195,7 +242,9 @@ class RunDirectory:
         replay: Optional[list[tuple[str, dict]]] = None,
     ) -> None:
         """``replay`` reopens an existing run for resuming: metrics.csv and diagnostics.csv are
-        rewritten from these (stage, history row) pairs, whatever state the files are in."""
+        rewritten from these (stage, history row) pairs, whatever state the files are in. The
+        rewritten files replace the old ones only with the run's first new record: a checkpoint
+        refused while it is put back into its model leaves every file as it was."""
         if replay is None:
             self.path = check_new_run_dir(path, overwrite)
             if overwrite:
@@ -209,42 +258,65 @@ class RunDirectory:
         # The lock comes before any file is touched: a run still live in this directory keeps all of its files.
         self._lock = _lock(self.path)
         claim_dir(self.path)
-        if replay is not None:
-            (self.path / "diagnostics.csv").unlink(missing_ok=True)  # rewritten from the replay below
-        self._metrics = open(self.path / "metrics.csv", "w", newline="", encoding="utf-8")
+        # While replaying, the CSVs are written beside the old ones (…csv.replay) until commit().
+        self._pending = replay is not None
+        self._metrics = open(self._csv("metrics.csv"), "w", newline="", encoding="utf-8")
         self._writer = csv.DictWriter(self._metrics, fieldnames=METRICS_FIELDS)
         self._writer.writeheader()
         self._metrics.flush()
         self._diagnostics = None  # opened on the first diagnostics row
         for stage, row in replay or []:
-            self.append_metrics(stage, row)
+            self._append_metrics(stage, row)
             if "diagnostics" in row:
-                self.append_diagnostics(stage, row["step"], row["diagnostics"])
+                self._append_diagnostics(stage, row["step"], row["diagnostics"])
 
-    def _open_diagnostics(self) -> None:
-        self._diagnostics = open(self.path / "diagnostics.csv", "w", newline="", encoding="utf-8")
-        self._diagnostics.write("stage,step,name,value\n")
+    def _csv(self, name: str) -> Path:
+        return self.path / (name + REPLAY_SUFFIX if self._pending else name)
 
-    def append_diagnostics(self, stage: str, step: int, values: dict) -> None:
+    def commit(self) -> None:
+        """Put the replayed CSVs in place of the old ones (a no-op once done, or for a new run)."""
+        if not self._pending:
+            return
+        self._pending = False
+        os.replace(self.path / ("metrics.csv" + REPLAY_SUFFIX), self.path / "metrics.csv")
+        if self._diagnostics is not None:
+            os.replace(self.path / ("diagnostics.csv" + REPLAY_SUFFIX), self.path / "diagnostics.csv")
+        else:
+            (self.path / "diagnostics.csv").unlink(missing_ok=True)  # the replay had none: the run starts it again
+
+    def _append_diagnostics(self, stage: str, step: int, values: dict) -> None:
         if self._diagnostics is None:
-            self._open_diagnostics()
+            self._diagnostics = open(self._csv("diagnostics.csv"), "w", newline="", encoding="utf-8")
+            self._diagnostics.write("stage,step,name,value\n")
         self._diagnostics.writelines(f"{stage},{step},{name},{value!r}\n" for name, value in values.items())
         self._diagnostics.flush()
+
+    def append_diagnostics(self, stage: str, step: int, values: dict) -> None:
+        self.commit()
+        self._append_diagnostics(stage, step, values)
 
     def write_config_yaml(self, text: str) -> None:
         atomic_write_text(self.path / "config.yaml", text)
 
-    def append_metrics(self, stage: str, row: dict) -> None:
+    def _append_metrics(self, stage: str, row: dict) -> None:
         self._writer.writerow({"stage": stage, **{k: row[k] for k in METRICS_FIELDS if k != "stage"}})
         self._metrics.flush()
 
+    def append_metrics(self, stage: str, row: dict) -> None:
+        self.commit()
+        self._append_metrics(stage, row)
+
     def write_summary(self, summary: dict) -> None:
+        self.commit()
         atomic_write_text(self.path / "summary.json", json.dumps(summary, indent=2, sort_keys=False) + "\n")
 
     def close(self) -> None:
         self._metrics.close()
         if self._diagnostics is not None:
             self._diagnostics.close()
+        if self._pending:  # nothing new was recorded: the old CSVs stay, the replayed copies go
+            for name in ("metrics.csv", "diagnostics.csv"):
+                (self.path / (name + REPLAY_SUFFIX)).unlink(missing_ok=True)
         self._lock.release()
 
 

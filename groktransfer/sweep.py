@@ -61,7 +61,7 @@ from .pipeline import (
     stage_loop,
 )
 from .plots import plot_run
-from .records import RunDirectory
+from .records import RunDirectory, read_summary
 from .tasks import ModularTask, build_task
 from .training import _measure_flops, resolve_device
 from .tracking import Trackers
@@ -134,11 +134,14 @@ def reusable(config: RunConfig, out: Path) -> Optional[str]:
         # default that reproduces the old behaviour) still counts as the same config.
         saved = run_config_from_dict(yaml.safe_load(config_path.read_text()))
         same = what_runs(saved) == what_runs(config)
-        done = json.loads(summary_path.read_text()) if summary_path.is_file() else {}
     except (OSError, ValueError, TypeError, AttributeError, yaml.YAMLError, ConfigError):
         return None
     if not same:
         return None
+    try:
+        done = read_summary(summary_path) if summary_path.is_file() else {}
+    except ConfigError:  # damaged: the checkpoint (which holds the whole summary) writes it again
+        done = {}
     if done.get("complete"):
         return "complete"
     return "checkpoint" if (out / CHECKPOINT_FILE).is_file() else None
@@ -229,7 +232,7 @@ def run_many(
     for i, (config, out) in enumerate(jobs):
         state = reusable(config, Path(out))
         if state == "complete":
-            summaries[i] = json.loads((Path(out) / "summary.json").read_text())
+            summaries[i] = read_summary(Path(out) / "summary.json")
         elif state == "checkpoint" and executor.kind == "local":
             log(f"[sweep] {out}: continuing from its checkpoint")
             summaries[i] = resume_experiment(out, progress=progress, plots=plots)
@@ -287,7 +290,7 @@ def run_task(task: Task) -> list[dict]:
     for i, (config, out) in enumerate(task.jobs):
         state = reusable(config, Path(out))
         if state == "complete":
-            results[i] = json.loads((Path(out) / "summary.json").read_text())
+            results[i] = read_summary(Path(out) / "summary.json")
         elif state == "checkpoint":
             results[i] = resume_experiment(out, progress=task.progress, plots=task.plots)
         else:

@@ -23,11 +23,13 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 from pathlib import Path
 from typing import Optional
 
 from .config import TRACKER_NAMES as TRACKERS
 from .config import ConfigError
+from .records import atomic_write_text
 
 SCALARS = ("train_loss", "train_acc", "test_loss", "test_acc", "weight_norm")
 
@@ -71,16 +73,34 @@ class Trackers:
 
             self._mlflow = MlflowClient(tracking_uri=(self.run_dir / "mlruns").resolve().as_uri())
             id_file = self.run_dir / "mlflow_run_id"
-            if id_file.is_file():
-                self._mlflow_run = id_file.read_text().strip()
+            if id_file.exists() or id_file.is_symlink():
+                self._mlflow_run = self._read_mlflow_run_id(id_file)
             else:
                 experiment = self._mlflow.get_experiment_by_name("groktransfer")
                 experiment_id = experiment.experiment_id if experiment else self._mlflow.create_experiment("groktransfer")
                 run = self._mlflow.create_run(experiment_id, run_name=name)
                 self._mlflow_run = run.info.run_id
-                id_file.write_text(self._mlflow_run + "\n")
+                atomic_write_text(id_file, self._mlflow_run + "\n")
                 for key, value in _flat(config).items():
                     self._mlflow.log_param(self._mlflow_run, key, str(value)[:250])
+
+    def _read_mlflow_run_id(self, id_file: Path) -> str:
+        """The MLflow run this directory logs to: a run id (32 hex digits) of a run in its mlruns/."""
+        damaged = ConfigError(f"tracker file {str(id_file)!r}: damaged (not the id of a run in "
+                              f"{str(self.run_dir / 'mlruns')!r}); remove it to start a new MLflow run")
+        try:
+            if id_file.is_symlink() or not id_file.is_file() or id_file.stat().st_size > 1024:
+                raise damaged
+            run_id = id_file.read_text(encoding="ascii").strip()
+        except (OSError, UnicodeDecodeError):
+            raise damaged from None
+        if not re.fullmatch(r"[0-9a-f]{32}", run_id):
+            raise damaged
+        try:
+            self._mlflow.get_run(run_id)
+        except Exception:  # MLflow's own error types: the run is not in this store
+            raise damaged from None
+        return run_id
 
     def log(self, stage: str, row: dict) -> None:
         step = int(row["step"])

@@ -222,6 +222,11 @@ class TrainResult:
         return out
 
 
+class CheckpointMismatch(ConfigError):
+    """A checkpoint's training state that cannot be put back into the run's model, optimizer or
+    methods (resume names the file)."""
+
+
 class RunInterrupted(KeyboardInterrupt):
     """Training stopped on request (SIGINT/SIGTERM) after its state was checkpointed. A
     KeyboardInterrupt, so that a caller's loop over runs (or a test runner) stops too, as it
@@ -386,12 +391,25 @@ def _restore(resume: dict, model: nn.Module, config: TrainConfig, hooks: Sequenc
         if event_step < resume["step"]:
             events.pop(event_step)(model)
     model.to(device=device, dtype=dtype)
-    model.load_state_dict(resume["model"])
-    optimizer = _make_optimizer(model, config)
-    optimizer.load_state_dict(resume["optimizer"])
-    for hook, hook_state in zip(hooks, resume["hooks"]):
-        hook.load_state_dict(hook_state)
-    batch_gen.set_state(resume["batch_generator"])
+    try:
+        model.load_state_dict(resume["model"])
+        optimizer = _make_optimizer(model, config)
+        optimizer.load_state_dict(resume["optimizer"])
+        # torch checks the parameter groups, not the moments' shapes: a wrong one fails steps later.
+        for param in (p for group in optimizer.param_groups for p in group["params"]):
+            for name, value in optimizer.state.get(param, {}).items():
+                if name != "step" and isinstance(value, torch.Tensor) and value.shape != param.shape:
+                    raise ValueError(f"optimizer {name} of shape {list(value.shape)} for a parameter of "
+                                     f"shape {list(param.shape)}")
+        if len(resume["hooks"]) != len(hooks):
+            raise ValueError(f"{len(resume['hooks'])} method states for {len(hooks)} methods")
+        for hook, hook_state in zip(hooks, resume["hooks"]):
+            hook.load_state_dict(hook_state)
+        batch_gen.set_state(resume["batch_generator"])
+    except (KeyError, IndexError, RuntimeError, TypeError, ValueError, AttributeError) as err:
+        text = str(err).strip()
+        detail = " ".join(text.split()) if text else type(err).__name__
+        raise CheckpointMismatch(f"its state does not fit the run's model ({detail[:300]})") from None
     return optimizer
 
 

@@ -1,5 +1,7 @@
 """Run directories: locking, atomic files, metrics reading."""
 
+import json
+
 import pytest
 
 from groktransfer import ConfigError, read_metrics
@@ -133,3 +135,39 @@ def test_drop_run_weights_deletes_only_the_package_files_of_its_finished_runs(tm
                                                              "mine.safetensors", "summary.json"])
     for kept in (tmp_path / "runs" / "a" / "seed1", tmp_path / "theirs"):
         assert all((kept / name).exists() for name in WEIGHT_FILES)
+
+
+SUMMARY_DAMAGE = [
+    ("[]", "expected a JSON object, got list"),
+    ("{bad", "unreadable"),
+    ('{"complete": "yes", "stages": {}}', "complete: expected true or false, got 'yes'"),
+    ('{"complete": true, "stages": 3}', "stages: expected an object, got int"),
+    ('{"complete": true, "stages": {"scratch": {}}}', "stages.scratch: status is missing"),
+]
+
+
+@pytest.mark.parametrize("text, message", SUMMARY_DAMAGE, ids=[m for _, m in SUMMARY_DAMAGE])
+def test_a_damaged_summary_is_refused_with_one_line_naming_it(tmp_path, text, message):
+    from groktransfer.records import read_summary
+
+    (tmp_path / "summary.json").write_text(text)
+    with pytest.raises(ConfigError) as refused:
+        read_summary(tmp_path / "summary.json")
+    assert "summary.json" in str(refused.value) and message in str(refused.value) and "\n" not in str(refused.value)
+
+
+def test_a_sweep_rewrites_a_damaged_summary_from_its_checkpoint(tmp_path, monkeypatch):
+    """compare's reuse reads each finished run's summary.json through read_summary; a damaged one
+    is not reused as it is, but written again from the run's checkpoint (no training)."""
+    from groktransfer.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    argv = ["compare", "--spec", "demo", "--methods", "scratch", "--seeds", "1", "--out", "c", "--no-progress",
+            "task.p=5", "model.width=8", "model.embed_dim=4", "train.max_steps=20"]
+    assert main(argv) == 0
+    summary = tmp_path / "c" / "runs" / "scratch" / "seed0" / "summary.json"
+    good = json.loads(summary.read_text())
+    for text, _ in SUMMARY_DAMAGE:
+        summary.write_text(text)
+        assert main(argv) == 0
+        assert json.loads(summary.read_text())["stages"] == good["stages"]

@@ -8,6 +8,7 @@ import sys
 import time
 
 import pytest
+import torch
 import yaml
 
 from groktransfer import RunConfig, from_dict, read_metrics, run_experiment
@@ -137,19 +138,50 @@ def test_a_checkpoint_that_is_not_this_runs_is_refused_clearly(tmp_path, capsys)
                ({**state, "done": ["weak", "teacher"]}, "names stages"),
                ({**state, "train": {**state["train"], "step": 10**9}}, "at step 1000000000, outside its budget of 1500"),
                ({**state, "config": {**state["config"], "seed": 7}}, "written by another configuration")]
+    # States that pass those checks but do not fit the model they are put back into.
+    train_state = state["train"]
+    first_weight = next(iter(train_state["model"]))
+    moments = train_state["optimizer"]["state"][0]
+    damaged += [
+        ({**state, "train": {**train_state, "model": {**train_state["model"], first_weight: torch.zeros(3, 3)}}},
+         "its state does not fit the run's model (Error(s) in loading state_dict"),
+        ({**state, "train": {**train_state, "optimizer": {**train_state["optimizer"], "state": {
+            **train_state["optimizer"]["state"], 0: {**moments, "exp_avg": torch.zeros(3, 3)}}}}},
+         "optimizer exp_avg of shape [3, 3]"),
+        ({**state, "train": {**train_state, "batch_generator": torch.zeros(7, dtype=torch.uint8)}}, "RNG state"),
+        ({**state, "train": {**train_state, "hooks": []}}, "0 method states for 1 methods"),
+        (MISSING_TENSOR, "damaged (tensor 't.train.model."),
+    ]
     for bad, message in damaged:
-        save_checkpoint(ckpt, bad)
-        before = sorted((p.name, p.stat().st_size) for p in out.iterdir() if p.name != "checkpoint.safetensors")
+        if bad is MISSING_TENSOR:
+            save_without_a_tensor(ckpt, state)
+        else:
+            save_checkpoint(ckpt, bad)
+        before = {p.name: p.read_bytes() for p in out.iterdir() if p.name != "checkpoint.safetensors"}
         assert main(["resume", str(out), "--no-progress"]) == 2
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and "checkpoint.safetensors" in err[0] and message in err[0], err
-        assert sorted((p.name, p.stat().st_size) for p in out.iterdir() if p.name != "checkpoint.safetensors") == before
+        assert {p.name: p.read_bytes() for p in out.iterdir() if p.name != "checkpoint.safetensors"} == before
     ckpt.write_bytes(original)
     config_file.write_text(original_config.replace("lr: 0.003", "lr: 0.004"))
     assert main(["resume", str(out), "--no-progress"]) == 2
     assert "config.yaml' (the file was edited" in capsys.readouterr().err
     config_file.write_text(original_config)
     assert main(["resume", str(out), "--device", "cpu", "--no-progress"]) == 0
+
+
+MISSING_TENSOR = object()
+
+
+def save_without_a_tensor(path, state):
+    from safetensors.torch import save_file
+
+    from groktransfer.checkpoint import flatten
+
+    tensors = {}
+    skeleton = flatten(state, tensors)
+    tensors.pop(next(key for key in tensors if key.startswith("t.train.model.")))
+    save_file(tensors, str(path), metadata={"state": json.dumps(skeleton)})
 
 
 def test_resume_refuses_what_is_not_a_run(tmp_path, capsys):

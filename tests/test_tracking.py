@@ -129,3 +129,23 @@ def test_unknown_or_missing_trackers_are_refused(tmp_path, capsys):
     assert main(["run", str(tmp_path / "c.yaml"), "--out", str(tmp_path / "x"), "--log", "neptune"]) == 2
     assert "--log: trackers[0]: got 'neptune'; allowed: tensorboard, wandb, mlflow" in capsys.readouterr().err
     assert not (tmp_path / "x").exists()
+
+
+@pytest.mark.parametrize("damage", [
+    lambda f: f.write_bytes(b"\xff\xfe garbage"),
+    lambda f: f.write_text("0123\n"),
+    lambda f: f.write_text("f" * 32 + "\n"),  # the form of an id, but no such run in this store
+    lambda f: (f.unlink(), f.mkdir()),
+    lambda f: f.write_text("x" * 5000),
+])
+def test_a_damaged_mlflow_run_id_file_is_refused_with_one_line_naming_it(tmp_path, damage):
+    from groktransfer.config import ConfigError
+    from groktransfer.tracking import Trackers
+
+    Trackers(["mlflow"], tmp_path, "t", {"a": 1}).close()
+    id_file = tmp_path / "mlflow_run_id"
+    Trackers(["mlflow"], tmp_path, "t", {"a": 1}).close()  # an intact file: the same run again
+    damage(id_file)
+    with pytest.raises(ConfigError) as refused:
+        Trackers(["mlflow"], tmp_path, "t", {"a": 1})
+    assert "mlflow_run_id" in str(refused.value) and "damaged" in str(refused.value) and "\n" not in str(refused.value)
