@@ -36,7 +36,7 @@ from .methods import build_hooks, describe_methods, loss_function
 from .models import build_model, parameter_count
 from .plots import plot_run
 from .readiness import judge_readiness, weak_report
-from .records import RunDirectory, check_new_run_dir, environment, read_summary, remove_owned
+from .records import RunDirectory, check_new_run_dir, check_writable_out, environment, read_summary, remove_owned
 from .tasks import ModularTask, build_task, machine_memory_bytes
 from .tracking import Trackers, check_trackers
 from .training import Checkpointer, CheckpointMismatch, TrainResult, resolve_device, train
@@ -536,6 +536,7 @@ def resume_experiment(
         if finished.get("complete"):
             log(f"{run_dir} is already complete")
             return finished
+    check_writable_out(run_dir, "resume")  # a folder made read-only since: one line now, not a fault mid-run
     if not (run_dir / CHECKPOINT_FILE).is_file():
         log(f"{run_dir} has no checkpoint yet: starting it again")
         return run_experiment(config, run_dir, overwrite=True, progress=progress, plots=plots, log=log)

@@ -43,6 +43,7 @@ import os
 import platform
 import shutil
 import subprocess
+import tempfile
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
@@ -84,7 +85,31 @@ def check_new_run_dir(path: Union[str, Path], overwrite: bool = False) -> Path:
         raise ConfigError(f"--out {str(path)!r}: exists and is not a directory")
     if is_dir and any(path.iterdir()) and not overwrite:
         raise ConfigError(f"--out {str(path)!r}: already exists; choose another directory or pass --overwrite")
+    check_writable_out(path)
     return path
+
+
+def check_writable_out(path: Union[str, Path], label: str = "--out") -> None:
+    """Refuse an output location this process cannot write: a folder without write permission (its
+    own, or the nearest existing one above it), one under a file, a read-only file system. Probed
+    by creating and removing a file of its own there, so that the answer is the file system's,
+    capabilities and mount options included. Nothing is left behind."""
+    path = Path(path)
+    where = path
+    try:
+        while not where.exists():
+            if where.is_symlink():  # a dangling link: mkdir would fail on it
+                raise ConfigError(f"{label} {str(path)!r}: {str(where)!r} is a link to nothing")
+            if where.parent == where:
+                break
+            where = where.parent
+        if not where.is_dir():
+            raise ConfigError(f"{label} {str(path)!r}: {str(where)!r} is a file, not a directory")
+        handle, probe = tempfile.mkstemp(prefix=".groktransfer-probe-", dir=where)
+        os.close(handle)
+        os.unlink(probe)
+    except OSError as err:
+        raise ConfigError(f"{label} {str(path)!r}: cannot write in {str(where)!r} ({err.strerror or err})") from None
 
 
 LOCK_FILE = ".lock"
@@ -149,6 +174,8 @@ def _lock(path: Path) -> FileLock:
         lock.acquire(timeout=0)
     except Timeout:
         raise ConfigError(f"--out {str(path)!r}: in use by another groktransfer process") from None
+    except OSError as err:  # a folder made read-only since the run began, say
+        raise ConfigError(f"{str(path)!r}: cannot write its lock file ({err.strerror or err})") from None
     return lock
 
 

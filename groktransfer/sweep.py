@@ -335,6 +335,23 @@ def _run_together(jobs: list[tuple[RunConfig, Path]], per_stage: dict[str, int],
         summaries.append(new_summary(config, task, device))
     histories: list[dict[str, list[dict]]] = [{} for _ in configs]
     outcomes: list = [None] * len(configs)  # each run's weak stage (every candidate; the chosen one)
+    # Every run directory is made and locked before the batch trains, and held until its records
+    # are written: a second sweep on the same --out is refused instead of training the batch again.
+    run_dirs: list[RunDirectory] = []
+    try:
+        for _, out in jobs:
+            run_dirs.append(RunDirectory(out, overwrite=True))
+        _train_together(configs, tasks, weak_files, summaries, histories, outcomes, per_stage, progress)
+        for i, (config, _) in enumerate(jobs):
+            _write_run(run_dirs[i], config, summaries[i], histories[i], outcomes[i], plots)
+    finally:
+        for run_dir in run_dirs:
+            run_dir.close()
+    return summaries
+
+
+def _train_together(configs, tasks, weak_files, summaries, histories, outcomes, per_stage, progress) -> None:
+    """Train the runs' stages as batches, filling in their summaries, histories and weak outcomes."""
 
     def train_stage(stage: str, members: list[int], models: dict[int, torch.nn.Module], weak_matrices=None) -> None:
         k = per_stage[stage]
@@ -392,28 +409,26 @@ def _run_together(jobs: list[tuple[RunConfig, Path]], per_stage: dict[str, int],
     stage_loop(configs, tasks, summaries, weak_files, train_weak=train_weak, train_stage=train_stage,
                on_weak_outcome=keep_weak_outcome)
 
-    for i, (config, out) in enumerate(jobs):
-        summary = summaries[i]
-        complete_summary(summary)
-        run_dir = RunDirectory(out, overwrite=True)
-        trackers = None
-        try:
-            run_dir.write_config_yaml(dump_yaml(config))
-            if config.trackers:  # a batch writes its runs' trackers once it has them all
-                trackers = Trackers(config.trackers, run_dir.path, config.name, config.to_dict())
-            for stage, rows in histories[i].items():
-                for row in rows:
-                    record_row(run_dir, trackers, stage, row)
-            if outcomes[i] is not None:
-                save_weak_outcome(run_dir.path, outcomes[i], config)
-            run_dir.write_summary(summary)
-            if plots:
-                plot_run(run_dir.path, title=config.name)
-        finally:
-            if trackers is not None:
-                trackers.close()
-            run_dir.close()
-    return summaries
+
+def _write_run(run_dir: RunDirectory, config: RunConfig, summary: dict, histories: dict, outcome, plots: bool) -> None:
+    """A batch run's records, written into its (locked) directory once the batch has trained."""
+    complete_summary(summary)
+    trackers = None
+    try:
+        run_dir.write_config_yaml(dump_yaml(config))
+        if config.trackers:  # a batch writes its runs' trackers once it has them all
+            trackers = Trackers(config.trackers, run_dir.path, config.name, config.to_dict())
+        for stage, rows in histories.items():
+            for row in rows:
+                record_row(run_dir, trackers, stage, row)
+        if outcome is not None:
+            save_weak_outcome(run_dir.path, outcome, config)
+        run_dir.write_summary(summary)
+        if plots:
+            plot_run(run_dir.path, title=config.name)
+    finally:
+        if trackers is not None:
+            trackers.close()
 
 
 def _train_splitting_on_oom(specs: list[RunSpec], stop_requested, progress: bool) -> list[tuple]:

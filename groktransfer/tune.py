@@ -52,7 +52,7 @@ import yaml
 from .compare import ComparisonConfig, method_components, method_run_config, run_numbers
 from .config import ConfigError, deep_merge, load_config_file
 from .pipeline import prepare
-from .records import atomic_write_text, environment
+from .records import atomic_write_text, check_writable_out, environment
 from .sweep import run_many
 from .training import resolve_device
 
@@ -223,6 +223,7 @@ def run_tune(
         prepare(method_run_config(spec, method, seeds[0], _with_fixed(spec, method, plans[method][0])))
 
     out = Path(out)
+    check_writable_out(out)
     out.mkdir(parents=True, exist_ok=True)
     def trial_dir(method: str, index: int, seed: int) -> Path:
         return out / "trials" / method / f"trial{index:04d}" / f"seed{seed}"

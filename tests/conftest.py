@@ -61,6 +61,7 @@ SLOW_TESTS = {
     "tests/test_resume.py::test_sigterm_checkpoints_exits_cleanly_and_resumes",
     "tests/test_sweep.py::test_a_batch_out_of_gpu_memory_is_split_and_restarted_from_the_initial_weights",
     "tests/test_sweep.py::test_a_signal_stops_a_batch_group_that_trains_its_runs_one_at_a_time",
+    "tests/test_sweep.py::test_a_second_sweep_on_the_same_out_is_refused_while_a_batch_trains",
     "tests/test_sweep.py::test_batched_pipeline_writes_what_run_experiment_writes",
     "tests/test_sweep.py::test_cli_run_seeds_writes_one_directory_per_seed_and_a_table",
     "tests/test_sweep.py::test_finished_runs_are_reused_and_mixed_groups_run_in_order",
@@ -73,10 +74,11 @@ SLOW_TESTS = {
     "tests/test_transformer.py::test_equation_format_target_gets_the_weak_rows_plus_two",
     "tests/test_transformer.py::test_fnn_embedding_removes_the_transformers_grokking_delay",
     "tests/test_xor.py::test_no_three_neuron_network_beats_three_quarters_but_four_neurons_can",
+    "tests/test_faults.py",  # every test there starts real processes and faults
 }
 
 
 def pytest_collection_modifyitems(config, items):
     for item in items:
-        if item.nodeid.split("[")[0] in SLOW_TESTS:
+        if item.nodeid.split("[")[0] in SLOW_TESTS or item.nodeid.split("::")[0] in SLOW_TESTS:
             item.add_marker(pytest.mark.slow)

@@ -230,3 +230,36 @@ def test_a_signal_stops_a_batch_group_that_trains_its_runs_one_at_a_time(tmp_pat
     assert proc.returncode == 130, err
     assert time.time() - started < 30
     assert not any((out / f"seed{s}" / "summary.json").exists() for s in (0, 1))
+
+
+def test_a_second_sweep_on_the_same_out_is_refused_while_a_batch_trains(tmp_path, capsys):
+    """A batch's run directories are made and locked before it trains (they used to appear only
+    once it had finished, so a second `compare` on the same --out trained the batch again and
+    replaced the first one's directories)."""
+    import signal
+    import subprocess
+    import sys
+
+    from groktransfer.cli import main
+
+    argv = ["compare", "--spec", "demo", "--methods", "scratch", "--seeds", "2", "--parallel", "2",
+            "--out", str(tmp_path / "c"), "--no-progress", "task.p=11", "train.max_steps=400000",
+            "train.stop_at_test_acc=null"]
+    first = subprocess.Popen([sys.executable, "-m", "groktransfer.cli", *argv], stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)
+    import time
+
+    runs = [tmp_path / "c" / "runs" / "scratch" / f"seed{s}" / "metrics.csv" for s in (0, 1)]
+    try:
+        deadline = time.time() + 120  # both directories locked (metrics.csv is opened under the lock)
+        while not all(path.exists() for path in runs):
+            assert first.poll() is None and time.time() < deadline, first.communicate()[1]
+            time.sleep(0.02)
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert "runs/scratch/seed0': in use by another groktransfer process" in err, err
+        assert first.poll() is None
+    finally:
+        first.send_signal(signal.SIGINT)
+        first.communicate(timeout=60)
+    assert first.returncode == 130
