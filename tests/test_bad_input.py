@@ -67,7 +67,7 @@ CLI_CASES = [
     (P + ["checkpoint.every_steps=0"], "checkpoint.every_steps: got 0; must be >= 1 or null"),
     (["run", "tiny.yaml", "--out", "exists"], "--out 'exists': already exists; choose another directory or pass --overwrite"),
     (["run", "tiny.yaml", "list.yaml", "--out", "new"], "run: at most one config file"),
-    (["run", "tiny.yaml", "--out", "tiny.yaml/sub"], "--out 'tiny.yaml/sub': cannot create"),
+    (["run", "tiny.yaml", "--out", "tiny.yaml/sub"], "--out 'tiny.yaml/sub': 'tiny.yaml' is a file, not a directory"),
     (["run", "missing.yaml", "--out", "new"], "config file 'missing.yaml': not found"),
     (["run", "list.yaml", "--out", "new"], "config file 'list.yaml': expected a mapping at the top level"),
     (["run", "broken.yaml", "--out", "new"], "config file 'broken.yaml': cannot be parsed"),
