@@ -98,13 +98,24 @@ def text_embedding(p: int) -> torch.Tensor:
 def _load_npy(path: str, p: int) -> torch.Tensor:
     if not Path(path).is_file():
         raise ConfigError(f"encoding file {path!r}: not found")
-    try:
-        array = np.load(path, allow_pickle=False)
+    try:  # mapped, not read: the shape and type are checked before any of it is loaded
+        array = np.load(path, allow_pickle=False, mmap_mode="r")
     except (OSError, ValueError) as err:
-        raise ConfigError(f"encoding file {path!r}: unreadable ({str(err).splitlines()[0]})") from None
-    if array.ndim != 2 or array.shape[0] != p or not np.issubdtype(array.dtype, np.number):
-        raise ConfigError(f"encoding file {path!r}: expected a numeric ({p} × d) array, got shape {array.shape}")
-    return torch.from_numpy(array.astype(np.float64))
+        why = str(err).splitlines()[0] if str(err) else type(err).__name__
+        if "pickle" in why or "Python objects" in why:  # numpy's hint is to unpickle it; the package never does
+            why = "not a .npy file of numbers; files holding Python objects are never loaded"
+        raise ConfigError(f"encoding file {path!r}: unreadable ({why})") from None
+    real = np.issubdtype(array.dtype, np.integer) or np.issubdtype(array.dtype, np.floating)
+    if array.ndim != 2 or array.shape[0] != p or not 1 <= array.shape[1] <= MAX_ENCODING_DIM or not real:
+        raise ConfigError(f"encoding file {path!r}: expected a real ({p} × d) array with 1 <= d <= "
+                          f"{MAX_ENCODING_DIM}, got shape {array.shape} of {array.dtype}")
+    matrix = torch.from_numpy(np.array(array, dtype=np.float64))
+    if not bool(torch.isfinite(matrix).all()):
+        raise ConfigError(f"encoding file {path!r}: holds NaN or infinite values")
+    return matrix
+
+
+MAX_ENCODING_DIM = 65_536  # far above any input width the paper or a user's FNN reads
 
 
 __all__ = ["ENCODINGS", "fixed_encoding", "require_text_model", "text_embedding"]

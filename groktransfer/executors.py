@@ -35,6 +35,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import re
+import socket
 import time
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -48,6 +49,22 @@ EXECUTORS = ("local", "ray", "submitit")
 # what Ray's init accepts as an address, checked before anything starts (a malformed one was a traceback)
 _RAY_ADDRESS = re.compile(r"auto|local|(?:ray://)?(?:[A-Za-z0-9_.-]+|\[[0-9A-Fa-f:]+\]):(?P<port>[0-9]{1,5})")
 ENGINES = {"ray": ("ray", "ray"), "submitit": ("submitit", "slurm")}  # executor: (module, the package's extra)
+
+
+# Ray waits minutes for a cluster that does not answer; a TCP connection tells in seconds.
+REACH_TIMEOUT_S = 5.0
+
+
+def check_reachable(address: str, label: str) -> None:
+    """Refuse a HOST:PORT (or ray://HOST:PORT) where nothing accepts a connection within
+    REACH_TIMEOUT_S, before anything starts."""
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=REACH_TIMEOUT_S).close()
+    except OSError as err:
+        why = (f"no answer within {REACH_TIMEOUT_S:g} s" if isinstance(err, socket.timeout)
+               else err.strerror or str(err) or type(err).__name__)
+        raise ConfigError(f"{label} {address}: nothing answers there ({why}); is the Ray cluster running?") from None
 
 
 @dataclass(frozen=True)
@@ -81,6 +98,11 @@ class ExecutorConfig:
             if match is None or (match.group("port") and not 1 <= int(match.group("port")) <= 65535):
                 raise ConfigError(f"--ray-address: got {self.ray_address!r}; expected HOST:PORT, ray://HOST:PORT, "
                                   f"auto or local")
+            if match.group("port"):
+                check_reachable(self.ray_address, "--ray-address")
+        elif self.kind == "ray" and _RAY_ADDRESS.fullmatch(os.environ.get("RAY_ADDRESS", "")):
+            if _RAY_ADDRESS.fullmatch(os.environ["RAY_ADDRESS"]).group("port"):
+                check_reachable(os.environ["RAY_ADDRESS"], "RAY_ADDRESS")
         if self.kind == "ray" and self.ray_address is None and not os.environ.get("RAY_ADDRESS"):
             cpus = self.num_cpus or os.cpu_count() or 1  # the local cluster this process would start
             if self.cpus_per_task > cpus:

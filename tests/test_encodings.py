@@ -28,12 +28,27 @@ def test_every_encoding_has_unit_rows_and_the_stated_values():
     torch.testing.assert_close(fourier[a], torch.tensor(expected) / math.sqrt(7))
 
 
+@pytest.mark.parametrize("make, message", [
+    (lambda: np.where(np.eye(10, 3) > 0, np.nan, 1.0), "holds NaN or infinite values"),
+    (lambda: np.full((10, 3), np.inf), "holds NaN or infinite values"),
+    (lambda: np.ones((10, 3), dtype=np.complex64), "expected a real (10 × d) array"),
+    (lambda: np.ones((10, 3), dtype=bool), "expected a real (10 × d) array"),
+    (lambda: np.ones((10, 0)), "expected a real (10 × d) array with 1 <= d"),
+    (lambda: np.array([{"a": 1}] * 10, dtype=object), "files holding Python objects are never loaded"),
+])
+def test_a_damaged_npy_encoding_is_refused_with_one_line_naming_it(tmp_path, make, message):
+    np.save(tmp_path / "bad.npy", make(), allow_pickle=True)
+    with pytest.raises(ConfigError) as refused:
+        fixed_encoding(str(tmp_path / "bad.npy"), 10)
+    assert "bad.npy" in str(refused.value) and message in str(refused.value) and "\n" not in str(refused.value)
+
+
 def test_a_users_npy_file_is_normalised_and_checked(tmp_path):
     np.save(tmp_path / "good.npy", np.arange(1, 31, dtype=np.float32).reshape(10, 3))
     matrix = fixed_encoding(str(tmp_path / "good.npy"), 10)
     torch.testing.assert_close(matrix[0], torch.tensor([1.0, 2, 3]) / math.sqrt(14))
     np.save(tmp_path / "short.npy", np.ones((9, 3)))
-    with pytest.raises(ConfigError, match=r"expected a numeric \(10 × d\) array, got shape \(9, 3\)"):
+    with pytest.raises(ConfigError, match=r"expected a real \(10 × d\) array with 1 <= d <= 65536, got shape \(9, 3\)"):
         fixed_encoding(str(tmp_path / "short.npy"), 10)
     np.save(tmp_path / "zero.npy", np.zeros((10, 3)))
     with pytest.raises(ConfigError, match="row 0 is all zeros"):

@@ -75,7 +75,27 @@ def test_a_task_larger_than_the_local_ray_cluster_is_refused_before_it_starts(mo
     monkeypatch.delenv("RAY_ADDRESS", raising=False)
     with pytest.raises(ConfigError, match="--cpus-per-task: got 3; the local Ray cluster would have 2 CPUs"):
         executor_config("ray", num_cpus=2, cpus_per_task=3)
-    executor_config("ray", ray_address="head:6379", cpus_per_task=64)  # a cluster joined may be larger (or grow)
+    import socket
+
+    with socket.create_server(("127.0.0.1", 0)) as head:  # something that answers, as a cluster's head does
+        address = f"127.0.0.1:{head.getsockname()[1]}"
+        executor_config("ray", ray_address=address, cpus_per_task=64)  # a cluster joined may be larger (or grow)
+
+
+def test_a_ray_address_where_nothing_answers_is_refused_in_seconds(monkeypatch):
+    """Ray itself waits minutes (and retries) for a cluster that is not there."""
+    import socket
+    import time
+
+    with socket.create_server(("127.0.0.1", 0)) as closed:
+        port = closed.getsockname()[1]  # free once closed: nothing listens there
+    started = time.time()
+    with pytest.raises(ConfigError, match=f"--ray-address 127.0.0.1:{port}: nothing answers there"):
+        executor_config("ray", ray_address=f"127.0.0.1:{port}")
+    monkeypatch.setenv("RAY_ADDRESS", f"ray://127.0.0.1:{port}")
+    with pytest.raises(ConfigError, match=f"RAY_ADDRESS ray://127.0.0.1:{port}: nothing answers there"):
+        executor_config("ray")
+    assert time.time() - started < 12
 
 
 def test_gpu_share_follows_the_batch_memory():
