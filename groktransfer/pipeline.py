@@ -36,10 +36,11 @@ from .methods import build_hooks, describe_methods, loss_function
 from .models import build_model, parameter_count
 from .plots import plot_run
 from .readiness import judge_readiness, weak_report
-from .records import RunDirectory, check_new_run_dir, check_writable_out, environment, read_summary, remove_owned
+from .records import (RunDirectory, check_new_run_dir, check_summary_stages, check_writable_out, environment,
+                      read_summary, remove_owned)
 from .tasks import ModularTask, build_task, machine_memory_bytes
 from .tracking import Trackers, check_trackers
-from .training import Checkpointer, CheckpointMismatch, TrainResult, resolve_device, train
+from .training import Checkpointer, CheckpointMismatch, TrainResult, check_history, resolve_device, train
 from .transfer import load_weak_embedding, merge_factorized_embedding, save_weak_embedding, transfer_embedding
 from .weak_stage import Candidate, WeakOutcome, conclude, judge_candidate, plan_round, ready_now, train_weak_stages
 
@@ -573,6 +574,17 @@ def check_checkpoint(state: dict, config: RunConfig, path: Path) -> None:
     if (stage is not None and stage not in stages) or not isinstance(done, list) or not set(done) <= stages:
         raise ConfigError(f"{where}: names stages ({stage!r}, done {done!r}) that this run's config.yaml does not "
                           f"have; it belongs to another run")
+    histories, summary = state.get("histories"), state.get("summary")
+    try:
+        if not isinstance(histories, dict) or not set(done) <= set(histories):
+            raise ValueError("histories: one per finished stage expected")
+        for name in done:
+            check_history(histories[name])
+        if not isinstance(summary, dict):
+            raise ValueError("summary: not an object")
+        check_summary_stages(summary.get("stages"), lambda why: ValueError(why))
+    except ValueError as err:
+        raise ConfigError(f"{where}: damaged ({err})") from None
     train = state.get("train")
     if stage is not None:
         step = train.get("step") if isinstance(train, dict) else None

@@ -241,7 +241,13 @@ def read_summary(path: Union[str, Path]) -> dict:
         raise refuse(f"expected a JSON object, got {type(data).__name__}")
     if not isinstance(data.get("complete"), bool):
         raise refuse(f"complete: expected true or false, got {data.get('complete')!r}")
-    stages = data.get("stages")
+    check_summary_stages(data.get("stages"), refuse)
+    return data
+
+
+def check_summary_stages(stages, refuse) -> None:
+    """A summary's ``stages``: {name: entry} with every SUMMARY_STAGE_FIELDS field of its type;
+    ``refuse(why)`` makes the exception raised otherwise."""
     if not isinstance(stages, dict):
         raise refuse(f"stages: expected an object, got {type(stages).__name__}")
     for name, entry in stages.items():
@@ -252,7 +258,6 @@ def read_summary(path: Union[str, Path]) -> dict:
             if field not in entry or isinstance(value, bool) or not isinstance(value, types):
                 raise refuse(f"stages.{name}.{field}: got {value!r}" if field in entry
                              else f"stages.{name}: {field} is missing")
-    return data
 
 
 class RunDirectory:

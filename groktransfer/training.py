@@ -37,6 +37,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from .compiling import CompiledStep
 from .config import ConfigError, TrainConfig
 from .metrics import summarize_history
+from .methods.stablemax import stablemax_cross_entropy
 from .progress import Progress
 
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -305,7 +306,21 @@ def _measure_flops(model: nn.Module, loss_fn: LossFn, x: torch.Tensor, y: torch.
     return step_flops, counter.get_total_flops()
 
 
-def check_model_fits_task(model: nn.Module, task, config) -> None:
+# Losses that read integer class labels (a caller's own loss_fn may read anything).
+CLASS_LOSSES = (nn.functional.cross_entropy, stablemax_cross_entropy)
+
+
+def _embedding_rows(model: nn.Module):
+    """How many tokens the model's input embedding holds, when it has one that can be found."""
+    from .transfer import locate_input_embedding  # transfer imports nothing of training's
+
+    try:
+        return int(locate_input_embedding(model).matrix.shape[0])
+    except (ConfigError, AttributeError, TypeError, IndexError):
+        return None
+
+
+def check_model_fits_task(model: nn.Module, task, config, class_labels: bool = True) -> None:
     """Refuse arguments that would train nonsense or fail deep inside PyTorch: a config that is
     not a TrainConfig, a task without its four tensors, and a model whose vocabulary or number
     of outputs does not match the task's (one forward pass on two training inputs)."""
@@ -330,6 +345,14 @@ def check_model_fits_task(model: nn.Module, task, config) -> None:
     task_vocab = getattr(task, "vocab_size", None)
     if isinstance(model_vocab, int) and isinstance(task_vocab, int) and model_vocab != task_vocab:
         raise ConfigError(f"model: its embedding reads {model_vocab} tokens, the task has {task_vocab}")
+    rows = _embedding_rows(model)
+    for split in ("train", "test"):
+        x = getattr(task, f"x_{split}")
+        if rows is not None and not x.is_floating_point() and x.dtype != torch.bool:
+            low, high = int(x.min()), int(x.max())
+            if low < 0 or high >= rows:
+                raise ConfigError(f"task: x_{split} holds token {low if low < 0 else high}; the model's "
+                                  f"embedding has {rows} rows (tokens 0 to {rows - 1})")
     x = task.x_train[:2]
     param = next(model.parameters(), None)
     if param is not None:  # the model may not be on the task's device or dtype yet: train() moves it later
@@ -347,6 +370,8 @@ def check_model_fits_task(model: nn.Module, task, config) -> None:
     for split in ("train", "test"):
         y = getattr(task, f"y_{split}")
         if y.is_floating_point() or y.dtype == torch.bool:
+            if class_labels:
+                raise ConfigError(f"task: y_{split} holds {y.dtype} values; the loss reads integer class labels")
             continue  # targets of a loss_fn of the caller's (a regression, ±1 margins): not class labels
         low, high = int(y.min()), int(y.max())
         if low < 0 or high >= classes:
@@ -382,25 +407,78 @@ def _optimizer_step(step_loss, optimizer: torch.optim.Optimizer, hooks: Sequence
     return loss.detach()
 
 
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def check_history(history) -> None:
+    """A list of evaluation rows as history_row makes them; a ValueError says what is not."""
+    if not isinstance(history, list):
+        raise ValueError("history: not a list of evaluations")
+    for row in history:
+        if not isinstance(row, dict) or not _is_int(row.get("step")) or any(
+                isinstance(row.get(k), bool) or not isinstance(row.get(k), (int, float)) for k in HISTORY_KEYS):
+            raise ValueError(f"history: an evaluation row is malformed ({str(row)[:80]})")
+        diagnostics = row.get("diagnostics", {})
+        if not isinstance(diagnostics, dict) or any(
+                isinstance(v, bool) or not isinstance(v, (int, float)) for v in diagnostics.values()):
+            raise ValueError(f"history: the diagnostics of step {row['step']} are malformed")
+
+
+def check_train_state(resume, n_train: int) -> None:
+    """A checkpoint's training state has the layout train() writes: counters that are integers
+    in range, a history of evaluation rows, tensors of the right kind. A ValueError says what is not."""
+    if not isinstance(resume, dict):
+        raise ValueError(f"the training state is a {type(resume).__name__}, not an object")
+    for key in ("step", "next_eval", "hits", "cursor"):
+        if not _is_int(resume.get(key)) or resume[key] < 0:
+            raise ValueError(f"{key}: got {resume.get(key)!r}; expected an integer >= 0")
+    if resume["cursor"] > n_train:
+        raise ValueError(f"cursor: got {resume['cursor']}; the task has {n_train} training examples")
+    elapsed = resume.get("elapsed_s")
+    if isinstance(elapsed, bool) or not isinstance(elapsed, (int, float)) or not 0 <= elapsed < float("inf"):
+        raise ValueError(f"elapsed_s: got {elapsed!r}")
+    check_history(resume.get("history"))
+    for key, kind in (("model", dict), ("optimizer", dict), ("hooks", list)):
+        if not isinstance(resume.get(key), kind):
+            raise ValueError(f"{key}: got a {type(resume.get(key)).__name__}")
+    bad_step = resume.get("first_bad_step")
+    if not isinstance(bad_step, torch.Tensor) or bad_step.numel() != 1 or bad_step.is_floating_point():
+        raise ValueError("first_bad_step: expected one integer")
+    resume["first_bad_step"] = bad_step.reshape(()).long()
+    generator = resume.get("batch_generator")
+    if not isinstance(generator, torch.Tensor) or generator.dtype != torch.uint8:
+        raise ValueError("batch_generator: expected the generator's byte state")
+    order = resume.get("order")
+    if order is not None and (not isinstance(order, torch.Tensor) or order.dim() != 1 or order.is_floating_point()
+                              or not torch.equal(order.cpu().sort().values, torch.arange(n_train))):
+        raise ValueError("order: expected a permutation of the training examples")
+
+
 def _restore(resume: dict, model: nn.Module, config: TrainConfig, hooks: Sequence, events: dict,
-             batch_gen: torch.Generator, device: torch.device, dtype: torch.dtype) -> torch.optim.Optimizer:
+             batch_gen: torch.Generator, device: torch.device, dtype: torch.dtype, n_train: int) -> torch.optim.Optimizer:
     """Put a checkpoint's model, optimizer, hook and mini-batch generator state back; the optimizer.
     Structural events before the checkpoint's step (e.g. the A·B merge) are replayed first, so
     that the weights fit the model they were saved from."""
-    for event_step in sorted(events):
-        if event_step < resume["step"]:
-            events.pop(event_step)(model)
-    model.to(device=device, dtype=dtype)
     try:
+        check_train_state(resume, n_train)
+        for event_step in sorted(events):
+            if event_step < resume["step"]:
+                events.pop(event_step)(model)
+        model.to(device=device, dtype=dtype)
         model.load_state_dict(resume["model"])
         optimizer = _make_optimizer(model, config)
         optimizer.load_state_dict(resume["optimizer"])
         # torch checks the parameter groups, not the moments' shapes: a wrong one fails steps later.
         for param in (p for group in optimizer.param_groups for p in group["params"]):
             for name, value in optimizer.state.get(param, {}).items():
-                if name != "step" and isinstance(value, torch.Tensor) and value.shape != param.shape:
-                    raise ValueError(f"optimizer {name} of shape {list(value.shape)} for a parameter of "
-                                     f"shape {list(param.shape)}")
+                if not isinstance(value, torch.Tensor):
+                    continue
+                if name == "step" and value.numel() != 1:
+                    raise ValueError(f"optimizer step holds {value.numel()} numbers")
+                if name != "step" and (value.shape != param.shape or not value.is_floating_point()):
+                    raise ValueError(f"optimizer {name} of shape {list(value.shape)} and type {value.dtype} for a "
+                                     f"parameter of shape {list(param.shape)}")
         if len(resume["hooks"]) != len(hooks):
             raise ValueError(f"{len(resume['hooks'])} method states for {len(hooks)} methods")
         for hook, hook_state in zip(hooks, resume["hooks"]):
@@ -419,7 +497,9 @@ def _in_matmul_precision(function):
 
     @functools.wraps(function)
     def wrapper(model, task, config, *args, **kwargs):
-        check_model_fits_task(model, task, config)  # before reading config.precision or task.x_train
+        # before reading config.precision or task.x_train; the package's losses read class labels
+        loss_fn = kwargs.get("loss_fn", nn.functional.cross_entropy)
+        check_model_fits_task(model, task, config, class_labels=loss_fn in CLASS_LOSSES)
         device = task.x_train.device
         with matmul_precision(config.precision, device), cpu_flush_denormal(device):
             return function(model, task, config, *args, **kwargs)
@@ -504,7 +584,7 @@ def train(
 
     elapsed_before = 0.0
     if resume is not None:
-        optimizer = _restore(resume, model, config, hooks, events, batch_gen, device, dtype)
+        optimizer = _restore(resume, model, config, hooks, events, batch_gen, device, dtype, n_train)
         step, next_eval, hits, cursor = resume["step"], resume["next_eval"], resume["hits"], resume["cursor"]
         first_bad_step = resume["first_bad_step"].to(device)
         order = None if resume["order"] is None else resume["order"].to(device)

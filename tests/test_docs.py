@@ -160,3 +160,16 @@ def test_the_api_reference_lists_every_public_name():
     done = subprocess.run([sys.executable, str(ROOT / "scripts" / "api_reference.py"), "--check"], capture_output=True,
                           text=True)
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_every_test_the_docs_cite_exists():
+    """The reliability page (and any other) proves its guarantees by naming tests: each named
+    test must be defined, so that a renamed or deleted test cannot leave a claim unproven."""
+    root = Path(__file__).resolve().parents[1]
+    cited = set()
+    for page in [root / "README.md", *sorted((root / "docs").glob("*.md"))]:
+        cited |= set(re.findall(r"(tests/test_\w+\.py)::(\w+)", page.read_text(encoding="utf-8")))
+    assert cited
+    missing = [f"{path}::{name}" for path, name in sorted(cited)
+               if not re.search(rf"^def {name}\(", (root / path).read_text(encoding="utf-8"), re.M)]
+    assert not missing, missing
