@@ -168,7 +168,6 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
     from . import commands
     from .commands import EXIT_RUNTIME
-    from .executors import use_executor
     from .pipeline import WeakModelWarning, WeakStageError
     from .training import RunInterrupted
 
@@ -177,11 +176,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             # The pipeline's warnings are printed through its log and under the result table.
             warnings.simplefilter("ignore", WeakModelWarning)
             args.argv = list(argv) if argv is not None else sys.argv[1:]
-            executor = commands.executor_from(args) if hasattr(args, "executor") else None  # refused before any work
-            if args.command == "run" and executor.kind != "local" and not args.seeds:
-                raise ConfigError(f"--executor {executor.kind}: only with --seeds (a single run trains in this process)")
-            with use_executor(executor):
-                code = commands.run_command(args)
+            code = commands.run_command(args)
             sys.stdout.flush()  # a closed pipe shows here, inside the handlers below, not at exit
             return code
     except (UsageError, ConfigError) as err:

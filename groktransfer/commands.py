@@ -75,7 +75,7 @@ def _parse_seeds(text: str) -> list[int]:
     return seeds
 
 
-def _sweep(args: argparse.Namespace) -> int:
+def _sweep(args: argparse.Namespace, executor: ExecutorConfig) -> int:
     overrides = list(args.overrides) + ([f"task.op={args.task}"] if args.task else [])
     spec = load_comparison(args.spec, overrides)
     methods = parse_methods(args.methods)
@@ -90,18 +90,18 @@ def _sweep(args: argparse.Namespace) -> int:
         for method in methods:  # validate every run before training any
             method_run_config(spec, method, seeds[0], (tuned or spec.hyperparameters).get(method, {}))
         record = run_comparison(spec, methods, seeds, out, tuned=tuned, parallel=parallel, progress=progress,
-                                log=print)
+                                log=print, executor=executor)
         print(f"\n{record['table']}\n\nwritten: {out / 'compare.json'}, {out / 'test_accuracy.png'}, {out / 'time_to_99.png'}")
     else:
         record = run_tune(spec, methods, seeds, out, grid=args.grid, configs=args.configs, metric=args.metric,
                           with_defaults=args.with_defaults, parallel=parallel, progress=progress, log=print,
-                          search=args.search, trials_at_once=args.trials_at_once)
+                          search=args.search, trials_at_once=args.trials_at_once, executor=executor)
         print(f"\nconfigurations per method: {record['configs_per_method']}")
         print(f"written: {out / 'best.yaml'} (use with compare --tuned), {out / 'trials.csv'}")
     return 0
 
 
-def _run_seeds(config, out: Path, args: argparse.Namespace) -> int:
+def _run_seeds(config, out: Path, args: argparse.Namespace, executor: ExecutorConfig) -> int:
     """``run --seeds``: the same config on several seeds, batched where faster; one table line per seed."""
     seeds = _parse_seeds(args.seeds)
     parallel = parse_parallel(args.parallel)
@@ -113,7 +113,8 @@ def _run_seeds(config, out: Path, args: argparse.Namespace) -> int:
         claim_dir(out)
     configs = [dataclasses.replace(config, seed=s, task=dataclasses.replace(config.task, data_seed=s)) for s in seeds]
     jobs = [(c, out / f"seed{s}") for c, s in zip(configs, seeds)]
-    summaries = run_many(jobs, parallel=parallel, progress=not args.no_progress, plots=True, log=print)
+    summaries = run_many(jobs, parallel=parallel, progress=not args.no_progress, plots=True, log=print,
+                         executor=executor)
     header = ("seed", "stage", "95% train", "95% test", "99% test", "Time Gap", "final test", "wall-clock s")
     rows = [header]
     for seed, summary in zip(seeds, summaries):
@@ -273,63 +274,85 @@ def _print_presets(name: Optional[str], width: int = 100) -> None:
     print("\n`groktransfer presets NAME` prints one in full.")
 
 
+# One handler per command: handler(args, executor) -> exit code. ``executor`` is where sweeps run
+# (--executor; local when the command has no such option).
+
+def _demo(args: argparse.Namespace, executor: ExecutorConfig) -> int:
+    out = Path(args.out) if args.out else Path("runs") / f"demo-{datetime.now().strftime('%Y%m%d-%H%M%S')}"
+    config = with_trackers(load_preset("demo"), args.log)
+    print(f"groktransfer demo: {preset_description('demo')}\n")
+    summary = _start_run(config, out, overwrite=args.overwrite, progress=not args.no_progress)
+    _print_result(summary, out)
+    return 0
+
+
+def _run(args: argparse.Namespace, executor: ExecutorConfig) -> int:
+    config = _config_for_run(args)
+    out = Path(args.out)
+    if args.seeds is not None:
+        return _run_seeds(config, out, args, executor)
+    if executor.kind != "local":
+        raise ConfigError(f"--executor {executor.kind}: only with --seeds (a single run trains in this process)")
+    resume = args.resume and (out / "config.yaml").is_file()
+    if resume and load_config_file(out / "config.yaml") != config.to_dict():
+        raise ConfigError(f"--resume: the config differs from the one in {str(out)!r}; "
+                          f"use `groktransfer resume {out}` to continue that run")
+    summary = _start_run(config, out, overwrite=args.overwrite, progress=not args.no_progress, resume=resume)
+    _print_result(summary, out)
+    return 0
+
+
+def _resume(args: argparse.Namespace, executor: ExecutorConfig) -> int:
+    out = _find_run(Path(args.run_dir), "config.yaml", "resume")
+    summary = resume_experiment(out, device=args.device, progress=not args.no_progress, log=print)
+    _print_result(summary, out)
+    return 0
+
+
+def _plot(args: argparse.Namespace, executor: ExecutorConfig) -> int:
+    run_dir = _find_run(Path(args.run_dir), "metrics.csv", "plot")
+    with locked(run_dir):  # a run still writing there is left alone
+        paths = plot_run(run_dir)
+    for path in paths:
+        print(path)
+    return 0
+
+
+def _reproduce(args: argparse.Namespace, executor: ExecutorConfig) -> int:
+    out = Path(args.out) if args.out else Path("runs") / f"reproduce-{args.name}{'-quick' if args.quick else ''}"
+    command = "groktransfer " + " ".join(args.argv)
+    if args.name == "all":
+        if args.overrides:
+            raise ConfigError("reproduce all: takes no key=value overrides (each reproduction has its own)")
+        reproduce_all(out, quick=args.quick, overwrite=args.overwrite, progress=not args.no_progress,
+                      command=command, log=print, parallel=parse_parallel(args.parallel), executor=executor)
+        print(f"\n{(out / 'all.md').read_text()}\nwritten: {out / 'all.md'}, {out / 'all.json'}, {out}/NAME/")
+        return 0
+    record = reproduce(args.name, out, quick=args.quick, overrides=args.overrides, overwrite=args.overwrite,
+                       progress=not args.no_progress, command=command, log=print,
+                       parallel=parse_parallel(args.parallel), executor=executor)
+    details = out / ("run" if record["preset"] else "summary.json")
+    if record["preset"]:
+        print(f"\n{record['run_table']}")
+    print(f"\n{(out / 'table.md').read_text()}")
+    print(f"claim: {record['claim']}\ncriterion: {record['criterion']}\nholds: {str(record['holds']).lower()}")
+    print(f"\nwritten: {out / 'claim.json'}, {out / 'table.md'}, {details}")
+    return 0
+
+
+def _presets(args: argparse.Namespace, executor: ExecutorConfig) -> int:
+    _print_presets(args.name)
+    return 0
+
+
+HANDLERS = {
+    "demo": _demo, "run": _run, "resume": _resume, "plot": _plot, "presets": _presets, "compare": _sweep,
+    "tune": _sweep, "reproduce": _reproduce,
+    "inspect-weak": lambda args, executor: _inspect_weak(Path(args.source), as_json=args.json),
+}
+
+
 def run_command(args: argparse.Namespace) -> int:
-    if args.command == "demo":
-        out = Path(args.out) if args.out else Path("runs") / f"demo-{datetime.now().strftime('%Y%m%d-%H%M%S')}"
-        config = with_trackers(load_preset("demo"), args.log)
-        print(f"groktransfer demo: {preset_description('demo')}\n")
-        summary = _start_run(config, out, overwrite=args.overwrite, progress=not args.no_progress)
-        _print_result(summary, out)
-        return 0
-    if args.command == "run":
-        config = _config_for_run(args)
-        out = Path(args.out)
-        if args.seeds is not None:
-            return _run_seeds(config, out, args)
-        resume = args.resume and (out / "config.yaml").is_file()
-        if resume and load_config_file(out / "config.yaml") != config.to_dict():
-            raise ConfigError(f"--resume: the config differs from the one in {str(out)!r}; "
-                              f"use `groktransfer resume {out}` to continue that run")
-        summary = _start_run(config, out, overwrite=args.overwrite, progress=not args.no_progress, resume=resume)
-        _print_result(summary, out)
-        return 0
-    if args.command == "resume":
-        out = _find_run(Path(args.run_dir), "config.yaml", "resume")
-        summary = resume_experiment(out, device=args.device, progress=not args.no_progress, log=print)
-        _print_result(summary, out)
-        return 0
-    if args.command == "plot":
-        run_dir = _find_run(Path(args.run_dir), "metrics.csv", "plot")
-        with locked(run_dir):  # a run still writing there is left alone
-            paths = plot_run(run_dir)
-        for path in paths:
-            print(path)
-        return 0
-    if args.command == "inspect-weak":
-        return _inspect_weak(Path(args.source), as_json=args.json)
-    if args.command in ("compare", "tune"):
-        return _sweep(args)
-    if args.command == "reproduce":
-        out = Path(args.out) if args.out else Path("runs") / f"reproduce-{args.name}{'-quick' if args.quick else ''}"
-        command = "groktransfer " + " ".join(args.argv)
-        if args.name == "all":
-            if args.overrides:
-                raise ConfigError("reproduce all: takes no key=value overrides (each reproduction has its own)")
-            reproduce_all(out, quick=args.quick, overwrite=args.overwrite, progress=not args.no_progress,
-                          command=command, log=print, parallel=parse_parallel(args.parallel))
-            print(f"\n{(out / 'all.md').read_text()}\nwritten: {out / 'all.md'}, {out / 'all.json'}, {out}/NAME/")
-            return 0
-        record = reproduce(args.name, out, quick=args.quick, overrides=args.overrides, overwrite=args.overwrite,
-                           progress=not args.no_progress, command=command, log=print,
-                           parallel=parse_parallel(args.parallel))
-        details = out / ("run" if record["preset"] else "summary.json")
-        if record["preset"]:
-            print(f"\n{record['run_table']}")
-        print(f"\n{(out / 'table.md').read_text()}")
-        print(f"claim: {record['claim']}\ncriterion: {record['criterion']}\nholds: {str(record['holds']).lower()}")
-        print(f"\nwritten: {out / 'claim.json'}, {out / 'table.md'}, {details}")
-        return 0
-    if args.command == "presets":
-        _print_presets(args.name)
-        return 0
-    raise ConfigError(f"unknown command {args.command!r}")  # the parser allows no other
+    """The parsed command line's command; sweeps run on the executor its options name."""
+    executor = executor_from(args) if hasattr(args, "executor") else ExecutorConfig()  # refused before any work
+    return HANDLERS[args.command](args, executor)

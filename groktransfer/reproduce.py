@@ -21,6 +21,7 @@ numbers are not the paper's; only whether the claim holds is comparable.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from pathlib import Path
@@ -29,6 +30,7 @@ from typing import Callable, Union
 import yaml
 
 from .config import ConfigError
+from .executors import use_executor
 from .pipeline import format_table, prepare, run_experiment
 from .presets import load_preset, preset_description
 from .records import atomic_write_text, check_new_run_dir, claim_dir, environment, remove_owned
@@ -47,10 +49,13 @@ def reproduce(
     command: str = "",
     log: Callable[[str], None] = lambda message: None,
     parallel: Union[int, str] = "auto",
+    executor=None,
 ) -> dict:
     """Run reproduction ``name`` (or an alias of one, see ``ALIASES``) into ``out``; return the
     claim record (also in claim.json). ``parallel`` is passed to :func:`groktransfer.sweep.run_many`
-    by the reproductions made of several runs of one architecture (Figs. 2, 3, 7, 15)."""
+    by the reproductions made of several runs of one architecture (Figs. 2, 3, 7, 15); ``executor``
+    is where their sweeps run (see :mod:`groktransfer.executors`; None: the enclosing
+    ``use_executor`` block's, else this process)."""
     if name not in REPRODUCTIONS and name not in ALIASES:
         raise ConfigError(f"reproduce {name!r}: unknown; allowed: {', '.join([*REPRODUCTIONS, *ALIASES])}")
     if name in ALIASES:
@@ -77,7 +82,8 @@ def reproduce(
         log(f"[reproduce {name}] --quick: {' '.join(spec.quick)}")
     if spec.run is not None:
         out.mkdir(parents=True, exist_ok=True)
-        summary = spec.run(settings, out, parallel=parallel)
+        with use_executor(executor) if executor is not None else contextlib.nullcontext():
+            summary = spec.run(settings, out, parallel=parallel)
         summary.update(environment(resolve_device(settings.get("device", "cpu"))))
         atomic_write_text(out / "summary.json", json.dumps(summary, indent=2) + "\n")
     else:
@@ -107,6 +113,7 @@ def reproduce(
 def reproduce_all(
     out: Union[str, Path], *, quick: bool = False, overwrite: bool = False, progress: bool = False,
     command: str = "", log: Callable[[str], None] = lambda message: None, parallel: Union[int, str] = "auto",
+    executor=None,
 ) -> dict:
     """Every reproduction into ``out/NAME``; ``out/all.md`` lists whether each claim held."""
     out = check_new_run_dir(out, overwrite)
@@ -118,7 +125,7 @@ def reproduce_all(
     for name in REPRODUCTIONS:
         log(f"[reproduce all] {name}")
         record = reproduce(name, out / name, quick=quick, progress=progress, command=command, log=log,
-                           parallel=parallel)
+                           parallel=parallel, executor=executor)
         records[name] = {"holds": record["holds"], "size": record["size"]}
         rows.append(f"| [{name}]({name}/table.md) | {record['size']} | {str(record['holds']).lower()} | {record['claim']} |")
         atomic_write_text(out / "all.md", "\n".join(rows) + "\n")
