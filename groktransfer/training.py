@@ -474,8 +474,8 @@ def _restore(resume: dict, model: nn.Module, config: TrainConfig, hooks: Sequenc
             for name, value in optimizer.state.get(param, {}).items():
                 if not isinstance(value, torch.Tensor):
                     continue
-                if name == "step" and value.numel() != 1:
-                    raise ValueError(f"optimizer step holds {value.numel()} numbers")
+                if name == "step" and (value.numel() != 1 or not value.is_floating_point()):
+                    raise ValueError(f"optimizer step: {value.numel()} numbers of type {value.dtype}")
                 if name != "step" and (value.shape != param.shape or not value.is_floating_point()):
                     raise ValueError(f"optimizer {name} of shape {list(value.shape)} and type {value.dtype} for a "
                                      f"parameter of shape {list(param.shape)}")
