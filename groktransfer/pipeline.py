@@ -232,6 +232,15 @@ def later_stages(config: RunConfig, summary: dict, weak_stage: str, weak_source)
     return target, go_on and config.scratch is not None
 
 
+def finish_run(run_dir: Optional[RunDirectory], summary: dict, config: RunConfig, plots: bool) -> None:
+    """A run's last records, one run's and a batch's alike: its completed summary, then its plots."""
+    complete_summary(summary)
+    if run_dir is not None:
+        run_dir.write_summary(summary)
+        if plots:
+            plot_run(run_dir.path, title=config.name)
+
+
 def complete_summary(summary: dict) -> None:
     """The run is finished: its total wall-clock, and ``complete`` (sweeps reuse such run directories)."""
     summary["total_wall_clock_s"] = sum(stage["wall_clock_s"] for stage in summary["stages"].values())
@@ -463,11 +472,7 @@ def run_experiment(
                 on_weak_outcome=keep_weak_outcome, done=[done], log=log,
                 weak_from_disk=lambda i: load_weak_embedding(run_dir.path / WEAK_EMBEDDING_FILE)[0].to(device),
             ).get(0)
-        complete_summary(summary)
-        if run_dir is not None:  # still under the run directory's lock
-            run_dir.write_summary(summary)
-            if plots:
-                plot_run(run_dir.path, title=config.name)
+        finish_run(run_dir, summary, config, plots)  # still under the run directory's lock
     finally:
         if trackers is not None:
             trackers.close()

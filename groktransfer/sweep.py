@@ -51,7 +51,7 @@ from .pipeline import (
     WeakStageError,
     _stop_on_signals,
     build_model,
-    complete_summary,
+    finish_run,
     new_summary,
     prepare,
     record_row,
@@ -60,7 +60,6 @@ from .pipeline import (
     save_weak_outcome,
     stage_loop,
 )
-from .plots import plot_run
 from .records import RunDirectory, read_summary
 from .tasks import ModularTask, build_task
 from .training import _measure_flops, resolve_device
@@ -412,7 +411,6 @@ def _train_together(configs, tasks, weak_files, summaries, histories, outcomes, 
 
 def _write_run(run_dir: RunDirectory, config: RunConfig, summary: dict, histories: dict, outcome, plots: bool) -> None:
     """A batch run's records, written into its (locked) directory once the batch has trained."""
-    complete_summary(summary)
     trackers = None
     try:
         run_dir.write_config_yaml(dump_yaml(config))
@@ -423,9 +421,7 @@ def _write_run(run_dir: RunDirectory, config: RunConfig, summary: dict, historie
                 record_row(run_dir, trackers, stage, row)
         if outcome is not None:
             save_weak_outcome(run_dir.path, outcome, config)
-        run_dir.write_summary(summary)
-        if plots:
-            plot_run(run_dir.path, title=config.name)
+        finish_run(run_dir, summary, config, plots)
     finally:
         if trackers is not None:
             trackers.close()
