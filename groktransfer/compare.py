@@ -46,7 +46,7 @@ from .config import (
     load_config_file,
 )
 from .pipeline import prepare
-from .records import atomic_write_text, check_writable_out, environment, read_metrics
+from .records import atomic_write_text, claim_sweep_dir, environment, read_metrics
 from .sweep import run_many
 from .training import resolve_device
 from .names import METHODS  # noqa: F401  (part of this module's API: compare.METHODS)
@@ -297,9 +297,7 @@ def run_comparison(
     configs = {m: {s: method_run_config(spec, m, s, hyper.get(m, {})) for s in seeds} for m in methods}
     for method in methods:  # what this machine cannot run is refused before anything is written
         prepare(configs[method][seeds[0]])
-    out = Path(out)
-    check_writable_out(out)
-    out.mkdir(parents=True, exist_ok=True)
+    out = claim_sweep_dir(out, "compare.json")  # never a folder of the user's files
     jobs = [(configs[m][s], out / "runs" / m / f"seed{s}") for m in methods for s in seeds]
     log(f"[compare] {len(methods)} methods × {len(seeds)} seeds")
     summaries = iter(run_many(jobs, parallel=parallel, progress=progress, log=log, executor=executor))

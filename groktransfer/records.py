@@ -132,6 +132,28 @@ def claim_dir(path: Union[str, Path]) -> Path:
     return path
 
 
+def claim_sweep_dir(path: Union[str, Path], record_file: str) -> Path:
+    """The --out folder of a sweep (``compare``, ``tune``), which writes fixed names into it
+    (``record_file``, table.md, runs.csv, best.yaml, ...) and reuses the runs it finds there.
+    Taken when it is new or empty, when groktransfer marked it, or when it holds this command's
+    own record from before the marker existed (a JSON with the package's environment block);
+    refused with one line otherwise, so that no file of the user's is replaced."""
+    path = Path(path)
+    check_writable_out(path)
+    if path.is_dir() and any(path.iterdir()) and not (path / OWNER_FILE).is_file():
+        try:
+            record = json.loads((path / record_file).read_text(encoding="utf-8"))
+            ours = "groktransfer_version" in record.get("environment", {})
+        except (OSError, UnicodeDecodeError, ValueError, AttributeError, TypeError):
+            ours = False
+        if not ours:
+            names = ", ".join(sorted(p.name for p in path.iterdir())[:3])
+            raise ConfigError(f"--out {str(path)!r}: holds files groktransfer did not write ({names}, ...); "
+                              f"choose a new or empty directory")
+        return path  # its record proves it, each time: nothing is added to it before the sweep's checks
+    return claim_dir(path)
+
+
 def remove_owned(path: Union[str, Path]) -> None:
     """Delete the output directory ``path`` for --overwrite: only a directory groktransfer made (its
     OWNER_FILE is there), never the working directory or one above it, and only under its lock

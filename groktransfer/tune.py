@@ -52,7 +52,7 @@ import yaml
 from .compare import ComparisonConfig, method_components, method_run_config, run_numbers
 from .config import ConfigError, deep_merge, load_config_file
 from .pipeline import prepare
-from .records import atomic_write_text, check_writable_out, environment
+from .records import atomic_write_text, claim_sweep_dir, environment
 from .sweep import run_many
 from .training import resolve_device
 
@@ -222,9 +222,7 @@ def run_tune(
             method_run_config(spec, method, seeds[0], _with_fixed(spec, method, point))
         prepare(method_run_config(spec, method, seeds[0], _with_fixed(spec, method, plans[method][0])))
 
-    out = Path(out)
-    check_writable_out(out)
-    out.mkdir(parents=True, exist_ok=True)
+    out = claim_sweep_dir(out, "tune.json")  # never a folder of the user's files
     def trial_dir(method: str, index: int, seed: int) -> Path:
         return out / "trials" / method / f"trial{index:04d}" / f"seed{seed}"
 

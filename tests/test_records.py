@@ -171,3 +171,31 @@ def test_a_sweep_rewrites_a_damaged_summary_from_its_checkpoint(tmp_path, monkey
         summary.write_text(text)
         assert main(argv) == 0
         assert json.loads(summary.read_text())["stages"] == good["stages"]
+
+
+@pytest.mark.parametrize("command, files", [
+    (["compare", "--spec", "demo", "--methods", "scratch", "--seeds", "1"], ["table.md", "runs.csv"]),
+    (["tune", "--spec", "demo", "--methods", "scratch", "--seeds", "1", "--configs", "1"], ["best.yaml"]),
+])
+def test_a_sweep_never_replaces_a_users_files_in_its_out_folder(tmp_path, monkeypatch, capsys, command, files):
+    """compare and tune write fixed names (table.md, runs.csv, best.yaml, ...) into --out: a folder
+    holding files groktransfer did not write is refused; its own folder, marked or holding its
+    record from before the marker existed, is reused."""
+    from groktransfer.cli import main
+    from groktransfer.records import OWNER_FILE
+
+    monkeypatch.chdir(tmp_path)
+    tiny = ["--no-progress", "task.p=5", "model.width=8", "model.embed_dim=4", "train.max_steps=20"]
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    for name in files:
+        (mine / name).write_text("a user's file\n")
+    capsys.readouterr()
+    assert main(command + ["--out", "mine"] + tiny) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "holds files groktransfer did not write" in err[0], err
+    assert sorted(p.name for p in mine.iterdir()) == sorted(files)
+    assert all((mine / name).read_text() == "a user's file\n" for name in files)
+    assert main(command + ["--out", "ours"] + tiny) == 0 and (tmp_path / "ours" / OWNER_FILE).is_file()
+    (tmp_path / "ours" / OWNER_FILE).unlink()  # as a folder written before the marker existed
+    assert main(command + ["--out", "ours"] + tiny) == 0
