@@ -35,7 +35,9 @@ from __future__ import annotations
 import importlib.util
 import os
 import re
+import signal
 import socket
+import threading
 import time
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -237,21 +239,37 @@ def worker_pythonpath() -> str:
     return os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p)
 
 
+def _sigterm_as_interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt("stopped by SIGTERM")
+
+
 def _run_on_ray(function, tasks, config, on_done, on_failed, log) -> None:
     import ray  # present: ExecutorConfig checked it
 
     started_here = False
+    # Ray's init installs a SIGTERM handler that exits with code 15; the package's stop path (exit
+    # 130, like SIGINT) is put back once it returns, and a SIGTERM during init is turned into it.
+    main_thread = threading.current_thread() is threading.main_thread()
+    own_sigterm = signal.getsignal(signal.SIGTERM) if main_thread else None
     if not ray.is_initialized():
         address = config.ray_address or os.environ.get("RAY_ADDRESS")
-        if address:
-            try:
-                ray.init(address=address, log_to_driver=False)
-            except Exception as error:  # noqa: BLE001 - Ray raises several types for an unusable address
-                raise ConfigError(f"--ray-address {address}: cannot join the cluster ({_first_line(error)})") from None
-        else:
-            ray.init(num_cpus=config.num_cpus, include_dashboard=False, log_to_driver=False,
-                     runtime_env={"env_vars": {"PYTHONPATH": worker_pythonpath()}})
+        try:
+            if address:
+                try:
+                    ray.init(address=address, log_to_driver=False)
+                except Exception as error:  # noqa: BLE001 - Ray raises several types for an unusable address
+                    raise ConfigError(f"--ray-address {address}: cannot join the cluster "
+                                      f"({_first_line(error)})") from None
+            else:
+                ray.init(num_cpus=config.num_cpus, include_dashboard=False, log_to_driver=False,
+                         runtime_env={"env_vars": {"PYTHONPATH": worker_pythonpath()}})
+        except SystemExit as exit_:
+            if exit_.code == signal.SIGTERM:
+                raise KeyboardInterrupt("stopped by SIGTERM while the Ray cluster started") from None
+            raise
         started_here = True
+    if main_thread:
+        signal.signal(signal.SIGTERM, _sigterm_as_interrupt)
     try:
         # A task asking for more CPUs than the cluster has waits forever. A cluster started here
         # is checked before anything runs (ExecutorConfig); a joined one may autoscale, so it is said.
@@ -282,6 +300,8 @@ def _run_on_ray(function, tasks, config, on_done, on_failed, log) -> None:
             else:
                 on_done(index, results)
     finally:
+        if main_thread and own_sigterm is not None:
+            signal.signal(signal.SIGTERM, own_sigterm)
         if started_here:
             ray.shutdown()
 

@@ -141,6 +141,10 @@ ROUTES = {
     "executor": ["compare", "--spec", "demo", "--methods", "scratch,grokfast-ema", "--seeds", "1",
                  "--executor", "local", "--out", "OUT", "task.p=11", "train.max_steps=400000",
                  "train.stop_at_test_acc=null"],
+    # the same on a Ray cluster started by the command (its workers go with it)
+    "ray": ["compare", "--spec", "demo", "--methods", "scratch,grokfast-ema", "--seeds", "1",
+            "--executor", "ray", "--num-cpus", "1", "--out", "OUT", "task.p=11", "train.max_steps=400000",
+            "train.stop_at_test_acc=null"],
 }
 RANDOM = random.Random(20261202)  # the moments are random, and the same on every run of the suite
 MOMENTS = [(route, sig, RANDOM.uniform(0.0, 2.0)) for route in ROUTES for sig in (signal.SIGINT, signal.SIGTERM)]
@@ -148,6 +152,8 @@ MOMENTS = [(route, sig, RANDOM.uniform(0.0, 2.0)) for route in ROUTES for sig in
 
 @pytest.mark.parametrize("route, sig, delay", MOMENTS, ids=[f"{r}-{s.name}-{d:.2f}s" for r, s, d in MOMENTS])
 def test_a_signal_at_a_random_moment_stops_every_route_with_130(tmp_path, route, sig, delay):
+    if route == "ray":
+        pytest.importorskip("ray")
     """Once the command has begun its work (its first line of output), wait a random moment, send
     SIGINT or SIGTERM: the process stops within seconds with exit code 130 and one line, and no
     run is marked complete (that a stopped run then resumes exactly: tests/test_resume.py)."""
