@@ -327,9 +327,16 @@ def _run_on_submitit(function, tasks, config, folder: Path, on_done, on_failed, 
     previous_path = os.environ.get("PYTHONPATH")
     if local:  # its jobs are subprocesses started at submission: they must import this very package
         os.environ["PYTHONPATH"] = worker_pythonpath()
+    # A stop (SIGINT, or SIGTERM turned into the same) ends every job still pending: a local job's
+    # controller is sent SIGTERM, which it forwards to the run, which checkpoints and stops (its
+    # cancel() sends SIGINT, which the controller answers with a traceback); on SLURM, scancel.
+    main_thread = threading.current_thread() is threading.main_thread()
+    own_sigterm = signal.getsignal(signal.SIGTERM) if main_thread else None
+    if main_thread:
+        signal.signal(signal.SIGTERM, _sigterm_as_interrupt)
+    pending = {}
     try:
         attempts = {index: 0 for index in range(len(tasks))}
-        pending = {}
         for index, task in enumerate(tasks):
             log(f"{task.description} (Submitit job on {executor.cluster})")
             pending[index] = executor.submit(in_worker, function, task)
@@ -352,12 +359,37 @@ def _run_on_submitit(function, tasks, config, folder: Path, on_done, on_failed, 
                         on_failed(index, _first_line(error))
                 else:
                     on_done(index, results)
+    except BaseException:
+        for job in pending.values():
+            try:
+                process = getattr(job, "_process", None) if local else None
+                if process is not None:
+                    process.send_signal(signal.SIGTERM)
+                else:
+                    job.cancel(check=False)
+            except Exception:  # noqa: BLE001 - a job that already ended cannot be cancelled; the rest are
+                pass
+        for job in pending.values():  # a local job ends within seconds of its SIGTERM (its checkpoint written)
+            _wait_briefly(job)
+        raise
     finally:
+        if main_thread and own_sigterm is not None:
+            signal.signal(signal.SIGTERM, own_sigterm)
         if local:
             if previous_path is None:
                 os.environ.pop("PYTHONPATH", None)
             else:
                 os.environ["PYTHONPATH"] = previous_path
+
+
+def _wait_briefly(job, seconds: float = 30.0) -> None:
+    """Wait up to ``seconds`` for a cancelled job to end (a SLURM job is left to the scheduler)."""
+    deadline = time.time() + seconds
+    try:
+        while not job.done() and time.time() < deadline:
+            time.sleep(0.1)
+    except Exception:  # noqa: BLE001 - the job's state cannot be read: nothing more to wait for
+        pass
 
 
 def _job_died(error: BaseException) -> bool:

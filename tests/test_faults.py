@@ -145,6 +145,10 @@ ROUTES = {
     "ray": ["compare", "--spec", "demo", "--methods", "scratch,grokfast-ema", "--seeds", "1",
             "--executor", "ray", "--num-cpus", "1", "--out", "OUT", "task.p=11", "train.max_steps=400000",
             "train.stop_at_test_acc=null"],
+    # the same through Submitit's local executor: its jobs are cancelled, checkpoint and stop
+    "submitit": ["compare", "--spec", "demo", "--methods", "scratch,grokfast-ema", "--seeds", "1",
+                 "--executor", "submitit", "--submitit-folder", "OUT-jobs", "--out", "OUT", "task.p=11",
+                 "train.max_steps=400000", "train.stop_at_test_acc=null"],
 }
 RANDOM = random.Random(20261202)  # the moments are random, and the same on every run of the suite
 MOMENTS = [(route, sig, RANDOM.uniform(0.0, 2.0)) for route in ROUTES for sig in (signal.SIGINT, signal.SIGTERM)]
@@ -152,13 +156,13 @@ MOMENTS = [(route, sig, RANDOM.uniform(0.0, 2.0)) for route in ROUTES for sig in
 
 @pytest.mark.parametrize("route, sig, delay", MOMENTS, ids=[f"{r}-{s.name}-{d:.2f}s" for r, s, d in MOMENTS])
 def test_a_signal_at_a_random_moment_stops_every_route_with_130(tmp_path, route, sig, delay):
-    if route == "ray":
-        pytest.importorskip("ray")
+    if route in ("ray", "submitit"):
+        pytest.importorskip(route)
     """Once the command has begun its work (its first line of output), wait a random moment, send
     SIGINT or SIGTERM: the process stops within seconds with exit code 130 and one line, and no
     run is marked complete (that a stopped run then resumes exactly: tests/test_resume.py)."""
     out = tmp_path / "out"
-    argv = [out.as_posix() if a == "OUT" else a for a in ROUTES[route]] + ["--no-progress"]
+    argv = [a.replace("OUT", out.as_posix()) for a in ROUTES[route]] + ["--no-progress"]
     proc = subprocess.Popen(CLI + argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     first = proc.stdout.readline()  # "[weak] …", "[sweep] …", "[compare] …": the command has begun its work
     assert first.startswith("["), (first, proc.stderr.read() if proc.poll() is not None else "")
@@ -171,3 +175,6 @@ def test_a_signal_at_a_random_moment_stops_every_route_with_130(tmp_path, route,
     assert time.time() - sent < 30
     assert "Traceback" not in err and len([x for x in err.splitlines() if x.startswith("groktransfer:")]) == 1, err
     assert not any(json.loads(p.read_text()).get("complete") for p in out.rglob("summary.json"))
+    if route == "submitit":  # its jobs were stopped too, not left running after the command
+        time.sleep(1)
+        assert subprocess.run(["pgrep", "-f", f"submitit.*{out}-jobs"], capture_output=True).returncode == 1
