@@ -131,13 +131,16 @@ def method_hooks(model: nn.Module, method: str, **settings: Any) -> tuple[str, l
     for key in settings:
         if key not in allowed:
             raise ConfigError(f"attach: {key}: not a setting of {method}; allowed: {', '.join(sorted(allowed)) or 'none'}")
+    factor = settings.get("factor", 1.0)
+    if isinstance(factor, bool) or not isinstance(factor, (int, float)):
+        raise TypeError(f"attach: factor must be a number, got {type(factor).__name__}")
     grokfast = None
     for part in parts:
         if part.startswith("grokfast"):
             grokfast = GrokFastConfig(filter=part.split("-")[1],
                                       **{k: settings[k] for k in SETTINGS[part] if k in settings})
     config = MethodsConfig(grokfast=grokfast, orthograd="orthograd" in parts,
-                           norm_constraint=float(settings.get("factor", 1.0)) if "omnigrok" in parts else None)
+                           norm_constraint=float(factor) if "omnigrok" in parts else None)
     return "+".join(parts), build_hooks(model, config)
 
 

@@ -172,7 +172,7 @@ def read_sidecar(sidecar: Path, weight_files: list[Path]) -> dict:
         for key, expected in want.items():
             if shapes.get(key) != expected:
                 got = "absent" if key not in shapes else f"{list(shapes[key])}"
-                raise refuse(f"{name!r} says {key} is {list(expected)}; the weights hold {got}")
+                raise refuse(f"{name!r} says {key!r} is {list(expected)}; the weights hold {got}")
     return described
 
 

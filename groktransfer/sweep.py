@@ -146,6 +146,20 @@ def reusable(config: RunConfig, out: Path) -> Optional[str]:
     return "checkpoint" if (out / CHECKPOINT_FILE).is_file() else None
 
 
+def reused(config: RunConfig, out: Path, *, resume: bool, progress: bool, plots: bool,
+           log: Callable[[str], None] = lambda message: None) -> Optional[dict]:
+    """The summary of this config's run already in ``out``: read when it is complete, continued
+    from its checkpoint when ``resume``; None when it is still to train. The one reuse triage of
+    run_many and of its tasks, wherever they run."""
+    state = reusable(config, out)
+    if state == "complete":
+        return read_summary(out / "summary.json")
+    if state == "checkpoint" and resume:
+        log(f"[sweep] {out}: continuing from its checkpoint")
+        return resume_experiment(out, progress=progress, plots=plots)
+    return None
+
+
 def parse_parallel(value: Union[int, str]) -> Union[int, str]:
     if value == "auto":
         return value
@@ -229,13 +243,10 @@ def run_many(
     summaries: list[Optional[dict]] = [None] * len(jobs)
     groups: dict[str, list[int]] = {}
     for i, (config, out) in enumerate(jobs):
-        state = reusable(config, Path(out))
-        if state == "complete":
-            summaries[i] = read_summary(Path(out) / "summary.json")
-        elif state == "checkpoint" and executor.kind == "local":
-            log(f"[sweep] {out}: continuing from its checkpoint")
-            summaries[i] = resume_experiment(out, progress=progress, plots=plots)
-        else:  # remote executors continue from the checkpoint in the worker (run_task)
+        # remote executors continue a checkpoint in the worker (run_task), with the task's other runs
+        summaries[i] = reused(config, Path(out), resume=executor.kind == "local", progress=progress, plots=plots,
+                              log=log)
+        if summaries[i] is None:
             key = sweep_key(config) if batchable(config) else f"single:{i}"
             groups.setdefault(key, []).append(i)
 
@@ -284,16 +295,9 @@ def run_task(task: Task) -> list[dict]:
     on another machine); a run with a checkpoint continues from it; the others train: as one
     batch when the task is a batch group, else one by one through run_experiment.
     """
-    results: list[Optional[dict]] = [None] * len(task.jobs)
-    todo = []
-    for i, (config, out) in enumerate(task.jobs):
-        state = reusable(config, Path(out))
-        if state == "complete":
-            results[i] = read_summary(Path(out) / "summary.json")
-        elif state == "checkpoint":
-            results[i] = resume_experiment(out, progress=task.progress, plots=task.plots)
-        else:
-            todo.append(i)
+    results = [reused(config, Path(out), resume=True, progress=task.progress, plots=task.plots)
+               for config, out in task.jobs]
+    todo = [i for i, result in enumerate(results) if result is None]
     if task.per_stage and len(todo) > 1:
         together = _run_together([task.jobs[i] for i in todo], task.per_stage, task.progress, task.plots)
         for i, summary in zip(todo, together):

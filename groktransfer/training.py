@@ -345,6 +345,8 @@ def check_model_fits_task(model: nn.Module, task, config, class_labels: bool = T
     task_vocab = getattr(task, "vocab_size", None)
     if isinstance(model_vocab, int) and isinstance(task_vocab, int) and model_vocab != task_vocab:
         raise ConfigError(f"model: its embedding reads {model_vocab} tokens, the task has {task_vocab}")
+    if task.x_test.dtype != task.x_train.dtype:
+        raise ConfigError(f"task: x_test holds {task.x_test.dtype} values, x_train {task.x_train.dtype}")
     rows = _embedding_rows(model)
     for split in ("train", "test"):
         x = getattr(task, f"x_{split}")
@@ -468,7 +470,14 @@ def _restore(resume: dict, model: nn.Module, config: TrainConfig, hooks: Sequenc
         model.to(device=device, dtype=dtype)
         model.load_state_dict(resume["model"])
         optimizer = _make_optimizer(model, config)
+        made = [{k: v for k, v in group.items() if k != "params"} for group in optimizer.param_groups]
         optimizer.load_state_dict(resume["optimizer"])
+        for group, fresh in zip(optimizer.param_groups, made):
+            lr = group.get("lr")  # the one hyperparameter that is state (the warm-up's current value)
+            if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not 0 <= lr <= fresh["lr"] * (1 + 1e-6):
+                raise ValueError(f"optimizer lr: got {lr!r}; this run's schedule stays in [0, {fresh['lr']}]")
+            # the rest (betas, eps, weight decay, lr_scale, torch's flags) is the config's and this device's
+            group.update({k: v for k, v in fresh.items() if k != "lr"})
         # torch checks the parameter groups, not the moments' shapes: a wrong one fails steps later.
         for param in (p for group in optimizer.param_groups for p in group["params"]):
             for name, value in optimizer.state.get(param, {}).items():
