@@ -322,8 +322,11 @@ def _embedding_rows(model: nn.Module):
 
 def check_model_fits_task(model: nn.Module, task, config, class_labels: bool = True) -> None:
     """Refuse arguments that would train nonsense or fail deep inside PyTorch: a config that is
-    not a TrainConfig, a task without its four tensors, and a model whose vocabulary or number
-    of outputs does not match the task's (one forward pass on two training inputs)."""
+    not a TrainConfig, a task without its four tensors, empty sets or inputs and labels of
+    different lengths, a model without trainable parameters, a model whose vocabulary or number
+    of outputs does not match the task's (one forward pass on two training inputs), tokens
+    outside its embedding, and labels outside its outputs (or not integers, when
+    ``class_labels``: the package's losses read class labels)."""
     if not isinstance(config, TrainConfig):
         raise TypeError(f"train: config must be a TrainConfig, got {type(config).__name__}")
     if not isinstance(model, nn.Module):
