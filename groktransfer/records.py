@@ -280,6 +280,16 @@ def check_summary_stages(stages, refuse) -> None:
             if field not in entry or isinstance(value, bool) or not isinstance(value, types):
                 raise refuse(f"stages.{name}.{field}: got {value!r}" if field in entry
                              else f"stages.{name}: {field} is missing")
+        if "ready" in entry and not isinstance(entry["ready"], bool):
+            raise refuse(f"stages.{name}.ready: got {entry['ready']!r}")
+        population = entry.get("population")  # a weak stage's candidates (the run table reads them)
+        if population is not None:
+            rounds, chosen = (population.get("rounds"), population.get("chosen")) if isinstance(population, dict) \
+                else (None, None)
+            if (not isinstance(population, dict) or not isinstance(population.get("candidates"), list)
+                    or isinstance(rounds, bool) or not isinstance(rounds, int) or rounds < 1
+                    or not (chosen is None or (isinstance(chosen, int) and not isinstance(chosen, bool)))):
+                raise refuse(f"stages.{name}.population: not the weak stage's record (rounds, chosen, candidates)")
 
 
 class RunDirectory:
