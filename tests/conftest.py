@@ -75,6 +75,8 @@ SLOW_TESTS = {
     "tests/test_transformer.py::test_fnn_embedding_removes_the_transformers_grokking_delay",
     "tests/test_xor.py::test_no_three_neuron_network_beats_three_quarters_but_four_neurons_can",
     "tests/test_faults.py",  # every test there starts real processes and faults
+    "tests/test_fuzz_files.py::test_resume_with_a_damaged_record_repairs_it_or_refuses",
+    "tests/test_fuzz_files.py::test_resume_from_a_structurally_damaged_checkpoint_refuses_or_finishes",
 }
 
 
