@@ -369,8 +369,9 @@ def _run_on_submitit(function, tasks, config, folder: Path, on_done, on_failed, 
                     job.cancel(check=False)
             except Exception:  # noqa: BLE001 - a job that already ended cannot be cancelled; the rest are
                 pass
-        for job in pending.values():  # a local job ends within seconds of its SIGTERM (its checkpoint written)
-            _wait_briefly(job)
+        if local:  # a local job ends within seconds of its SIGTERM (its checkpoint written); SLURM's are cancelled
+            for job in pending.values():
+                _wait_briefly(job)
         raise
     finally:
         if main_thread and own_sigterm is not None:
@@ -383,7 +384,7 @@ def _run_on_submitit(function, tasks, config, folder: Path, on_done, on_failed, 
 
 
 def _wait_briefly(job, seconds: float = 30.0) -> None:
-    """Wait up to ``seconds`` for a cancelled job to end (a SLURM job is left to the scheduler)."""
+    """Wait up to ``seconds`` for a local job sent SIGTERM to end."""
     deadline = time.time() + seconds
     try:
         while not job.done() and time.time() < deadline:
