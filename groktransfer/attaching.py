@@ -61,6 +61,7 @@ class MethodHandle:
 
     def __init__(self, optimizer: torch.optim.Optimizer, hooks: list, name: str) -> None:
         self.name, self.hooks, self.step = name, hooks, 0
+        self._optimizer = weakref.ref(optimizer)
         self._pre = optimizer.register_step_pre_hook(self._before_step)
         self._post = optimizer.register_step_post_hook(self._after_step)
 
@@ -88,9 +89,9 @@ class MethodHandle:
         """Detach the method: the optimizer steps as it did before ``attach``."""
         self._pre.remove()
         self._post.remove()
-        for optimizer, handle in list(_ATTACHED.items()):
-            if handle is self:
-                del _ATTACHED[optimizer]
+        optimizer = self._optimizer()
+        if optimizer is not None and _ATTACHED.get(optimizer) is self:
+            del _ATTACHED[optimizer]
 
 
 def attach(optimizer: torch.optim.Optimizer, model: nn.Module, method: str, **settings: Any) -> MethodHandle:

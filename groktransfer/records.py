@@ -283,13 +283,17 @@ def check_summary_stages(stages, refuse) -> None:
         if "ready" in entry and not isinstance(entry["ready"], bool):
             raise refuse(f"stages.{name}.ready: got {entry['ready']!r}")
         population = entry.get("population")  # a weak stage's candidates (the run table reads them)
-        if population is not None:
-            rounds, chosen = (population.get("rounds"), population.get("chosen")) if isinstance(population, dict) \
-                else (None, None)
-            if (not isinstance(population, dict) or not isinstance(population.get("candidates"), list)
-                    or isinstance(rounds, bool) or not isinstance(rounds, int) or rounds < 1
-                    or not (chosen is None or (isinstance(chosen, int) and not isinstance(chosen, bool)))):
-                raise refuse(f"stages.{name}.population: not the weak stage's record (rounds, chosen, candidates)")
+        if population is not None and not _is_population(population):
+            raise refuse(f"stages.{name}.population: not the weak stage's record (rounds, chosen, candidates)")
+
+
+def _is_population(population) -> bool:
+    """A weak stage's population record: candidates (a list), rounds (>= 1), chosen (an index or null)."""
+    if not isinstance(population, dict) or not isinstance(population.get("candidates"), list):
+        return False
+    rounds, chosen = population.get("rounds"), population.get("chosen")
+    is_int = lambda value: isinstance(value, int) and not isinstance(value, bool)  # noqa: E731
+    return is_int(rounds) and rounds >= 1 and (chosen is None or is_int(chosen))
 
 
 class RunDirectory:

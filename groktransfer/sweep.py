@@ -125,25 +125,30 @@ def what_runs(config: RunConfig) -> dict:
 
 def reusable(config: RunConfig, out: Path) -> Optional[str]:
     """'complete' or 'checkpoint' when ``out`` holds a run of this very config, else None."""
+    return _reuse_state(config, out)[0]
+
+
+def _reuse_state(config: RunConfig, out: Path) -> tuple[Optional[str], Optional[dict]]:
+    """reusable's answer, and the run's summary when it is complete (read once, checked)."""
     summary_path, config_path = out / "summary.json", out / "config.yaml"
     if not (summary_path.is_file() or (out / CHECKPOINT_FILE).is_file()) or not config_path.is_file():
-        return None
+        return None, None
     try:
         # Through the config parser, so that a run saved before an option was added (with a
         # default that reproduces the old behaviour) still counts as the same config.
         saved = run_config_from_dict(yaml.safe_load(config_path.read_text()))
         same = what_runs(saved) == what_runs(config)
     except (OSError, ValueError, TypeError, AttributeError, yaml.YAMLError, ConfigError):
-        return None
+        return None, None
     if not same:
-        return None
+        return None, None
     try:
         done = read_summary(summary_path) if summary_path.is_file() else {}
     except ConfigError:  # damaged: the checkpoint (which holds the whole summary) writes it again
         done = {}
     if done.get("complete"):
-        return "complete"
-    return "checkpoint" if (out / CHECKPOINT_FILE).is_file() else None
+        return "complete", done
+    return ("checkpoint" if (out / CHECKPOINT_FILE).is_file() else None), None
 
 
 def reused(config: RunConfig, out: Path, *, resume: bool, progress: bool, plots: bool,
@@ -151,13 +156,11 @@ def reused(config: RunConfig, out: Path, *, resume: bool, progress: bool, plots:
     """The summary of this config's run already in ``out``: read when it is complete, continued
     from its checkpoint when ``resume``; None when it is still to train. The one reuse triage of
     run_many and of its tasks, wherever they run."""
-    state = reusable(config, out)
-    if state == "complete":
-        return read_summary(out / "summary.json")
+    state, summary = _reuse_state(config, out)
     if state == "checkpoint" and resume:
         log(f"[sweep] {out}: continuing from its checkpoint")
         return resume_experiment(out, progress=progress, plots=plots)
-    return None
+    return summary
 
 
 def parse_parallel(value: Union[int, str]) -> Union[int, str]:

@@ -17,8 +17,7 @@ import yaml
 
 from groktransfer import read_metrics
 
-sys.path.insert(0, str(__import__("pathlib").Path(__file__).parent))
-from test_resume import CONFIG, comparable, reference, without_time  # noqa: E402,F401  (the fixture too)
+from test_resume import CONFIG, comparable, reference, without_time  # noqa: F401  (the fixture too)
 
 CLI = [sys.executable, "-m", "groktransfer.cli"]
 
