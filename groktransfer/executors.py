@@ -39,6 +39,7 @@ import signal
 import socket
 import threading
 import time
+import uuid
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, fields, replace
@@ -189,9 +190,19 @@ def gpu_share(task: Task, config: ExecutorConfig, gpu_bytes: Optional[float]) ->
     return float(min(1.0, max(0.05, 2 * task.memory_bytes / gpu_bytes)))
 
 
-def in_worker(function: Callable[[Task], list], task: Task) -> list:
+def in_worker(function: Callable[[Task], list], task: Task, stop_file: Optional[str] = None) -> list:
     """Run ``function(task)`` with the task's thread count (what a remote worker calls). The
-    previous count comes back afterwards: Submitit's debug executor runs tasks in this process."""
+    previous count comes back afterwards: Submitit's debug executor runs tasks in this process.
+
+    ``stop_file`` (a Submitit local job): a stop may come before this process can hear it.
+    Submitit's job process ignores SIGTERM until the run installs its own handler, and its
+    controller drops a SIGTERM that comes before it started the job; so the command writes this
+    file before it signals, and a job that finds it here stops before it begins."""
+    if stop_file is not None:
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGTERM, _sigterm_as_interrupt)
+        if Path(stop_file).exists():  # checked after the handler is in place: no stop falls between
+            raise KeyboardInterrupt("stopped before the job began")
     if task.threads is None:
         return function(task)
     import torch
@@ -334,12 +345,14 @@ def _run_on_submitit(function, tasks, config, folder: Path, on_done, on_failed, 
     own_sigterm = signal.getsignal(signal.SIGTERM) if main_thread else None
     if main_thread:
         signal.signal(signal.SIGTERM, _sigterm_as_interrupt)
+    # A file only this command's jobs look for (see in_worker); written before any job is signalled.
+    stop_file = str(folder / f"groktransfer-stop-{uuid.uuid4().hex}") if local else None
     pending = {}
     try:
         attempts = {index: 0 for index in range(len(tasks))}
         for index, task in enumerate(tasks):
             log(f"{task.description} (Submitit job on {executor.cluster})")
-            pending[index] = executor.submit(in_worker, function, task)
+            pending[index] = executor.submit(in_worker, function, task, stop_file)
         while pending:
             finished = [i for i, job in pending.items() if job.done()]
             if not finished:
@@ -354,12 +367,17 @@ def _run_on_submitit(function, tasks, config, folder: Path, on_done, on_failed, 
                         attempts[index] += 1
                         log(f"{tasks[index].description}: the job died ({_first_line(error)}); "
                             f"submitting it again ({attempts[index]}/{config.retries})")
-                        pending[index] = executor.submit(in_worker, function, tasks[index])
+                        pending[index] = executor.submit(in_worker, function, tasks[index], stop_file)
                     else:
                         on_failed(index, _first_line(error))
                 else:
                     on_done(index, results)
     except BaseException:
+        if stop_file is not None and pending:
+            try:
+                Path(stop_file).touch()
+            except OSError:  # the jobs' folder cannot be written: the signals below still go out
+                pass
         for job in pending.values():
             try:
                 process = getattr(job, "_process", None) if local else None
@@ -372,6 +390,11 @@ def _run_on_submitit(function, tasks, config, folder: Path, on_done, on_failed, 
         if local:  # a local job ends within seconds of its SIGTERM (its checkpoint written); SLURM's are cancelled
             for job in pending.values():
                 _wait_briefly(job)
+            if stop_file is not None and all(_ended(job) for job in pending.values()):
+                try:
+                    Path(stop_file).unlink(missing_ok=True)  # kept while a job may still start and read it
+                except OSError:
+                    pass
         raise
     finally:
         if main_thread and own_sigterm is not None:
@@ -391,6 +414,13 @@ def _wait_briefly(job, seconds: float = 30.0) -> None:
             time.sleep(0.1)
     except Exception:  # noqa: BLE001 - the job's state cannot be read: nothing more to wait for
         pass
+
+
+def _ended(job) -> bool:
+    try:
+        return bool(job.done())
+    except Exception:  # noqa: BLE001 - its state cannot be read: it may still run
+        return False
 
 
 def _job_died(error: BaseException) -> bool:

@@ -237,3 +237,26 @@ def test_use_executor_reaches_every_sweep_inside_it(tmp_path):
     assert messages and all("Submitit job on debug" in m for m in messages)
     assert torch.get_num_threads() == threads  # the debug executor ran the tasks here: threads restored
     run_many(jobs, parallel=1, log=messages.append)  # outside the block: local again (and both runs reused)
+
+
+def test_a_job_that_finds_its_stop_file_stops_before_it_begins(tmp_path):
+    """A stop that comes while a Submitit local job is still starting is not heard by it (its job
+    process ignores SIGTERM until the run listens): the command writes the stop file first, and a
+    job that finds it never calls its function; without the file it runs as usual."""
+    from groktransfer.executors import in_worker
+
+    called = []
+    task = Task(jobs=[], per_stage={}, description="t")
+    stop = tmp_path / "groktransfer-stop-x"
+    previous = signal.getsignal(signal.SIGTERM)
+    try:
+        assert in_worker(lambda t: called.append(t) or [1], task, str(stop)) == [1]
+        stop.touch()
+        with pytest.raises(KeyboardInterrupt):
+            in_worker(lambda t: called.append(t) or [2], task, str(stop))
+        assert called == [task]
+        with pytest.raises(KeyboardInterrupt):  # and a SIGTERM is heard from the job's first line
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(1)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
