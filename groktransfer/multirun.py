@@ -58,6 +58,7 @@ from .training import (
     EvalSchedule,
     StopCheck,
     TrainResult,
+    accuracy,
     _measure_flops,
     check_model_fits_task,
     cpu_flush_denormal,
@@ -425,9 +426,9 @@ def _evaluate(batch: _Batch, per_run_logits, per_run_loss, embedding_names, with
     y_test = batch.y_test if batch.y_test_dim == 0 else batch.y_test.expand(k, *batch.y_test.shape)
     columns = [
         per_run_loss(batch, train_logits, y_train, 0),
-        (train_logits.argmax(dim=-1) == y_train).float().mean(dim=-1),
+        accuracy(train_logits, y_train),
         per_run_loss(batch, test_logits, y_test, 0),
-        (test_logits.argmax(dim=-1) == y_test).float().mean(dim=-1),
+        accuracy(test_logits, y_test),
         stacked_norm(batch.params),
         batch.first_bad_step,
     ]

@@ -184,6 +184,22 @@ def weight_norm(model: nn.Module) -> torch.Tensor:
     return torch.sqrt(sum(p.detach().double().pow(2).sum() for p in model.parameters()))
 
 
+def accuracy(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Share of rows whose label's logit is strictly the largest, over the second-to-last
+    dimension (one value per run for a batch's (K, N, C) logits).
+
+    Strictly: a tie for the top counts as wrong, where argmax would credit whichever class comes
+    first (class 0 for a collapsed model). Ties aside it is argmax's answer, about twice as fast
+    on the CPU (evaluation is a quarter of a small model's training time). Labels that are not
+    class indices (a caller's own loss with float targets) are compared with argmax as before."""
+    if labels.is_floating_point() or labels.dtype == torch.bool or labels.shape != logits.shape[:-1]:
+        return (logits.argmax(dim=-1) == labels).float().mean(dim=-1)
+    index = labels.unsqueeze(-1)
+    own = logits.gather(-1, index).squeeze(-1)
+    others = logits.scatter(-1, index, float("-inf")).amax(dim=-1)
+    return (own > others).float().mean(dim=-1)
+
+
 @torch.no_grad()
 def evaluate(
     model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss_fn: LossFn, precision: str = "full"
@@ -191,7 +207,7 @@ def evaluate(
     """Mean loss, accuracy and the logits on (x, y), as device tensors."""
     with forward_precision(precision, x.device):
         logits = model(x).float() if precision == "bf16" else model(x)
-    return loss_fn(logits, y), (logits.argmax(dim=-1) == y).float().mean(), logits
+    return loss_fn(logits, y), accuracy(logits, y), logits
 
 
 @dataclass

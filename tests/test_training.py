@@ -192,3 +192,29 @@ def test_a_ctrl_c_inside_run_experiment_reaches_the_caller():
     finally:
         timer.cancel()
     assert time.time() - started < 30  # the 20,000-step target did not run to its end
+
+
+def test_accuracy_counts_a_row_right_only_when_its_label_strictly_wins():
+    """Checked row by row against a plain loop; ties for the top (a collapsed model's equal logits)
+    count as wrong, where argmax would credit class 0; a batch of runs gets one value per run;
+    labels that are not class indices are compared with argmax."""
+    from groktransfer.training import accuracy
+
+    g = torch.Generator().manual_seed(0)
+    logits = torch.randint(-3, 4, (4, 200, 7), generator=g).float()  # small integers: many ties
+    labels = torch.randint(0, 7, (4, 200), generator=g)
+    expected = [sum(all(row[c] < row[int(y)] for c in range(7) if c != int(y)) for row, y in zip(run, ys)) / 200
+                for run, ys in zip(logits.tolist(), labels)]
+    assert accuracy(logits, labels).tolist() == pytest.approx(expected)
+    assert accuracy(logits[1], labels[1]).item() == pytest.approx(expected[1])
+    assert accuracy(torch.zeros(5, 3), torch.zeros(5, dtype=torch.long)).item() == 0.0  # argmax: 1.0
+    ties = (logits == logits.amax(-1, keepdim=True)).sum(-1) > 1
+    assert ties.any()  # the check above did meet ties; without them it is argmax's answer:
+    clear = ~ties
+    assert torch.equal((logits.argmax(-1) == labels)[clear], (logits.gather(-1, labels[..., None]).squeeze(-1)
+                                                            == logits.amax(-1))[clear])
+    random_logits = torch.randn(300, 11, generator=g)
+    random_labels = torch.randint(0, 11, (300,), generator=g)
+    assert accuracy(random_logits, random_labels).item() == (random_logits.argmax(-1) == random_labels).float().mean().item()
+    floats = torch.tensor([1.0, 0.0])
+    assert accuracy(torch.tensor([[0.0, 2.0], [3.0, 1.0]]), floats).item() == 1.0
