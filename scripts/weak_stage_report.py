@@ -3,7 +3,9 @@
     python scripts/weak_stage_report.py results/compare-p113-add/paper [...]
 
 Reads RESULT/runs/groktransfer/seed*/summary.json and writes RESULT/weak_stage.md: a summary
-table (first, so that the docs can quote it) and one row per seed.
+table (first, so that the docs can quote it) and one row per seed. Given several results, it
+also prints one row per result (a study's table): the weak stage's and the whole run's
+wall-clock to 99% test, weak stage included ("never" counts as slower than any time).
 """
 
 from __future__ import annotations
@@ -16,6 +18,27 @@ from pathlib import Path
 
 def seed_of(path: Path) -> int:
     return int(path.parent.name.removeprefix("seed"))
+
+
+def summaries(result: Path) -> list[tuple[Path, dict]]:
+    files = sorted((result / "runs" / "groktransfer").glob("seed*/summary.json"), key=seed_of)
+    return [(path, json.loads(path.read_text(encoding="utf-8"))) for path in files]
+
+
+def study_row(result: Path) -> str:
+    """One line of a study's table: weak stage and whole run to 99% test, medians over seeds."""
+    weak, total, reached = [], [], 0
+    for _, summary in summaries(result):
+        stage, target = summary["stages"].get("weak", {}), summary["stages"].get("target") or {}
+        weak.append(stage.get("wall_clock_s") or 0.0)
+        if target.get("test_acc_99_step") is not None:
+            reached += 1
+            total.append(summary["groktransfer"]["wall_clock_s"])
+        else:
+            total.append(float("inf"))
+    median = statistics.median(total)  # a "never" among the middle two makes it never
+    return (f"| {result.name} | {statistics.median(weak):.1f} [{min(weak):.1f}–{max(weak):.1f}] | {reached}/{len(total)} | "
+            f"{'never' if median == float('inf') else f'{median:.1f}'} |")
 
 
 def report(result: Path) -> str:
@@ -70,6 +93,11 @@ def main() -> None:
         result = Path(arg)
         (result / "weak_stage.md").write_text(report(result), encoding="utf-8")
         print(f"wrote {result / 'weak_stage.md'}")
+    if len(sys.argv) > 2:
+        print("| folder | weak stage (median s, [min–max]) | target reached 99% | time to 99%, weak included (median s) |")
+        print("|---|---|---|---|")
+        for arg in sys.argv[1:]:
+            print(study_row(Path(arg)))
 
 
 if __name__ == "__main__":
