@@ -135,12 +135,14 @@ def claim_dir(path: Union[str, Path]) -> Path:
 def claim_sweep_dir(path: Union[str, Path], record_file: str) -> Path:
     """The --out folder of a sweep (``compare``, ``tune``), which writes fixed names into it
     (``record_file``, table.md, runs.csv, best.yaml, ...) and reuses the runs it finds there.
-    Taken when it is new or empty, when groktransfer marked it, or when it holds this command's
-    own record from before the marker existed (a JSON with the package's environment block);
-    refused with one line otherwise, so that no file of the user's is replaced."""
+    Taken when it is new or empty, when groktransfer marked it, when it holds this command's
+    own record from before the marker existed (a JSON with the package's environment block), or
+    when all it holds is folders groktransfer marked, none named as the sweep's own (a ``tune/``
+    written beside a comparison, as the comparison scripts do); refused with one line otherwise,
+    so that no file of the user's is replaced."""
     path = Path(path)
     check_writable_out(path)
-    if path.is_dir() and any(path.iterdir()) and not (path / OWNER_FILE).is_file():
+    if path.is_dir() and any(path.iterdir()) and not (path / OWNER_FILE).is_file() and not _only_our_folders(path):
         try:
             record = json.loads((path / record_file).read_text(encoding="utf-8"))
             ours = "groktransfer_version" in record.get("environment", {})
@@ -152,6 +154,15 @@ def claim_sweep_dir(path: Union[str, Path], record_file: str) -> Path:
                               f"choose a new or empty directory")
         return path  # its record proves it, each time: nothing is added to it before the sweep's checks
     return claim_dir(path)
+
+
+SWEEP_FOLDERS = ("runs", "trials")  # what compare and tune write their runs into
+
+
+def _only_our_folders(path: Path) -> bool:
+    """Every entry of ``path`` is a real folder groktransfer marked, and none is one the sweep writes into."""
+    return all(entry.is_dir() and not entry.is_symlink() and entry.name not in SWEEP_FOLDERS
+               and (entry / OWNER_FILE).is_file() for entry in path.iterdir())
 
 
 def remove_owned(path: Union[str, Path]) -> None:

@@ -199,3 +199,21 @@ def test_a_sweep_never_replaces_a_users_files_in_its_out_folder(tmp_path, monkey
     assert main(command + ["--out", "ours"] + tiny) == 0 and (tmp_path / "ours" / OWNER_FILE).is_file()
     (tmp_path / "ours" / OWNER_FILE).unlink()  # as a folder written before the marker existed
     assert main(command + ["--out", "ours"] + tiny) == 0
+    # A folder holding only folders groktransfer wrote (the comparison scripts write tune/ inside
+    # the comparison's folder) is taken; one of them named like the sweep's own runs/, or a
+    # user's file beside them, is not.
+    beside = tmp_path / "beside"
+    assert main(command + ["--out", "beside/tune"] + tiny) == 0
+    assert main(command + ["--out", "beside"] + tiny) == 0 and (beside / OWNER_FILE).is_file()
+    for extra in ("runs", "notes.txt"):
+        other = tmp_path / f"other-{extra}"
+        assert main(command + ["--out", str(other / "tune")] + tiny) == 0
+        if extra == "runs":
+            assert main(command + ["--out", str(other / "runs")] + tiny) == 0
+        else:
+            (other / extra).write_text("a user's file\n")
+        before = sorted(p.relative_to(other) for p in other.rglob("*"))
+        capsys.readouterr()
+        assert main(command + ["--out", str(other)] + tiny) == 2
+        assert "holds files groktransfer did not write" in capsys.readouterr().err
+        assert sorted(p.relative_to(other) for p in other.rglob("*")) == before
