@@ -29,6 +29,11 @@ def test_paper_settings_in_presets():
         # Only the weak stage differs.
         assert (ours.target, ours.scratch, ours.task) == (printed.target, printed.scratch, printed.task)
     assert load_preset("fig6b").task.op == "mul"
+    # fig1b-frac20: Fig. 1(b) with 20% of the pairs (where scratch groks at the paper's width), the
+    # study's weak rounds of 2,500 steps, otherwise the printed target and scratch settings.
+    frac20 = load_preset("fig1b-frac20")
+    assert frac20.task.train_fraction == 0.2 and frac20.weak.train.max_steps == 2500
+    assert (frac20.target, frac20.scratch) == (fig1b.target, fig1b.scratch)
 
 
 def test_overrides_are_typed_and_nested():
