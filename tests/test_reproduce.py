@@ -152,3 +152,21 @@ def test_aliases_run_the_reproduction_that_covers_them_and_fig11_uses_two_neuron
 
     settings = json.loads((tmp_path / "fig11" / "summary.json").read_text())["settings"]
     assert settings["weak_neurons"] == 2
+
+
+def test_the_fig15_judge_counts_a_control_only_when_it_generalised():
+    """never ≤ never / 5 is true in arithmetic, not in the claim: a control whose weak stage was
+    never ready (no target, no Time Gap) does not keep the speed-up, even when random A·B never
+    generalises either."""
+    from groktransfer.reproductions.ablations import REPRODUCTIONS
+
+    def runs(**gaps):
+        return {"runs": {name: {"time_gap": gap} for name, gap in gaps.items()}}
+
+    judge = REPRODUCTIONS["fig15"].judge
+    names = ("groktransfer", "random A·B", "A·B merged at step 100", "d_W = d_T")
+    assert judge(runs(**dict(zip(names, (3, None, 3, 40)))))[1]
+    assert not judge(runs(**dict(zip(names, (3, None, 3, None)))))[1]
+    assert not judge(runs(**dict(zip(names, (3, 100, 3, 40)))))[1]  # 40 × 5 > 100
+    assert judge(runs(**dict(zip(names, (3, 200, 3, 40)))))[1]
+    assert not judge(runs(**dict(zip(names, (50, 200, 3, 40)))))[1]  # random only 4× GrokTransfer's

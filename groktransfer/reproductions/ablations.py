@@ -151,8 +151,13 @@ def _judge_fig15(summary: dict) -> tuple[dict, bool]:
         value = runs[name]["time_gap"]
         return math.inf if value is None else value
 
+    def keeps_it(name: str) -> bool:
+        # It must have generalised: a variant that never did (a weak stage that was never ready,
+        # a target stuck at chance) keeps nothing, even beside a random A·B that never did either.
+        return gap(name) < math.inf and gap(name) * 5 <= gap("random A·B")
+
     holds = (gap("random A·B") >= 5 * gap("groktransfer")
-             and gap("A·B merged at step 100") * 5 <= gap("random A·B") and gap("d_W = d_T") * 5 <= gap("random A·B"))
+             and keeps_it("A·B merged at step 100") and keeps_it("d_W = d_T"))
     return {"runs": runs}, holds
 
 
