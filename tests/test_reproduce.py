@@ -170,3 +170,4 @@ def test_the_fig15_judge_counts_a_control_only_when_it_generalised():
     assert not judge(runs(**dict(zip(names, (3, 100, 3, 40)))))[1]  # 40 × 5 > 100
     assert judge(runs(**dict(zip(names, (3, 200, 3, 40)))))[1]
     assert not judge(runs(**dict(zip(names, (50, 200, 3, 40)))))[1]  # random only 4× GrokTransfer's
+    assert not judge(runs(**dict(zip(names, (None, None, 3, 40)))))[1]  # GrokTransfer itself never generalised

@@ -156,7 +156,7 @@ def _judge_fig15(summary: dict) -> tuple[dict, bool]:
         # a target stuck at chance) keeps nothing, even beside a random A·B that never did either.
         return gap(name) < math.inf and gap(name) * 5 <= gap("random A·B")
 
-    holds = (gap("random A·B") >= 5 * gap("groktransfer")
+    holds = (gap("groktransfer") < math.inf and gap("random A·B") >= 5 * gap("groktransfer")
              and keeps_it("A·B merged at step 100") and keeps_it("d_W = d_T"))
     return {"runs": runs}, holds
 
