@@ -150,10 +150,6 @@ def main() -> None:
                                                              "the script runs; its numbers mean nothing")
     args = parser.parse_args()
     EPOCHS = args.epochs
-    if args.weak_max_steps is not None:
-        if args.weak_max_steps < 1:
-            parser.error(f"--weak-max-steps: got {args.weak_max_steps}; a positive number of steps")
-        WEAK["train"] = {"max_steps": args.weak_max_steps}
     args.figures, args.readings = args.figures.split(","), args.readings.split(",")
     unknown = sorted(set(args.figures) - set(FIGURES)) + sorted(set(args.readings) - set(READINGS))
     if unknown:
@@ -163,6 +159,10 @@ def main() -> None:
         WEAK.update(max_rounds=1, if_none_ready="transfer_best", train={"max_steps": 40})
         WIDTHS["narrow"] = {"embed_dim": 8, "width": 16, "depth": 2}
         READINGS["batch512"]["batch_size"] = READINGS["all three"]["batch_size"] = 64
+    if args.weak_max_steps is not None:
+        if args.weak_max_steps < 1:
+            parser.error(f"--weak-max-steps: got {args.weak_max_steps}; a positive number of steps")
+        WEAK["train"] = {"max_steps": args.weak_max_steps}
     lo, _, hi = args.seeds.partition("-")
     args.seeds = list(range(int(lo), int(hi or lo) + 1)) if "," not in args.seeds else [int(s) for s in args.seeds.split(",")]
     args.out = args.out or Path(f"results/paper-scale-regime-{args.width}")

@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import yaml
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -34,13 +36,18 @@ def test_gpu_transformer_claims_dry_run_writes_every_claim(tmp_path):
 
 def test_paper_scale_study_smoke_writes_its_table(tmp_path):
     done = subprocess.run([sys.executable, str(ROOT / "scripts/paper_scale_study.py"), "--smoke", "--seeds", "1-3",
-                           "--out", str(tmp_path)], capture_output=True, text=True, timeout=600,
-                          env=dict(os.environ, OMP_NUM_THREADS="1"))
+                           "--weak-max-steps", "30", "--out", str(tmp_path)], capture_output=True, text=True,
+                          timeout=600, env=dict(os.environ, OMP_NUM_THREADS="1"))
     assert done.returncode == 0, done.stderr[-2000:]
     study = json.loads((tmp_path / "study.json").read_text())
-    # 3 figures x 5 readings x 3 seeds x (scratch, GrokTransfer), each read back from its own run
-    assert len(study["rows"]) == 90
+    # 3 figures x 7 readings x 3 seeds x (scratch, GrokTransfer), each read back from its own run
+    assert len(study["rows"]) == 126
     assert {row["method"] for row in study["rows"]} == {"scratch", "groktransfer"}
-    assert len(study["verdicts"]) == 15
+    assert len(study["verdicts"]) == 21
+    assert study["weak"]["train"] == {"max_steps": 30}
+    # A fraction reading changes the task's training fraction, not the training settings.
+    frac = yaml.safe_load((tmp_path / "runs/fig1b/frac20/groktransfer/seed1/config.yaml").read_text())
+    assert frac["task"]["train_fraction"] == 0.2 and frac["weak"]["train"]["max_steps"] == 30
+    assert "train_fraction" not in frac["target"]["train"]
     assert not list(tmp_path.glob("runs/**/*.safetensors"))
     assert "| fig6b / all three |" in (tmp_path / "README.md").read_text()
