@@ -23,6 +23,7 @@ Why it looks the way it does:
 
 from __future__ import annotations
 
+import ctypes
 import functools
 import math
 import time
@@ -117,23 +118,63 @@ def _flushing_denormals() -> bool:
     return bool((tiny * 1.0 == 0).item())
 
 
+def _openmp_library():
+    """The OpenMP runtime torch computes with (GNU libgomp, or LLVM's, which speaks the same
+    GOMP_parallel), as a ctypes library; None where it cannot be found (not Linux, another
+    threading backend)."""
+    global _OPENMP
+    if _OPENMP is None:
+        _OPENMP = False
+        try:
+            with open("/proc/self/maps", encoding="utf-8") as maps:
+                paths = sorted({line.split()[-1] for line in maps if "/lib" in line
+                                and any(name in line.rsplit("/", 1)[-1] for name in ("libgomp", "libomp", "libiomp"))})
+            for path in paths:
+                library = ctypes.CDLL(path)
+                if hasattr(library, "GOMP_parallel"):
+                    library.GOMP_parallel.argtypes = [_OMP_CALLBACK, ctypes.c_void_p, ctypes.c_uint, ctypes.c_uint]
+                    library.GOMP_parallel.restype = None
+                    _OPENMP = library
+                    break
+        except (OSError, AttributeError):
+            pass
+    return _OPENMP or None
+
+
+_OPENMP = None
+_OMP_CALLBACK = ctypes.CFUNCTYPE(None, ctypes.c_void_p)
+
+
+def _set_flush_denormal_everywhere(flag: bool) -> None:
+    """torch.set_flush_denormal sets the flag of the calling thread only, so with several
+    intra-op threads the others went on making denormals (half the elements of an op, on two
+    threads) and on a run whose weights decay towards them each step grew ~10x slower. This
+    sets it in every thread of torch's OpenMP team too."""
+    torch.set_flush_denormal(flag)
+    library = _openmp_library()
+    threads = torch.get_num_threads()
+    if library is not None and threads > 1:
+        callback = _OMP_CALLBACK(lambda _: torch.set_flush_denormal(flag))
+        library.GOMP_parallel(callback, None, threads, 0)
+
+
 @contextmanager
 def cpu_flush_denormal(device: torch.device):
     """Flush denormals to zero on the CPU while training, and restore the setting afterwards.
 
     Only a speed setting: values below ~1e-38 become 0, far below anything that matters here,
     and large weight decay drives weights there, where CPU arithmetic is many times slower.
-    It is a process-wide CPU flag that also changes Python's own float arithmetic, so it is
-    not left on for the caller's code."""
+    It is a CPU flag, set in every thread torch computes with, that also changes Python's own
+    float arithmetic, so it is not left on for the caller's code."""
     if device.type != "cpu":
         yield
         return
     before = _flushing_denormals()
-    torch.set_flush_denormal(True)
+    _set_flush_denormal_everywhere(True)
     try:
         yield
     finally:
-        torch.set_flush_denormal(before)
+        _set_flush_denormal_everywhere(before)
 
 
 def _mps_available() -> bool:

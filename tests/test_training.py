@@ -152,6 +152,32 @@ def test_denormals_are_flushed_on_cpu_while_training_and_the_setting_is_restored
     assert 5e-324 > 0  # Python's own float arithmetic is left alone afterwards
 
 
+def test_denormals_are_flushed_in_every_thread_torch_computes_with():
+    """torch.set_flush_denormal reaches only the calling thread: on two intra-op threads half of
+    an op's results stayed denormal (and a run whose weights decayed towards them slowed ~10x).
+    Inside cpu_flush_denormal none are; afterwards the caller's setting is back in every thread."""
+    from groktransfer.training import _openmp_library, _set_flush_denormal_everywhere, cpu_flush_denormal
+
+    if _openmp_library() is None:
+        pytest.skip("torch here does not compute with an OpenMP team this package can reach")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        x = torch.full((1 << 18,), 1e-30)
+
+        def denormals() -> int:
+            y = x * 1e-10  # 1e-40: a float32 denormal unless flushed
+            return int(((y != 0) & (y.abs() < 1.17e-38)).sum())
+
+        _set_flush_denormal_everywhere(False)  # the default, whatever earlier tests left
+        assert denormals() == x.numel()
+        with cpu_flush_denormal(torch.device("cpu")):
+            assert denormals() == 0  # every element, whichever thread computed it
+        assert denormals() == x.numel()
+    finally:
+        torch.set_num_threads(threads)
+
+
 def test_the_stopping_rule_shared_by_one_run_and_a_batch():
     """stopping_rule, case by case (values: train loss/acc, test loss/acc, weight norm, first bad step)."""
     from groktransfer.training import stopping_rule
