@@ -26,9 +26,11 @@ from __future__ import annotations
 import ctypes
 import functools
 import math
+import os
 import time
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Callable, Optional, Sequence
 
 import torch
@@ -120,22 +122,26 @@ def _flushing_denormals() -> bool:
 
 def _openmp_library():
     """The OpenMP runtime torch computes with (GNU libgomp, or LLVM's, which speaks the same
-    GOMP_parallel), as a ctypes library; None where it cannot be found (not Linux, another
-    threading backend)."""
+    GOMP_parallel), as a ctypes library: the one inside torch's own folder, else the only one
+    loaded. None where it cannot be told (not Linux, another threading backend, or several
+    runtimes none of which is torch's: scikit-learn, for one, brings its own libgomp, and its
+    threads are not torch's)."""
     global _OPENMP
     if _OPENMP is None:
         _OPENMP = False
         try:
             with open("/proc/self/maps", encoding="utf-8") as maps:
-                paths = sorted({line.split()[-1] for line in maps if "/lib" in line
+                paths = sorted({line.split()[-1] for line in maps if "/" in line
                                 and any(name in line.rsplit("/", 1)[-1] for name in ("libgomp", "libomp", "libiomp"))})
-            for path in paths:
+            torch_dir = str(Path(torch.__file__).resolve().parent) + os.sep
+            own = [path for path in paths if str(Path(path).resolve()).startswith(torch_dir)]
+            chosen = own[:1] or (paths if len(paths) == 1 else [])
+            for path in chosen:
                 library = ctypes.CDLL(path)
                 if hasattr(library, "GOMP_parallel"):
                     library.GOMP_parallel.argtypes = [_OMP_CALLBACK, ctypes.c_void_p, ctypes.c_uint, ctypes.c_uint]
                     library.GOMP_parallel.restype = None
                     _OPENMP = library
-                    break
         except (OSError, AttributeError):
             pass
     return _OPENMP or None

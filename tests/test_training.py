@@ -1,6 +1,7 @@
 """The trainer: schedule, stopping, divergence, warm-up, events, FLOPs, determinism."""
 
 import math
+from pathlib import Path
 
 import pytest
 import torch
@@ -152,12 +153,22 @@ def test_denormals_are_flushed_on_cpu_while_training_and_the_setting_is_restored
     assert 5e-324 > 0  # Python's own float arithmetic is left alone afterwards
 
 
-def test_denormals_are_flushed_in_every_thread_torch_computes_with():
+def test_denormals_are_flushed_in_every_thread_torch_computes_with(monkeypatch):
     """torch.set_flush_denormal reaches only the calling thread: on two intra-op threads half of
     an op's results stayed denormal (and a run whose weights decayed towards them slowed ~10x).
-    Inside cpu_flush_denormal none are; afterwards the caller's setting is back in every thread."""
+    Inside cpu_flush_denormal none are; afterwards the caller's setting is back in every thread.
+    Another OpenMP runtime in the process (scikit-learn brings its own libgomp) is not torch's."""
+    import ctypes
+    import glob
+
+    import groktransfer.training as training
     from groktransfer.training import _openmp_library, _set_flush_denormal_everywhere, cpu_flush_denormal
 
+    packages = Path(torch.__file__).resolve().parents[1]
+    others = [path for path in sorted(glob.glob(str(packages / "*" / "libgomp*.so*"))) if "/torch/" not in path]
+    if others:
+        ctypes.CDLL(others[0])  # loaded now, and named before torch's own: the one the search must skip
+    monkeypatch.setattr(training, "_OPENMP", None)  # search again, with it loaded
     if _openmp_library() is None:
         pytest.skip("torch here does not compute with an OpenMP team this package can reach")
     threads = torch.get_num_threads()
