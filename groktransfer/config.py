@@ -31,6 +31,11 @@ from typing import Any, Literal, Optional, Union
 import yaml
 
 
+def is_int(value: Any) -> bool:
+    """An integer and not a bool (which Python counts as one): what a count or a step read from a file must be."""
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
 def is_prime(n: int) -> bool:
     """Whether n is a prime (trial division: moduli here are small enough)."""
     return n >= 2 and all(n % d for d in range(2, math.isqrt(n) + 1))

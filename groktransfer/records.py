@@ -52,7 +52,7 @@ from typing import Optional, Union
 import torch
 from filelock import FileLock, Timeout
 
-from .config import ConfigError
+from .config import ConfigError, is_int
 from .version import __version__
 
 METRICS_FIELDS = ("stage", "step", "train_loss", "train_acc", "test_loss", "test_acc", "weight_norm", "elapsed_s")
@@ -303,7 +303,6 @@ def _is_population(population) -> bool:
     if not isinstance(population, dict) or not isinstance(population.get("candidates"), list):
         return False
     rounds, chosen = population.get("rounds"), population.get("chosen")
-    is_int = lambda value: isinstance(value, int) and not isinstance(value, bool)  # noqa: E731
     return is_int(rounds) and rounds >= 1 and (chosen is None or is_int(chosen))
 
 

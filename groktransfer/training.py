@@ -38,7 +38,7 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from .compiling import CompiledStep
-from .config import ConfigError, TrainConfig
+from .config import ConfigError, TrainConfig, is_int
 from .metrics import summarize_history
 from .methods.stablemax import stablemax_cross_entropy
 from .progress import Progress
@@ -475,16 +475,12 @@ def _optimizer_step(step_loss, optimizer: torch.optim.Optimizer, hooks: Sequence
     return loss.detach()
 
 
-def _is_int(value) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
 def check_history(history) -> None:
     """A list of evaluation rows as history_row makes them; a ValueError says what is not."""
     if not isinstance(history, list):
         raise ValueError("history: not a list of evaluations")
     for row in history:
-        if not isinstance(row, dict) or not _is_int(row.get("step")) or any(
+        if not isinstance(row, dict) or not is_int(row.get("step")) or any(
                 isinstance(row.get(k), bool) or not isinstance(row.get(k), (int, float)) for k in HISTORY_KEYS):
             raise ValueError(f"history: an evaluation row is malformed ({str(row)[:80]})")
         diagnostics = row.get("diagnostics", {})
@@ -499,7 +495,7 @@ def check_train_state(resume, n_train: int) -> None:
     if not isinstance(resume, dict):
         raise ValueError(f"the training state is a {type(resume).__name__}, not an object")
     for key in ("step", "next_eval", "hits", "cursor"):
-        if not _is_int(resume.get(key)) or resume[key] < 0:
+        if not is_int(resume.get(key)) or resume[key] < 0:
             raise ValueError(f"{key}: got {resume.get(key)!r}; expected an integer >= 0")
     if resume["cursor"] > n_train:
         raise ValueError(f"cursor: got {resume['cursor']}; the task has {n_train} training examples")
