@@ -21,7 +21,10 @@ def seed_of(path: Path) -> int:
 
 
 def summaries(result: Path) -> list[tuple[Path, dict]]:
+    """Every GrokTransfer run's summary.json in RESULT, by seed."""
     files = sorted((result / "runs" / "groktransfer").glob("seed*/summary.json"), key=seed_of)
+    if not files:
+        raise SystemExit(f"{result}: no runs/groktransfer/seed*/summary.json")
     return [(path, json.loads(path.read_text(encoding="utf-8"))) for path in files]
 
 
@@ -42,12 +45,8 @@ def study_row(result: Path) -> str:
 
 
 def report(result: Path) -> str:
-    files = sorted((result / "runs" / "groktransfer").glob("seed*/summary.json"), key=seed_of)
-    if not files:
-        raise SystemExit(f"{result}: no runs/groktransfer/seed*/summary.json")
     rows = []
-    for path in files:
-        summary = json.loads(path.read_text(encoding="utf-8"))
+    for path, summary in summaries(result):
         weak, target = summary["stages"].get("weak", {}), summary["stages"].get("target")
         population = weak.get("population") or {}
         candidates = population.get("candidates", [])
