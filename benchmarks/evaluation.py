@@ -7,7 +7,8 @@ comparisons' narrow target 32 / 2 × 128 and the paper's target 128 / 2 × 512.
 Both run training._evaluation, the function every training step's evaluation calls, on the same
 model and task in one process, alternating before/after in rounds so that drift in the
 machine's speed hits both; reported per model: the median milliseconds of each and the ratio
-after/before. Not a test: timings depend on the machine, which the JSON records.
+after/before, and of one full-batch AdamW training step beside them, for scale. Not a test:
+timings depend on the machine, which the JSON records.
 """
 
 from __future__ import annotations
@@ -40,6 +41,18 @@ def timed(model, task, repeats: int) -> float:
     return (time.perf_counter() - start) / repeats * 1e3
 
 
+def timed_steps(model, task, repeats: int) -> float:
+    """One full-batch AdamW training step, for scale: what an evaluation costs in steps."""
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=1.0)
+    start = time.perf_counter()
+    for _ in range(repeats):
+        loss = torch.nn.functional.cross_entropy(model(task.x_train), task.y_train)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+    return (time.perf_counter() - start) / repeats * 1e3
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=7)
@@ -51,14 +64,16 @@ def main() -> None:
     rows = []
     for name, (embed, width, depth) in MODELS.items():
         model = FNN(task.vocab_size, task.n_classes, embed_dim=embed, width=width, depth=depth, seed=0)
-        before, after = [], []
+        before, after, steps = [], [], []
         for _ in range(args.rounds):
             for accuracy, times in ((argmax_accuracy, before), (new_accuracy, after)):
                 training.accuracy = accuracy
                 timed(model, task, 2)  # warm
                 times.append(timed(model, task, args.repeats))
+            steps.append(timed_steps(model, task, args.repeats))
         training.accuracy = new_accuracy
-        row = {"model": name, "before_ms": statistics.median(before), "after_ms": statistics.median(after)}
+        row = {"model": name, "before_ms": statistics.median(before), "after_ms": statistics.median(after),
+               "train_step_ms": statistics.median(steps)}
         row["ratio"] = row["after_ms"] / row["before_ms"]
         rows.append(row)
         print(f"{name}: before {row['before_ms']:.2f} ms, after {row['after_ms']:.2f} ms, ratio {row['ratio']:.2f}",
@@ -66,9 +81,11 @@ def main() -> None:
     record = {"benchmark": "evaluation", "command": "python " + " ".join(sys.argv), "rows": rows,
               **environment(torch.device("cpu"))}
     atomic_write_text(Path(args.out), json.dumps(record, indent=2) + "\n")
-    print("\n| model | argmax, ms per evaluation | training.accuracy, ms | ratio |\n|---|---|---|---|")
+    print("\n| model | argmax, ms per evaluation | training.accuracy, ms | ratio | one training step, ms |\n"
+          "|---|---|---|---|---|")
     for row in rows:
-        print(f"| {row['model']} | {row['before_ms']:.2f} | {row['after_ms']:.2f} | {row['ratio']:.2f} |")
+        print(f"| {row['model']} | {row['before_ms']:.2f} | {row['after_ms']:.2f} | {row['ratio']:.2f} | "
+              f"{row['train_step_ms']:.2f} |")
 
 
 if __name__ == "__main__":
