@@ -154,8 +154,8 @@ _OMP_CALLBACK = ctypes.CFUNCTYPE(None, ctypes.c_void_p)
 def _set_flush_denormal_everywhere(flag: bool) -> None:
     """torch.set_flush_denormal sets the flag of the calling thread only, so with several
     intra-op threads the others went on making denormals (half the elements of an op, on two
-    threads) and on a run whose weights decay towards them each step grew ~10x slower. This
-    sets it in every thread of torch's OpenMP team too."""
+    threads), and a run whose weights decay towards them slowed down step after step
+    (benchmarks/denormals.py). This sets it in every thread of torch's OpenMP team too."""
     torch.set_flush_denormal(flag)
     library = _openmp_library()
     threads = torch.get_num_threads()

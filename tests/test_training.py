@@ -155,7 +155,7 @@ def test_denormals_are_flushed_on_cpu_while_training_and_the_setting_is_restored
 
 def test_denormals_are_flushed_in_every_thread_torch_computes_with(monkeypatch):
     """torch.set_flush_denormal reaches only the calling thread: on two intra-op threads half of
-    an op's results stayed denormal (and a run whose weights decayed towards them slowed ~10x).
+    an op's results stayed denormal (and a run whose weights decayed towards them slowed down).
     Inside cpu_flush_denormal none are; afterwards the caller's setting is back in every thread.
     Another OpenMP runtime in the process (scikit-learn brings its own libgomp) is not torch's."""
     import ctypes
