@@ -26,6 +26,9 @@ import groktransfer.training as training
 from groktransfer import FNN, ModularTask
 from groktransfer.records import atomic_write_text, environment
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from denormals import timed_steps  # noqa: E402  (the same training step as the denormal benchmark)
+
 MODELS = {"weak 8/32": (8, 32, 1), "narrow target 32/2x128": (32, 128, 2), "paper target 128/2x512": (128, 512, 2)}
 
 
@@ -41,16 +44,10 @@ def timed(model, task, repeats: int) -> float:
     return (time.perf_counter() - start) / repeats * 1e3
 
 
-def timed_steps(model, task, repeats: int) -> float:
+def step_ms(model, task, repeats: int) -> float:
     """One full-batch AdamW training step, for scale: what an evaluation costs in steps."""
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=1.0)
-    start = time.perf_counter()
-    for _ in range(repeats):
-        loss = torch.nn.functional.cross_entropy(model(task.x_train), task.y_train)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-    return (time.perf_counter() - start) / repeats * 1e3
+    return timed_steps(model, optimizer, task, repeats)
 
 
 def main() -> None:
@@ -70,7 +67,7 @@ def main() -> None:
                 training.accuracy = accuracy
                 timed(model, task, 2)  # warm
                 times.append(timed(model, task, args.repeats))
-            steps.append(timed_steps(model, task, args.repeats))
+            steps.append(step_ms(model, task, args.repeats))
         training.accuracy = new_accuracy
         row = {"model": name, "before_ms": statistics.median(before), "after_ms": statistics.median(after),
                "train_step_ms": statistics.median(steps)}
