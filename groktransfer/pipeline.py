@@ -42,7 +42,8 @@ from .tasks import ModularTask, build_task, machine_memory_bytes
 from .tracking import Trackers, check_trackers
 from .training import Checkpointer, CheckpointMismatch, TrainResult, check_history, resolve_device, train
 from .transfer import load_weak_embedding, merge_factorized_embedding, save_weak_embedding, transfer_embedding
-from .weak_stage import Candidate, WeakOutcome, conclude, judge_candidate, plan_round, ready_now, train_weak_stages
+from .weak_stage import (Candidate, WeakOutcome, conclude, judge_candidate, plan_round, ready_now, scoring_task,
+                         train_weak_stages)
 
 WEAK_EMBEDDING_FILE = "weak_embedding.safetensors"
 
@@ -380,7 +381,7 @@ def run_experiment(
         save_checkpoint(run_dir.path / CHECKPOINT_FILE, state)
 
     def run_stage(name: str, model, stage: StageConfig, stop_flag: dict, events=None, weak_matrix=None,
-                  seed: Optional[int] = None, stop_check=None) -> TrainResult:
+                  seed: Optional[int] = None, stop_check=None, scored_on=None) -> TrainResult:
         log(f"[{name}] training {sum(p.numel() for p in model.parameters()):,} parameters on {task}")
         resume = None
         if resume_state is not None and resume_state["stage"] == name:
@@ -396,7 +397,7 @@ def run_experiment(
             )
         result = train(
             model,
-            task,
+            task if scored_on is None else scored_on,
             stage.train,
             stage=name,
             seed=config.seed if seed is None else seed,
@@ -434,11 +435,14 @@ def run_experiment(
             _, model_seed, lr = plan_round(stage, config.seed, 0)[0]
             model = build_model(stage, task, model_seed)
             train_config = dataclasses.replace(stage.train, lr=lr)
+            scored_on = scoring_task(stage, task, config.seed)
             result = run_stage("weak", model, dataclasses.replace(stage, train=train_config), stop_flag,
-                               seed=model_seed, stop_check=lambda _, row, load: ready_now(stage, task, model, row, load))
+                               seed=model_seed, stop_check=lambda _, row, load: ready_now(stage, task, model, row, load),
+                               scored_on=scored_on)
             candidate = Candidate(0, 0, model_seed, lr, model, result)
             judge_candidate(candidate, stage, task)
-            outcome = WeakOutcome(stage, [candidate], rounds=1, wall_clock_s=result.wall_clock_s)
+            outcome = WeakOutcome(stage, [candidate], rounds=1, wall_clock_s=result.wall_clock_s,
+                                  test_rows_scored=None if scored_on is task else len(scored_on.y_test))
             conclude(outcome)
             return outcome
         log(f"[weak] a population of {stage.population} weak models per round (at most {stage.max_rounds} rounds), "

@@ -34,10 +34,12 @@ its ``wall_clock_s`` and ``flops``: GrokTransfer is charged for all of it.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 from dataclasses import dataclass, field
 from typing import Callable, Optional
 
+import torch
 from torch import nn
 
 from .config import WeakStageConfig
@@ -45,7 +47,7 @@ from .methods import describe_methods
 from .models import build_model
 from .multirun import RunSpec, train_many
 from .readiness import Verdict, judge_readiness, weak_report
-from .training import TrainResult
+from .training import TrainResult, accuracy
 
 CANDIDATE_SEED_STRIDE = 1000  # candidate j of a run with seed s: model seed s + 1000·j
 
@@ -62,10 +64,12 @@ class Candidate:
     result: Optional[TrainResult] = None
     report: Optional[dict] = None  # readiness numbers (None for a diverged or stopped candidate)
     verdict: Optional[Verdict] = None  # None: stopped before it ended (another candidate was ready)
+    final_test_acc: Optional[float] = None  # on the whole test set (see score_candidate)
 
     @property
     def test_acc(self) -> float:
-        return self.result.history[-1]["test_acc"]
+        """Its test accuracy when it ended: on the whole test set once scored, else its last evaluation's."""
+        return self.final_test_acc if self.final_test_acc is not None else self.result.history[-1]["test_acc"]
 
     def record(self) -> dict:
         """This candidate's line in summary.json."""
@@ -89,6 +93,7 @@ class WeakOutcome:
     rounds: int = 0
     wall_clock_s: float = 0.0  # every round's batch time while this run had candidates in it
     message: Optional[str] = None  # why nothing was ready (an error or, with transfer_best, a warning)
+    test_rows_scored: Optional[int] = None  # test rows of each evaluation while training (None: all)
 
     @property
     def ready(self) -> bool:
@@ -106,6 +111,9 @@ class WeakOutcome:
         shown = self.shown
         out = dict(shown.result.summary(), methods=describe_methods(self.stage.methods))
         out["wall_clock_s"] = self.wall_clock_s
+        # the curves' test accuracy is on eval_test_rows rows; the final one on the whole test set
+        out["final_test_acc"] = shown.test_acc
+        out["eval_test_rows"] = self.test_rows_scored
         out["flops"] = sum(c.result.flops for c in self.candidates)
         if self.chosen is None and shown.result.status != "diverged":
             out["status"] = "not_ready"
@@ -131,11 +139,38 @@ def plan_round(stage: WeakStageConfig, seed: int, round_: int) -> list[tuple[int
     return [(j, seed + CANDIDATE_SEED_STRIDE * j, lrs[j % len(lrs)]) for j in range(first, first + stage.population)]
 
 
+def scoring_task(stage: WeakStageConfig, task, seed: int):
+    """The task a candidate is evaluated on while it trains: the same training rows, and its test
+    rows cut to a fixed draw of ``stage.eval_test_rows`` (drawn from the run's ``seed``, so every
+    candidate and round of a run sees the same rows); the task itself when it has no more rows."""
+    rows = stage.eval_test_rows
+    if rows is None or rows >= len(task.y_test):
+        return task
+    keep = torch.randperm(len(task.y_test), generator=torch.Generator().manual_seed(seed))[:rows]
+    keep = keep.to(task.y_test.device)
+    view = copy.copy(task)  # a shallow copy: the training tensors are shared, not copied
+    view.x_test, view.y_test = task.x_test[keep], task.y_test[keep]
+    return view
+
+
+@torch.no_grad()
+def score_candidate(candidate: Candidate, task) -> None:
+    """Measure the candidate's final test accuracy on the whole test set (its model holds its final
+    weights); a diverged candidate keeps its last evaluation's."""
+    if candidate.result.status == "diverged":
+        return
+    model = candidate.model
+    logits = model(task.x_test.to(next(model.parameters()).device))
+    candidate.final_test_acc = float(accuracy(logits.float(), task.y_test.to(logits.device)))
+
+
 def judge_candidate(candidate: Candidate, stage: WeakStageConfig, task) -> None:
-    """Compute the candidate's readiness report and verdict (its model holds its final weights)."""
+    """Score the candidate on the whole test set, then compute its readiness report and verdict
+    (its model holds its final weights)."""
     if candidate.result.status == "diverged":
         candidate.verdict = Verdict(False, [f"diverged at step {candidate.result.diverged_step}"])
         return
+    score_candidate(candidate, task)
     candidate.report = weak_report(candidate.model, task, candidate.test_acc)
     candidate.verdict = judge_readiness(stage.readiness, candidate.report)
 
@@ -199,10 +234,13 @@ def train_weak_stages(
         specs, owners = [], []
         for i in pending:
             stage, task, seed = jobs[i]
+            scored_on = scoring_task(stage, task, seed)
+            if scored_on is not task:
+                outcomes[i].test_rows_scored = len(scored_on.y_test)
             for j, model_seed, lr in plan_round(stage, seed, round_):
                 candidate = Candidate(round_, j, model_seed, lr, build_model(stage, task, model_seed))
                 outcomes[i].candidates.append(candidate)
-                specs.append(RunSpec(candidate.model, task, dataclasses.replace(stage.train, lr=lr), seed=model_seed,
+                specs.append(RunSpec(candidate.model, scored_on, dataclasses.replace(stage.train, lr=lr), seed=model_seed,
                                      methods=stage.methods, stage="weak"))
                 owners.append((i, candidate))
 
@@ -224,7 +262,9 @@ def train_weak_stages(
                              stop_check=stop_check)
         for position, result in enumerate(results):
             i, candidate = owners[position]
-            candidate.result = result  # stopped candidates get theirs here
+            if candidate.result is None:  # stopped candidates get theirs here
+                candidate.result = result
+                score_candidate(candidate, jobs[i][1])
         for i in pending:
             mine = [c for c in outcomes[i].candidates if c.round == round_]
             outcomes[i].rounds = round_ + 1
@@ -235,5 +275,5 @@ def train_weak_stages(
     return outcomes
 
 
-__all__ = ["CANDIDATE_SEED_STRIDE", "Candidate", "WeakOutcome", "conclude", "plan_round", "ready_now",
-           "train_weak_stages"]
+__all__ = ["CANDIDATE_SEED_STRIDE", "Candidate", "WeakOutcome", "conclude", "plan_round", "ready_now", "score_candidate",
+           "scoring_task", "train_weak_stages"]

@@ -211,3 +211,53 @@ def test_inspect_weak_on_a_file_uses_the_default_rule_and_speaks_json(tmp_path, 
     assert main(["inspect-weak", str(tmp_path)]) == 2  # a folder without a weak embedding
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 2 and all(line.startswith("groktransfer: error: ") for line in err)
+
+
+def _brute_accuracy(model, x, y) -> float:
+    """Share of rows whose label's logit is strictly the largest, one row at a time."""
+    import torch
+
+    right = 0
+    with torch.no_grad():
+        for xi, yi in zip(x, y):
+            logits = model(xi[None])[0].tolist()
+            label = int(yi)
+            right += all(logits[label] > v for k, v in enumerate(logits) if k != label)
+    return right / len(y)
+
+
+def test_candidates_are_scored_on_a_fixed_draw_of_test_rows_and_judged_on_all_of_them(tmp_path):
+    """eval_test_rows: each evaluation while training scores a fixed draw of the test rows (the
+    same rows for every candidate of a run, other rows for another run seed); the candidate's
+    final test accuracy, which readiness and the summary use, is on the whole test set."""
+    from groktransfer.weak_stage import scoring_task
+
+    cfg = config(eval_test_rows=40, population=2, select="best_ready")
+    task = build_task(cfg.task)
+    view = scoring_task(cfg.weak, task, cfg.seed)
+    assert len(view.y_test) == 40 and view.x_train is task.x_train and view.y_train is task.y_train
+    test_pairs = {tuple(r) for r in task.x_test.tolist()}
+    assert {tuple(r) for r in view.x_test.tolist()} <= test_pairs and len({tuple(r) for r in view.x_test.tolist()}) == 40
+    assert view.x_test.tolist() == scoring_task(cfg.weak, task, cfg.seed).x_test.tolist()
+    assert view.x_test.tolist() != scoring_task(cfg.weak, task, cfg.seed + 1).x_test.tolist()
+    assert scoring_task(dataclasses.replace(cfg.weak, eval_test_rows=None), task, 3) is task
+    assert scoring_task(dataclasses.replace(cfg.weak, eval_test_rows=len(task.y_test)), task, 3) is task
+
+    outcome = train_weak_stages([(cfg.weak, task, cfg.seed)])[0]
+    for candidate in outcome.candidates:
+        last = candidate.result.history[-1]["test_acc"]
+        assert last == pytest.approx(_brute_accuracy(candidate.model, view.x_test, view.y_test), abs=1e-6)
+        assert candidate.test_acc == pytest.approx(_brute_accuracy(candidate.model, task.x_test, task.y_test), abs=1e-6)
+        assert candidate.report["test_acc"] == candidate.test_acc
+    summary = outcome.summary()
+    assert summary["eval_test_rows"] == 40 and summary["final_test_acc"] == outcome.shown.test_acc
+    assert [c["final_test_acc"] for c in summary["population"]["candidates"]] == [c.test_acc for c in outcome.candidates]
+
+    # The single-model route (population 1, one round, checkpoints) scores the same rows.
+    one = config(eval_test_rows=40, population=1, max_rounds=1)
+    batched = train_weak_stages([(one.weak, task, one.seed)])[0].chosen
+    summary = run_experiment(dataclasses.replace(one, scratch=None), tmp_path / "single", plots=False)
+    weak_rows = read_metrics(tmp_path / "single")["weak"]
+    assert [r["test_acc"] for r in weak_rows] == pytest.approx([r["test_acc"] for r in batched.result.history], abs=1e-6)
+    assert summary["stages"]["weak"]["eval_test_rows"] == 40
+    assert summary["stages"]["weak"]["final_test_acc"] == pytest.approx(batched.test_acc, abs=1e-9)
