@@ -24,7 +24,8 @@ def test_paper_settings_in_presets():
         assert printed.weak.train.max_steps == 10_000 and printed.weak.train.stop_at_test_acc is None
         assert (printed.weak.model.embed_dim, printed.weak.model.width) == (4, 16)
         assert (printed.weak.population, printed.weak.max_rounds, printed.weak.if_none_ready) == (1, 1, "transfer_best")
-        assert (ours.weak.population, ours.weak.if_none_ready, ours.weak.train.lr) == (4, "stop", 0.01)
+        # Ours is groktransfer's default weak stage, so the figures show what a user of the defaults gets.
+        assert ours.weak == type(ours.weak)()
         assert not printed.weak.stop_when_ready
         # Only the weak stage differs.
         assert (ours.target, ours.scratch, ours.task) == (printed.target, printed.scratch, printed.task)
