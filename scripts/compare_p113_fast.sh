@@ -15,7 +15,9 @@
 #   narrow from results/compare-p113-OP/narrow/tune (the CPU), paper from
 #   results/compare-p113-OP/wide/tune (an H200, the same width; tuning picks by steps, not seconds);
 # - GrokTransfer is tuned again here with the new weak stage ($out/tune-groktransfer), same rule.
-# Writes results/compare-p113-OP/narrow10 or paper10; $out/best.yaml is the union; compare then trains seeds 10-19. One thread per process.
+# Writes results/compare-p113-OP/narrow10 or paper10; $out/tune-groktransfer/union.yaml is the union of the
+# baselines' tuning and GrokTransfer's (inside the tuning's folder: compare takes an --out that holds
+# nothing but folders groktransfer marked); compare then trains seeds 10-19. One thread per process.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export OMP_NUM_THREADS=1
@@ -36,7 +38,7 @@ methods=${METHODS:-$all}
 SET="$SET $extra"
 groktransfer tune --spec paper-fnn --task "$op" --methods groktransfer --seeds 2 --configs 4 --with-defaults \
     --grid scripts/p113_grid.yaml --out "$out/tune-groktransfer" --no-progress $SET
-python3 - "$baseline_tune" "$out/tune-groktransfer/best.yaml" "$out/best.yaml" <<'PY'
+python3 - "$baseline_tune" "$out/tune-groktransfer/best.yaml" "$out/tune-groktransfer/union.yaml" <<'PY'
 import sys, yaml
 base, ours = (yaml.safe_load(open(p)) for p in sys.argv[1:3])
 dest = sys.argv[3]
@@ -44,4 +46,4 @@ base["hyperparameters"]["groktransfer"] = ours["hyperparameters"]["groktransfer"
 open(dest, "w").write(yaml.safe_dump(base, sort_keys=False))
 PY
 groktransfer compare --spec paper-fnn --task "$op" --methods "$methods" --seeds 10,11,12,13,14,15,16,17,18,19 \
-    --tuned "$out/best.yaml" --out "$out" --no-progress $SET
+    --tuned "$out/tune-groktransfer/union.yaml" --out "$out" --no-progress $SET
