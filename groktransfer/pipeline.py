@@ -20,6 +20,7 @@ from __future__ import annotations
 import dataclasses
 import signal
 import threading
+import time
 import warnings
 from contextlib import contextmanager
 from pathlib import Path
@@ -440,8 +441,10 @@ def run_experiment(
                                seed=model_seed, stop_check=lambda _, row, load: ready_now(stage, task, model, row, load),
                                scored_on=scored_on)
             candidate = Candidate(0, 0, model_seed, lr, model, result)
+            start = time.perf_counter()
             judge_candidate(candidate, stage, task)
-            outcome = WeakOutcome(stage, [candidate], rounds=1, wall_clock_s=result.wall_clock_s,
+            judging_s = time.perf_counter() - start  # part of the stage's cost, as in train_weak_stages
+            outcome = WeakOutcome(stage, [candidate], rounds=1, wall_clock_s=result.wall_clock_s + judging_s,
                                   test_rows_scored=None if scored_on is task else len(scored_on.y_test))
             conclude(outcome)
             return outcome

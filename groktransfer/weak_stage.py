@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import time
 from dataclasses import dataclass, field
 from typing import Callable, Optional
 
@@ -91,7 +92,7 @@ class WeakOutcome:
     candidates: list[Candidate] = field(default_factory=list)
     chosen: Optional[Candidate] = None  # None: no target (nothing ready and if_none_ready: stop, or all diverged)
     rounds: int = 0
-    wall_clock_s: float = 0.0  # every round's batch time while this run had candidates in it
+    wall_clock_s: float = 0.0  # every round's batch time while this run had candidates in it, and judging them
     message: Optional[str] = None  # why nothing was ready (an error or, with transfer_best, a warning)
     test_rows_scored: Optional[int] = None  # test rows of each evaluation while training (None: all)
 
@@ -248,7 +249,9 @@ def train_weak_stages(
             i, candidate = owners[position]
             candidate.result = result
             stage, task, _ = jobs[i]
+            start = time.perf_counter()
             judge_candidate(candidate, stage, task)
+            outcomes[i].wall_clock_s += time.perf_counter() - start  # judging is part of the stage's cost
             if stage.select != "first_ready" or not candidate.verdict.ready:
                 return []
             return [k for k, (owner, other) in enumerate(owners) if owner == i and other.result is None]
@@ -264,7 +267,9 @@ def train_weak_stages(
             i, candidate = owners[position]
             if candidate.result is None:  # stopped candidates get theirs here
                 candidate.result = result
+                start = time.perf_counter()
                 score_candidate(candidate, jobs[i][1])
+                outcomes[i].wall_clock_s += time.perf_counter() - start
         for i in pending:
             mine = [c for c in outcomes[i].candidates if c.round == round_]
             outcomes[i].rounds = round_ + 1

@@ -261,3 +261,22 @@ def test_candidates_are_scored_on_a_fixed_draw_of_test_rows_and_judged_on_all_of
     assert [r["test_acc"] for r in weak_rows] == pytest.approx([r["test_acc"] for r in batched.result.history], abs=1e-6)
     assert summary["stages"]["weak"]["eval_test_rows"] == 40
     assert summary["stages"]["weak"]["final_test_acc"] == pytest.approx(batched.test_acc, abs=1e-9)
+
+
+def test_judging_a_candidate_is_charged_to_the_weak_stage(monkeypatch):
+    """The readiness report and the final scoring run after a candidate's training clock stops;
+    the stage's wall-clock (what GrokTransfer is charged) includes them."""
+    import time
+
+    from groktransfer import weak_stage
+    from groktransfer.readiness import weak_report
+
+    def slow_report(*args, **kwargs):
+        time.sleep(0.3)
+        return weak_report(*args, **kwargs)
+
+    monkeypatch.setattr(weak_stage, "weak_report", slow_report)
+    cfg = config(population=1, max_rounds=1, **{"train.max_steps": 20})
+    task = build_task(cfg.task)
+    outcome = train_weak_stages([(cfg.weak, task, cfg.seed)])[0]
+    assert outcome.wall_clock_s >= outcome.candidates[0].result.wall_clock_s + 0.3
