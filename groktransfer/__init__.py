@@ -57,7 +57,7 @@ _EXPORTS: dict[str, str] = {
     "save_pretrained": "saving",
     "read_metrics": "records",
     "ModularTask": "tasks",
-    "ExecutorConfig": "executors", "use_executor": "executors",
+    "ExecutorConfig": "executors",
     "run_many": "sweep",
     "Transformer": "transformer",
     "run_tune": "tune",

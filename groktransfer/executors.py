@@ -40,8 +40,6 @@ import socket
 import threading
 import time
 import uuid
-from contextlib import contextmanager
-from contextvars import ContextVar
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any, Callable, Optional, Union
@@ -153,27 +151,6 @@ def executor_config(value: Union[None, str, ExecutorConfig, dict], **options: An
         raise ConfigError(f"executor: expected local, ray, submitit or an ExecutorConfig, got {type(value).__name__}")
     given = {k: v for k, v in options.items() if v is not None}
     return replace(value, **given) if given else value
-
-
-_CURRENT: ContextVar[Optional[ExecutorConfig]] = ContextVar("groktransfer_executor", default=None)
-
-
-@contextmanager
-def use_executor(value: Union[None, str, ExecutorConfig, dict]):
-    """Every run_many inside the block (a reproduction's, a comparison's) uses this executor
-    unless it is given one; what the CLI's --executor does."""
-    token = _CURRENT.set(executor_config(value))
-    try:
-        yield
-    finally:
-        _CURRENT.reset(token)
-
-
-def current_executor(value: Union[None, str, ExecutorConfig, dict] = None) -> ExecutorConfig:
-    """The given executor, else the one of the enclosing use_executor block, else local."""
-    if value is not None:
-        return executor_config(value)
-    return _CURRENT.get() or ExecutorConfig()
 
 
 def gpu_share(task: Task, config: ExecutorConfig, gpu_bytes: Optional[float]) -> float:
@@ -432,5 +409,5 @@ def _first_line(error: BaseException) -> str:
     return f"{type(error).__name__}: {tail[-1] if tail else ''}".strip()
 
 
-__all__ = ["ENGINES", "EXECUTORS", "ExecutorConfig", "Task", "current_executor", "executor_config", "gpu_share", "run_tasks",
-           "use_executor", "worker_pythonpath"]
+__all__ = ["ENGINES", "EXECUTORS", "ExecutorConfig", "Task", "executor_config", "gpu_share", "run_tasks",
+           "worker_pythonpath"]

@@ -21,7 +21,6 @@ numbers are not the paper's; only whether the claim holds is comparable.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import time
 from pathlib import Path
@@ -30,7 +29,6 @@ from typing import Callable, Union
 import yaml
 
 from .config import ConfigError
-from .executors import use_executor
 from .pipeline import format_table, prepare, run_experiment
 from .presets import load_preset, preset_description
 from .records import atomic_write_text, check_new_run_dir, claim_dir, environment, remove_owned
@@ -54,8 +52,7 @@ def reproduce(
     """Run reproduction ``name`` (or an alias of one, see ``ALIASES``) into ``out``; return the
     claim record (also in claim.json). ``parallel`` is passed to :func:`groktransfer.sweep.run_many`
     by the reproductions made of several runs of one architecture (Figs. 2, 3, 7, 15); ``executor``
-    is where their sweeps run (see :mod:`groktransfer.executors`; None: the enclosing
-    ``use_executor`` block's, else this process)."""
+    is where their sweeps run (see :mod:`groktransfer.executors`; None: this process)."""
     if name not in REPRODUCTIONS and name not in ALIASES:
         raise ConfigError(f"reproduce {name!r}: unknown; allowed: {', '.join([*REPRODUCTIONS, *ALIASES])}")
     if name in ALIASES:
@@ -82,8 +79,7 @@ def reproduce(
         log(f"[reproduce {name}] --quick: {' '.join(spec.quick)}")
     if spec.run is not None:
         out.mkdir(parents=True, exist_ok=True)
-        with use_executor(executor) if executor is not None else contextlib.nullcontext():
-            summary = spec.run(settings, out, parallel=parallel)
+        summary = spec.run(settings, out, parallel=parallel, executor=executor)
         summary.update(environment(resolve_device(settings.get("device", "cpu"))))
         atomic_write_text(out / "summary.json", json.dumps(summary, indent=2) + "\n")
     else:

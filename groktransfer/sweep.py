@@ -43,7 +43,7 @@ import yaml
 
 from .config import ConfigError, RunConfig, StageConfig, dump_yaml, run_config_from_dict
 from .diagnostics import Diagnostics
-from .executors import ExecutorConfig, Task, current_executor, run_tasks
+from .executors import ExecutorConfig, Task, executor_config, run_tasks
 from .methods import describe_methods, loss_function
 from .multirun import RunSpec, train_many
 from .pipeline import (
@@ -242,7 +242,7 @@ def run_many(
     says where each batch group runs; local, the default, runs them here one after another.
     """
     parallel = parse_parallel(parallel)
-    executor = current_executor(executor)
+    executor = executor_config(executor)
     summaries: list[Optional[dict]] = [None] * len(jobs)
     groups: dict[str, list[int]] = {}
     for i, (config, out) in enumerate(jobs):

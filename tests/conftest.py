@@ -48,7 +48,7 @@ SLOW_TESTS = {
     "tests/test_executors.py::test_a_worker_killed_mid_task_is_retried_and_the_result_is_unchanged",
     "tests/test_executors.py::test_compare_on_a_local_ray_cluster_equals_the_local_executor",
     "tests/test_executors.py::test_compare_through_submitits_local_executor_equals_the_local_executor",
-    "tests/test_executors.py::test_use_executor_reaches_every_sweep_inside_it",
+    "tests/test_executors.py::test_a_reproduction_runs_its_sweep_on_the_executor_it_is_given",
     "tests/test_progress.py::test_a_demo_run_to_a_file_writes_a_few_lines",
     "tests/test_readme.py::test_readme_api_example_runs",
     "tests/test_resume.py::test_a_checkpoint_that_is_not_this_runs_is_refused_clearly",

@@ -221,22 +221,25 @@ def test_compare_through_submitits_local_executor_equals_the_local_executor(tmp_
     assert any((tmp_path / "jobs").iterdir())  # the jobs' files and logs
 
 
-def test_use_executor_reaches_every_sweep_inside_it(tmp_path):
-    """What `reproduce --executor` relies on: run_many called without an executor takes the block's."""
+def test_a_reproduction_runs_its_sweep_on_the_executor_it_is_given(tmp_path):
+    """What `reproduce --executor` relies on: the executor is an argument that reaches the sweep
+    of a reproduction made of several runs (here Fig. 3's three encodings, tiny)."""
     pytest.importorskip("submitit")
-    from groktransfer.compare import load_comparison, method_run_config
-    from groktransfer.executors import use_executor
+    from groktransfer.reproduce import reproduce
 
-    spec = load_comparison("demo", TINY)
-    jobs = [(method_run_config(spec, "scratch", s), tmp_path / f"seed{s}") for s in (0, 1)]
-    messages = []
+    jobs = tmp_path / "jobs"
     threads = torch.get_num_threads()
-    with use_executor(ExecutorConfig(kind="submitit", submitit_cluster="debug", submitit_folder=str(tmp_path / "jobs"))):
-        summaries = run_many(jobs, parallel=1, log=messages.append)
-    assert all(s["complete"] for s in summaries)
-    assert messages and all("Submitit job on debug" in m for m in messages)
+    record = reproduce("fig3", tmp_path / "fig3", quick=True, parallel=1,
+                       overrides=["p=11", "max_steps=20", "width=16", "probe=4", "eval_every=10"],
+                       executor=ExecutorConfig(kind="submitit", submitit_cluster="debug", submitit_folder=str(jobs)))
+    assert record["size"] == "quick" and set(record["measured"]) == {"one_hot", "binary", "fourier"}
+    assert jobs.is_dir() and any(jobs.iterdir())  # the runs went through Submitit (its job files and logs)
     assert torch.get_num_threads() == threads  # the debug executor ran the tasks here: threads restored
-    run_many(jobs, parallel=1, log=messages.append)  # outside the block: local again (and both runs reused)
+    # Without an executor it runs here: no new job files.
+    before = sorted(jobs.rglob("*"))
+    local = reproduce("fig3", tmp_path / "fig3-local", quick=True, parallel=1,
+                      overrides=["p=11", "max_steps=20", "width=16", "probe=4", "eval_every=10"])
+    assert sorted(jobs.rglob("*")) == before and local["measured"] == record["measured"]
 
 
 def test_a_job_that_finds_its_stop_file_stops_before_it_begins(tmp_path):

@@ -20,7 +20,7 @@ from ..transfer import save_weak_embedding
 from .common import DEMO_PAPER_WEAK, gap_text, QUICK_PAPER_WEAK, Reproduction
 
 
-def _run_fig7(settings: dict, out: Path, parallel: Union[int, str] = "auto") -> dict:
+def _run_fig7(settings: dict, out: Path, parallel: Union[int, str] = "auto", executor=None) -> dict:
     """Train the weak model once, keep its embedding at each checkpoint step, and start one
     GrokTransfer target from each (all targets alike but for A)."""
     preset = load_preset(settings["preset"], settings["preset_overrides"])
@@ -46,7 +46,7 @@ def _run_fig7(settings: dict, out: Path, parallel: Union[int, str] = "auto") -> 
         data.update(name=f"fig7-weak-step{step}", weak=None, scratch=None, device=settings["device"])
         data["transfer"] = dict(data["transfer"], weak_embedding_file=str(out / "weak" / f"step{step:06d}.safetensors"))
         jobs.append((run_config_from_dict(data), out / "runs" / f"weak-step{step:06d}"))
-    summaries = run_many(jobs, parallel=parallel, plots=True)
+    summaries = run_many(jobs, parallel=parallel, plots=True, executor=executor)
     runs = []
     for step, summary in zip(checkpoints, summaries):
         target = summary["stages"]["target"]
@@ -124,7 +124,7 @@ FIG15_VARIANTS = {
 }
 
 
-def _run_fig15(settings: dict, out: Path, parallel: Union[int, str] = "auto") -> dict:
+def _run_fig15(settings: dict, out: Path, parallel: Union[int, str] = "auto", executor=None) -> dict:
     """GrokTransfer and its three controls on one preset, through run_many."""
     jobs = []
     for name, overrides in FIG15_VARIANTS.items():
@@ -133,7 +133,7 @@ def _run_fig15(settings: dict, out: Path, parallel: Union[int, str] = "auto") ->
         config = load_preset(settings["preset"], settings["preset_overrides"] + overrides + extra
                              + [f"device={settings['device']}", f"name=fig15-{name}"])
         jobs.append((config, out / "runs" / name.replace(" ", "_").replace("·", "").replace("=", "eq")))
-    summaries = run_many(jobs, parallel=parallel, plots=True)
+    summaries = run_many(jobs, parallel=parallel, plots=True, executor=executor)
     runs = {}
     for (name, _), summary in zip(FIG15_VARIANTS.items(), summaries):
         target = summary["stages"].get("target", {})
@@ -188,7 +188,7 @@ def best_fourier_frequency(points) -> tuple[int, float]:
     return best_k, best_r2
 
 
-def _run_fig12(settings: dict, out: Path, parallel: Union[int, str] = "auto") -> dict:
+def _run_fig12(settings: dict, out: Path, parallel: Union[int, str] = "auto", executor=None) -> dict:
     """Train the preset's weak model, project its embedding on its top two principal components,
     and find the single Fourier frequency k whose (cos, sin)(2πka/p) best explains them."""
     preset = load_preset(settings["preset"], settings["preset_overrides"] + [f"device={settings['device']}"])

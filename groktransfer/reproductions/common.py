@@ -60,7 +60,8 @@ class Reproduction:
     quick: list[str]  # overrides for the CPU-sized version
     judge: Callable[[dict], tuple[dict, bool]]  # summary -> (measured figures, holds)
     table: Callable[[dict, dict], str]  # (summary, measured) -> markdown
-    run: Optional[Callable[[dict, Path, Union[int, str]], dict]] = None  # (settings, out, parallel) -> summary
+    # (settings, out, parallel, executor) -> summary; parallel and executor go to the sweeps it runs
+    run: Optional[Callable[..., dict]] = None
     defaults: Optional[dict] = None  # the run's settings, which key=value overrides change
     check: Optional[Callable[[dict], None]] = None  # refuses bad settings before anything is written
 

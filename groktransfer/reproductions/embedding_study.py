@@ -28,7 +28,7 @@ def _check_encodings(encodings) -> None:
         require_text_model()
 
 
-def _run_fig2(settings: dict, out: Path, parallel: Union[int, str] = "auto") -> dict:
+def _run_fig2(settings: dict, out: Path, parallel: Union[int, str] = "auto", executor=None) -> dict:
     """Scratch FNNs on each fixed encoding, for addition and multiplication (run through run_many)."""
     _check_encodings(settings["encodings"])
     jobs = []
@@ -45,7 +45,7 @@ def _run_fig2(settings: dict, out: Path, parallel: Union[int, str] = "auto") -> 
                 },
             }
             jobs.append((run_config_from_dict(data), out / "runs" / f"{op}-{encoding}"))
-    summaries = run_many(jobs, parallel=parallel, plots=True)
+    summaries = run_many(jobs, parallel=parallel, plots=True, executor=executor)
     return {"settings": settings,
             "runs": {config.name: summary["stages"]["scratch"] for (config, _), summary in zip(jobs, summaries)},
             "plots": [str(path.relative_to(out) / "accuracy.png") for _, path in jobs]}
@@ -80,7 +80,7 @@ def _fig2_table(summary: dict, measured: dict) -> str:
     return "\n".join(lines)
 
 
-def _run_fig3(settings: dict, out: Path, parallel: Union[int, str] = "auto") -> dict:
+def _run_fig3(settings: dict, out: Path, parallel: Union[int, str] = "auto", executor=None) -> dict:
     """Fig. 2's scratch FNNs on addition, with the eNTK diagnostic on a fixed probe set."""
     jobs = []
     _check_encodings(settings["encodings"])
@@ -96,7 +96,7 @@ def _run_fig3(settings: dict, out: Path, parallel: Union[int, str] = "auto") -> 
             },
         }
         jobs.append((run_config_from_dict(data), out / "runs" / encoding))
-    summaries = run_many(jobs, parallel=parallel, plots=True)
+    summaries = run_many(jobs, parallel=parallel, plots=True, executor=executor)
     runs = {}
     for (config, path), summary in zip(jobs, summaries):
         with open(path / "diagnostics.csv", newline="", encoding="utf-8") as handle:

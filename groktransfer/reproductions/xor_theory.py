@@ -12,7 +12,7 @@ from ..xor import normal_training, weak_norm_ratio, xor_theory
 from .common import gap_text, Reproduction
 
 
-def _run_fig4a(settings: dict, out: Path, parallel: Union[int, str] = "auto") -> dict:
+def _run_fig4a(settings: dict, out: Path, parallel: Union[int, str] = "auto", executor=None) -> dict:
     history = normal_training(**settings)
     fig, ax = plt.subplots(figsize=(6, 4))
     steps = [max(r["step"], 1) for r in history]  # step 0 cannot sit on a log axis
@@ -56,7 +56,7 @@ def _normal_training_defaults() -> dict:
     return {name: param.default for name, param in inspect.signature(normal_training).parameters.items()}
 
 
-def _run_fig5(settings: dict, out: Path, parallel: Union[int, str] = "auto") -> dict:
+def _run_fig5(settings: dict, out: Path, parallel: Union[int, str] = "auto", executor=None) -> dict:
     rows = [{"n": n, "eps": eps, "r_W": weak_norm_ratio(settings["p"], n, eps, steps=settings["steps"],
                                                         seed=settings["seed"], device=settings["device"])}
             for n in settings["ns"] for eps in settings["epsilons"]]
@@ -119,7 +119,7 @@ def _xor_defaults() -> dict:
             if name not in ("seed", "device")}
 
 
-def _run_xor(settings: dict, out: Path, parallel: Union[int, str] = "auto") -> dict:
+def _run_xor(settings: dict, out: Path, parallel: Union[int, str] = "auto", executor=None) -> dict:
     settings = dict(settings)
     seeds = settings.pop("seeds")
     runs = [xor_theory(**settings, seed=s) for s in seeds]
