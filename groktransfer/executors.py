@@ -279,7 +279,11 @@ def _run_on_ray(function, tasks, config, on_done, on_failed, log) -> None:
             log(f"{task.description} (Ray task: {options['num_cpus']} CPU, {options['num_gpus']:g} GPU)")
             pending[remote.options(**options).remote(function, task)] = index
         while pending:
-            done, _ = ray.wait(list(pending), num_returns=1)
+            # A short wait, again and again: a stop (SIGINT/SIGTERM) is heard only when this
+            # thread runs Python, and a wait without a timeout could block past it for good.
+            done, _ = ray.wait(list(pending), num_returns=1, timeout=0.5)
+            if not done:
+                continue
             index = pending.pop(done[0])
             try:
                 results = ray.get(done[0])
@@ -365,12 +369,11 @@ def _run_on_submitit(function, tasks, config, folder: Path, on_done, on_failed, 
             except Exception:  # noqa: BLE001 - a job that already ended cannot be cancelled; the rest are
                 pass
         if local:  # a local job ends within seconds of its SIGTERM (its checkpoint written); SLURM's are cancelled
-            ended = [_wait_briefly(job) for job in pending.values()]
-            if stop_file is not None and all(ended):
-                try:
-                    Path(stop_file).unlink(missing_ok=True)  # kept while a job may still start and read it
-                except OSError:
-                    pass
+            for job in pending.values():
+                _wait_briefly(job)
+        # The stop file stays (an empty file in the jobs' folder, named for this command only): a
+        # job's state says its controller ended, not that the job process it started has read the
+        # file yet, and on a loaded machine a job removed from under it once ran on for good.
         raise
     finally:
         if main_thread and own_sigterm is not None:
@@ -382,17 +385,14 @@ def _run_on_submitit(function, tasks, config, folder: Path, on_done, on_failed, 
                 os.environ["PYTHONPATH"] = previous_path
 
 
-def _wait_briefly(job, seconds: float = 30.0) -> bool:
-    """Wait up to ``seconds`` for a local job sent SIGTERM to end; whether it did."""
+def _wait_briefly(job, seconds: float = 30.0) -> None:
+    """Wait up to ``seconds`` for a local job sent SIGTERM to end."""
     deadline = time.time() + seconds
     try:
-        while not job.done():
-            if time.time() >= deadline:
-                return False
+        while not job.done() and time.time() < deadline:
             time.sleep(0.1)
-        return True
     except Exception:  # noqa: BLE001 - the job's state cannot be read: nothing more to wait for, it may still run
-        return False
+        pass
 
 
 def _job_died(error: BaseException) -> bool:
