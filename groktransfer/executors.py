@@ -369,11 +369,12 @@ def _run_on_submitit(function, tasks, config, folder: Path, on_done, on_failed, 
             except Exception:  # noqa: BLE001 - a job that already ended cannot be cancelled; the rest are
                 pass
         if local:  # a local job ends within seconds of its SIGTERM (its checkpoint written); SLURM's are cancelled
-            for job in pending.values():
-                _wait_briefly(job)
-        # The stop file stays (an empty file in the jobs' folder, named for this command only): a
-        # job's state says its controller ended, not that the job process it started has read the
-        # file yet, and on a loaded machine a job removed from under it once ran on for good.
+            ended = [_wait_briefly(job) for job in pending.values()]
+            if stop_file is not None and all(ended):
+                try:
+                    Path(stop_file).unlink(missing_ok=True)  # kept while a job may still start and read it
+                except OSError:
+                    pass
         raise
     finally:
         if main_thread and own_sigterm is not None:
@@ -385,14 +386,17 @@ def _run_on_submitit(function, tasks, config, folder: Path, on_done, on_failed, 
                 os.environ["PYTHONPATH"] = previous_path
 
 
-def _wait_briefly(job, seconds: float = 30.0) -> None:
-    """Wait up to ``seconds`` for a local job sent SIGTERM to end."""
+def _wait_briefly(job, seconds: float = 30.0) -> bool:
+    """Wait up to ``seconds`` for a local job sent SIGTERM to end; whether it did."""
     deadline = time.time() + seconds
     try:
-        while not job.done() and time.time() < deadline:
+        while not job.done():
+            if time.time() >= deadline:
+                return False
             time.sleep(0.1)
+        return True
     except Exception:  # noqa: BLE001 - the job's state cannot be read: nothing more to wait for, it may still run
-        pass
+        return False
 
 
 def _job_died(error: BaseException) -> bool:

@@ -166,7 +166,11 @@ def test_a_signal_at_a_random_moment_stops_every_route_with_130(tmp_path, route,
         pytest.importorskip(route)
     out = tmp_path / "out"
     argv = [a.replace("OUT", out.as_posix()) for a in ROUTES[route]] + ["--no-progress"]
-    proc = subprocess.Popen(CLI + argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # SIGINT at its default: a shell without job control starts a background job (the suite run
+    # with `&` from a script) with SIGINT ignored, which its children inherit, and Python then
+    # installs no KeyboardInterrupt handler: the SIGINT cases would test the shell, not us.
+    proc = subprocess.Popen(CLI + argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     first = proc.stdout.readline()  # "[weak] …", "[sweep] …", "[compare] …": the command has begun its work
     assert first.startswith("["), (first, proc.stderr.read() if proc.poll() is not None else "")
     time.sleep(delay)
