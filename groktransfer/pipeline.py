@@ -20,7 +20,6 @@ from __future__ import annotations
 import dataclasses
 import signal
 import threading
-import time
 import warnings
 from contextlib import contextmanager
 from pathlib import Path
@@ -43,8 +42,8 @@ from .tasks import ModularTask, build_task, machine_memory_bytes
 from .tracking import Trackers, check_trackers
 from .training import Checkpointer, CheckpointMismatch, TrainResult, check_history, resolve_device, train
 from .transfer import load_weak_embedding, merge_factorized_embedding, save_weak_embedding, transfer_embedding
-from .weak_stage import (Candidate, WeakOutcome, conclude, judge_candidate, plan_round, ready_now, scoring_task,
-                         train_weak_stages)
+from .weak_stage import (Candidate, WeakOutcome, charge, conclude, judge_candidate, plan_round, ready_now,
+                         rows_scored, scoring_task, train_weak_stages)
 
 WEAK_EMBEDDING_FILE = "weak_embedding.safetensors"
 
@@ -441,11 +440,9 @@ def run_experiment(
                                seed=model_seed, stop_check=lambda _, row, load: ready_now(stage, task, model, row, load),
                                scored_on=scored_on)
             candidate = Candidate(0, 0, model_seed, lr, model, result)
-            start = time.perf_counter()
-            judge_candidate(candidate, stage, task)
-            judging_s = time.perf_counter() - start  # part of the stage's cost, as in train_weak_stages
-            outcome = WeakOutcome(stage, [candidate], rounds=1, wall_clock_s=result.wall_clock_s + judging_s,
-                                  test_rows_scored=None if scored_on is task else len(scored_on.y_test))
+            outcome = WeakOutcome(stage, [candidate], rounds=1, wall_clock_s=result.wall_clock_s,
+                                  test_rows_scored=rows_scored(stage, task))
+            charge(outcome, lambda: judge_candidate(candidate, stage, task))
             conclude(outcome)
             return outcome
         log(f"[weak] a population of {stage.population} weak models per round (at most {stage.max_rounds} rounds), "

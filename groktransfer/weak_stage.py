@@ -140,12 +140,18 @@ def plan_round(stage: WeakStageConfig, seed: int, round_: int) -> list[tuple[int
     return [(j, seed + CANDIDATE_SEED_STRIDE * j, lrs[j % len(lrs)]) for j in range(first, first + stage.population)]
 
 
+def rows_scored(stage: WeakStageConfig, task) -> Optional[int]:
+    """How many test rows each evaluation of a candidate scores while it trains (None: all of them)."""
+    rows = stage.eval_test_rows
+    return None if rows is None or rows >= len(task.y_test) else rows
+
+
 def scoring_task(stage: WeakStageConfig, task, seed: int):
     """The task a candidate is evaluated on while it trains: the same training rows, and its test
     rows cut to a fixed draw of ``stage.eval_test_rows`` (drawn from the run's ``seed``, so every
     candidate and round of a run sees the same rows); the task itself when it has no more rows."""
-    rows = stage.eval_test_rows
-    if rows is None or rows >= len(task.y_test):
+    rows = rows_scored(stage, task)
+    if rows is None:
         return task
     keep = torch.randperm(len(task.y_test), generator=torch.Generator().manual_seed(seed))[:rows]
     keep = keep.to(task.y_test.device)
@@ -163,6 +169,14 @@ def score_candidate(candidate: Candidate, task) -> None:
     model = candidate.model
     logits = model(task.x_test.to(next(model.parameters()).device))
     candidate.final_test_acc = float(accuracy(logits.float(), task.y_test.to(logits.device)))
+
+
+def charge(outcome: WeakOutcome, work: Callable[[], None]) -> None:
+    """Run ``work`` (judging or scoring a candidate, after its training clock stopped) and add its
+    time to the stage's cost: GrokTransfer is charged for everything its weak stage runs."""
+    start = time.perf_counter()
+    work()
+    outcome.wall_clock_s += time.perf_counter() - start
 
 
 def judge_candidate(candidate: Candidate, stage: WeakStageConfig, task) -> None:
@@ -225,7 +239,8 @@ def train_weak_stages(
 ) -> list[WeakOutcome]:
     """The weak stage of every job ``(weak stage config, task, run seed)``, all populations of a
     round trained as one batch; one :class:`WeakOutcome` per job, in order."""
-    outcomes = [WeakOutcome(stage) for stage, _, _ in jobs]
+    outcomes = [WeakOutcome(stage, test_rows_scored=rows_scored(stage, task)) for stage, task, _ in jobs]
+    scored_on = [scoring_task(stage, task, seed) for stage, task, seed in jobs]  # the same rows every round
     pending = list(range(len(jobs)))
     max_rounds = max(stage.max_rounds for stage, _, _ in jobs)
     for round_ in range(max_rounds):
@@ -235,13 +250,10 @@ def train_weak_stages(
         specs, owners = [], []
         for i in pending:
             stage, task, seed = jobs[i]
-            scored_on = scoring_task(stage, task, seed)
-            if scored_on is not task:
-                outcomes[i].test_rows_scored = len(scored_on.y_test)
             for j, model_seed, lr in plan_round(stage, seed, round_):
                 candidate = Candidate(round_, j, model_seed, lr, build_model(stage, task, model_seed))
                 outcomes[i].candidates.append(candidate)
-                specs.append(RunSpec(candidate.model, scored_on, dataclasses.replace(stage.train, lr=lr), seed=model_seed,
+                specs.append(RunSpec(candidate.model, scored_on[i], dataclasses.replace(stage.train, lr=lr), seed=model_seed,
                                      methods=stage.methods, stage="weak"))
                 owners.append((i, candidate))
 
@@ -249,9 +261,7 @@ def train_weak_stages(
             i, candidate = owners[position]
             candidate.result = result
             stage, task, _ = jobs[i]
-            start = time.perf_counter()
-            judge_candidate(candidate, stage, task)
-            outcomes[i].wall_clock_s += time.perf_counter() - start  # judging is part of the stage's cost
+            charge(outcomes[i], lambda: judge_candidate(candidate, stage, task))
             if stage.select != "first_ready" or not candidate.verdict.ready:
                 return []
             return [k for k, (owner, other) in enumerate(owners) if owner == i and other.result is None]
@@ -267,9 +277,7 @@ def train_weak_stages(
             i, candidate = owners[position]
             if candidate.result is None:  # stopped candidates get theirs here
                 candidate.result = result
-                start = time.perf_counter()
-                score_candidate(candidate, jobs[i][1])
-                outcomes[i].wall_clock_s += time.perf_counter() - start
+                charge(outcomes[i], lambda: score_candidate(candidate, jobs[i][1]))
         for i in pending:
             mine = [c for c in outcomes[i].candidates if c.round == round_]
             outcomes[i].rounds = round_ + 1
@@ -280,5 +288,5 @@ def train_weak_stages(
     return outcomes
 
 
-__all__ = ["CANDIDATE_SEED_STRIDE", "Candidate", "WeakOutcome", "conclude", "plan_round", "ready_now", "score_candidate",
-           "scoring_task", "train_weak_stages"]
+__all__ = ["CANDIDATE_SEED_STRIDE", "Candidate", "WeakOutcome", "charge", "conclude", "plan_round", "ready_now",
+           "rows_scored", "score_candidate", "scoring_task", "train_weak_stages"]
