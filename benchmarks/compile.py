@@ -24,9 +24,10 @@ from pathlib import Path
 
 import torch
 
-from groktransfer.multirun import train_many
+from groktransfer.engine import train_many
 from groktransfer.records import atomic_write_text, environment
-from groktransfer.training import resolve_device, train
+from groktransfer.engine import train
+from groktransfer.training import resolve_device
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from multirun import MODELS, _specs, _sync  # noqa: E402  (the same models as the multi-run benchmark)

@@ -34,12 +34,13 @@ import torch
 
 from groktransfer.config import MethodsConfig, ModelConfig, TaskConfig, TrainConfig, TransformerConfig, run_config_from_dict
 from groktransfer.models import build_network
-from groktransfer.multirun import RunSpec, train_many
+from groktransfer.engine import RunSpec, train_many
 from groktransfer.presets import load_preset
 from groktransfer.records import environment
 from groktransfer.sweep import run_many
 from groktransfer.tasks import ModularTask
-from groktransfer.training import _measure_flops, resolve_device, train
+from groktransfer.engine import train
+from groktransfer.training import _measure_flops, resolve_device
 
 MODELS = {
     # name: (task kwargs, FNN kwargs)

@@ -47,7 +47,7 @@ _EXPORTS: dict[str, str] = {
     "first_step_at": "metrics", "inverse_time_gap": "metrics", "summarize_history": "metrics", "time_gap":
     "metrics",
     "build_network": "models", "FNN": "models",
-    "RunSpec": "multirun", "train_many": "multirun",
+    "RunSpec": "engine", "train_many": "engine",
     "format_table": "pipeline", "run_experiment": "pipeline", "WeakModelWarning": "pipeline",
     "WeakStageError": "pipeline",
     "plot_run": "plots",
@@ -62,7 +62,7 @@ _EXPORTS: dict[str, str] = {
     "Transformer": "transformer",
     "run_tune": "tune",
     "train_weak_stages": "weak_stage",
-    "EvalSchedule": "training", "train": "training", "TrainResult": "training",
+    "EvalSchedule": "training", "train": "engine", "TrainResult": "training",
     "FactorizedEmbedding": "transfer", "load_weak_embedding": "transfer", "locate_input_embedding":
     "transfer", "merge_factorized_embedding": "transfer", "save_weak_embedding": "transfer",
     "transfer_embedding": "transfer",

@@ -30,9 +30,7 @@ from torch import nn
 
 from .checkpoint import load_checkpoint, save_checkpoint
 from .config import ConfigError, ReadinessConfig, RunConfig, StageConfig, dump_yaml, load_config_file, run_config_from_dict
-from .diagnostics import Diagnostics
-from .entk import EntkTracker
-from .methods import build_hooks, describe_methods, loss_function
+from .methods import describe_methods
 from .models import build_model, parameter_count
 from .plots import plot_run
 from .readiness import judge_readiness, weak_report
@@ -40,7 +38,8 @@ from .records import (RunDirectory, check_new_run_dir, check_summary_stages, che
                       read_summary, remove_owned)
 from .tasks import ModularTask, build_task, machine_memory_bytes
 from .tracking import Trackers, check_trackers
-from .training import Checkpointer, CheckpointMismatch, TrainResult, check_history, resolve_device, train
+from .engine import RunSpec, train_many
+from .training import Checkpointer, CheckpointMismatch, TrainResult, check_history, resolve_device
 from .transfer import load_weak_embedding, merge_factorized_embedding, save_weak_embedding, transfer_embedding
 from .weak_stage import (Candidate, WeakOutcome, charge, conclude, judge_candidate, plan_round, ready_now,
                          rows_scored, scoring_task, train_weak_stages)
@@ -395,25 +394,13 @@ def run_experiment(
                 every_seconds=config.checkpoint.every_seconds,
                 stop_requested=lambda: stop_flag["stop"],
             )
-        result = train(
-            model,
-            task if scored_on is None else scored_on,
-            stage.train,
-            stage=name,
-            seed=config.seed if seed is None else seed,
-            loss_fn=loss_function(stage.methods),
-            hooks=build_hooks(model, stage.methods),
-            events=events,
-            diagnostics=Diagnostics(
-                weak_matrix, EntkTracker(task.x_train[: stage.train.entk_probe]) if stage.train.entk_probe else None,
-            ) if stage.train.diagnostics else None,
-            checkpointer=checkpointer,
-            resume=resume,
-            on_eval=(lambda row: record_eval(name, row)) if run_dir is not None else None,
-            stop_check=stop_check,
-            stop_requested=lambda: stop_flag["stop"],
-            progress=progress,
-        )
+        spec = RunSpec(model, task if scored_on is None else scored_on, stage.train, seed=config.seed if seed is None else seed,
+                       methods=stage.methods, weak_matrix=weak_matrix, stage=name)
+        result = train_many(
+            [spec], events=events, checkpointer=checkpointer, resume=resume,
+            on_eval=(lambda _, row: record_eval(name, row)) if run_dir is not None else None,
+            stop_check=stop_check, stop_requested=lambda: stop_flag["stop"], progress=progress,
+        )[0]
         log(f"[{name}] {result.status} after {result.steps} steps, test accuracy {result.history[-1]['test_acc']:.3f}")
         if name != "weak":
             summary["stages"][name] = dict(result.summary(), methods=describe_methods(stage.methods))

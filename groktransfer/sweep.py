@@ -10,7 +10,7 @@ run of the same config is reused; one with a checkpoint of the same config conti
 from it. The rest are grouped: jobs whose configs differ only in per-run settings (seed,
 data seed, init scale, AdamW lr / weight decay / betas / eps / warm-up, GrokFast α and λ,
 the Omnigrok factor; see :func:`sweep_key`) train together, stage by stage, through the
-batched engine (:mod:`groktransfer.multirun`): all the weak models as one computation,
+batched engine (:mod:`groktransfer.engine`): all the weak models as one computation,
 then all the targets, then all the scratch models. The run directories are the same
 files as a single run writes, plus each stage's ``batch_runs`` in summary.json.
 
@@ -42,10 +42,9 @@ import torch
 import yaml
 
 from .config import ConfigError, RunConfig, StageConfig, dump_yaml, run_config_from_dict
-from .diagnostics import Diagnostics
 from .executors import ExecutorConfig, Task, executor_config, run_tasks
 from .methods import describe_methods, loss_function
-from .multirun import RunSpec, train_many
+from .engine import RunSpec, train_many
 from .pipeline import (
     CHECKPOINT_FILE,
     WeakStageError,
@@ -437,12 +436,12 @@ def _write_run(run_dir: RunDirectory, config: RunConfig, summary: dict, historie
 def _train_splitting_on_oom(specs: list[RunSpec], stop_requested, progress: bool) -> list[tuple]:
     """(TrainResult, batch size) per run. A batch that runs out of GPU memory starts again as
     two halves, from the initial weights (saved here: finished runs have written theirs back)."""
-    if len(specs) == 1:
-        return [(_train_one(specs[0], stop_requested), 1)]
     initial = [{k: v.detach().clone() for k, v in spec.model.state_dict().items()} for spec in specs]
     try:
         return [(result, len(specs)) for result in train_many(specs, stop_requested=stop_requested, progress=progress)]
     except torch.cuda.OutOfMemoryError:
+        if len(specs) == 1:
+            raise
         for spec, state in zip(specs, initial):
             spec.model.load_state_dict(state)
         if torch.cuda.is_available():
@@ -450,18 +449,6 @@ def _train_splitting_on_oom(specs: list[RunSpec], stop_requested, progress: bool
         half = len(specs) // 2
         return (_train_splitting_on_oom(specs[:half], stop_requested, progress)
                 + _train_splitting_on_oom(specs[half:], stop_requested, progress))
-
-
-def _train_one(spec: RunSpec, stop_requested):
-    """One run through the sequential trainer (what a batch of one would do, without vmap's
-    overhead); a SIGINT/SIGTERM stops it at the next step, as it stops a batch."""
-    from .methods import build_hooks
-    from .training import train
-
-    return train(spec.model, spec.task, spec.train, stage=spec.stage, seed=spec.seed,
-                 loss_fn=loss_function(spec.methods), hooks=build_hooks(spec.model, spec.methods),
-                 diagnostics=Diagnostics(spec.weak_matrix) if spec.train.diagnostics else None,
-                 stop_requested=stop_requested, progress=False)
 
 
 __all__ = ["choose_parallel", "failed_summary", "parse_parallel", "run_many", "run_task", "sweep_key"]

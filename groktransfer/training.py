@@ -1,13 +1,15 @@
-"""A plain PyTorch training loop for grokking experiments.
+"""What the training loop is made of: its result, evaluation schedule, stopping rule, device and
+precision settings, the checks of its inputs and of a checkpoint's state. The loop itself is
+:mod:`groktransfer.engine` (``train`` for one run, ``train_many`` for many: one loop).
 
 Usage::
 
-    result = train(model, task, TrainConfig(lr=1e-3, weight_decay=1.0, max_steps=20_000))
+    result = gt.train(model, task, TrainConfig(lr=1e-3, weight_decay=1.0, max_steps=20_000))
     result.status      # "target_reached", "max_steps" or "diverged"
     result.history     # one dict per evaluation (step, losses, accuracies, weight norm, time)
     result.summary()   # threshold steps, Time Gap, wall-clock, FLOPs
 
-Why it looks the way it does:
+Why the loop looks the way it does:
 
 - The data stays on the device, and the loop never reads a value back to the host between
   evaluations. A NaN/inf loss is remembered in a device tensor (the first step it
@@ -17,31 +19,26 @@ Why it looks the way it does:
 - Denormal floats are flushed to zero on the CPU. Large weight decay drives weights into
   the denormal range, where one run slowed about 10x without the flush.
 - ``events`` maps a step to a function that edits the model (e.g. merging A·B into one
-  matrix). The optimizer is then rebuilt, and parameters that survived the edit keep
-  their AdamW state.
+  matrix). Parameters that survived the edit keep their AdamW state; new ones start fresh.
 """
 
 from __future__ import annotations
 
 import ctypes
-import functools
 import math
 import os
-import time
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Optional, Sequence
+from typing import Callable, Optional
 
 import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from .compiling import CompiledStep
 from .config import ConfigError, TrainConfig, is_int
 from .metrics import summarize_history
 from .methods.stablemax import stablemax_cross_entropy
-from .progress import Progress
 
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 HISTORY_KEYS = ("step", "train_loss", "train_acc", "test_loss", "test_acc", "weight_norm", "elapsed_s")
@@ -326,37 +323,6 @@ def param_lr_scales(model: nn.Module) -> dict[str, float]:
     return scales
 
 
-def _make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
-    """AdamW (or Adam with L2) over the trainable parameters; one parameter group per learning-rate scale."""
-    scales = param_lr_scales(model)
-    groups: dict[float, list] = {}
-    for name, p in model.named_parameters():
-        if p.requires_grad:
-            groups.setdefault(scales.get(name, 1.0), []).append(p)
-    # torch.optim.Adam's weight_decay is the coupled L2 penalty, AdamW's the decoupled decay
-    optimizer = torch.optim.AdamW if config.weight_decay_style == "decoupled" else torch.optim.Adam
-    return optimizer(
-        [{"params": params, "lr": config.lr * scale, "lr_scale": scale} for scale, params in groups.items()],
-        lr=config.lr, betas=config.betas, eps=config.eps, weight_decay=config.weight_decay,
-    )
-
-
-def _set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
-    """The stage's learning rate now (warm-up): each group at its own multiple of it."""
-    for group in optimizer.param_groups:
-        group["lr"] = lr * group["lr_scale"]
-
-
-def _rebuild_optimizer(old: torch.optim.Optimizer, model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
-    new = _make_optimizer(model, config)
-    _set_lr(new, old.param_groups[0]["lr"] / old.param_groups[0]["lr_scale"])
-    for group in new.param_groups:
-        for p in group["params"]:
-            if p in old.state:
-                new.state[p] = old.state[p]
-    return new
-
-
 def _measure_flops(model: nn.Module, loss_fn: LossFn, x: torch.Tensor, y: torch.Tensor, eval_sets) -> tuple[int, int]:
     """FLOPs of one training step's forward+backward, and of one evaluation (counted by torch)."""
     with FlopCounterMode(display=False) as counter:
@@ -447,34 +413,6 @@ def check_model_fits_task(model: nn.Module, task, config, class_labels: bool = T
                               f"the model gives {classes} outputs (labels 0 to {classes - 1})")
 
 
-def _evaluation(model: nn.Module, task, loss_fn: LossFn, precision: str, diagnostics, first_bad_step: torch.Tensor):
-    """One evaluation's numbers in the order history_row and stopping_rule read them, and the
-    diagnostics' names. One host sync: every number leaves the device together."""
-    train_loss, train_acc, train_logits = evaluate(model, task.x_train, task.y_train, loss_fn, precision)
-    test_loss, test_acc, _ = evaluate(model, task.x_test, task.y_test, loss_fn, precision)
-    extra = diagnostics(model, train_logits, task.y_train) if diagnostics is not None else {}
-    values = torch.stack(
-        [train_loss.double(), train_acc.double(), test_loss.double(), test_acc.double(),
-         weight_norm(model).double(), first_bad_step.double()]
-        + [v.double().reshape(()) for v in extra.values()]
-    ).tolist()
-    return values, list(extra)
-
-
-def _optimizer_step(step_loss, optimizer: torch.optim.Optimizer, hooks: Sequence, xb: torch.Tensor,
-                    yb: torch.Tensor, step: int) -> torch.Tensor:
-    """One training step, the methods' hooks around AdamW's; the (detached) loss."""
-    loss = step_loss(xb, yb)
-    optimizer.zero_grad(set_to_none=True)
-    loss.backward()
-    for hook in hooks:
-        hook.after_backward(step)
-    optimizer.step()
-    for hook in hooks:
-        hook.after_step(step)
-    return loss.detach()
-
-
 def check_history(history) -> None:
     """A list of evaluation rows as history_row makes them; a ValueError says what is not."""
     if not isinstance(history, list):
@@ -517,220 +455,3 @@ def check_train_state(resume, n_train: int) -> None:
     if order is not None and (not isinstance(order, torch.Tensor) or order.dim() != 1 or order.is_floating_point()
                               or not torch.equal(order.cpu().sort().values, torch.arange(n_train))):
         raise ValueError("order: expected a permutation of the training examples")
-
-
-def _restore(resume: dict, model: nn.Module, config: TrainConfig, hooks: Sequence, events: dict,
-             batch_gen: torch.Generator, device: torch.device, dtype: torch.dtype, n_train: int) -> torch.optim.Optimizer:
-    """Put a checkpoint's model, optimizer, hook and mini-batch generator state back; the optimizer.
-    Structural events before the checkpoint's step (e.g. the A·B merge) are replayed first, so
-    that the weights fit the model they were saved from."""
-    try:
-        check_train_state(resume, n_train)
-        for event_step in sorted(events):
-            if event_step < resume["step"]:
-                events.pop(event_step)(model)
-        model.to(device=device, dtype=dtype)
-        model.load_state_dict(resume["model"])
-        optimizer = _make_optimizer(model, config)
-        made = [{k: v for k, v in group.items() if k != "params"} for group in optimizer.param_groups]
-        optimizer.load_state_dict(resume["optimizer"])
-        for group, fresh in zip(optimizer.param_groups, made):
-            lr = group.get("lr")  # the one hyperparameter that is state (the warm-up's current value)
-            if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not 0 <= lr <= fresh["lr"] * (1 + 1e-6):
-                raise ValueError(f"optimizer lr: got {lr!r}; this run's schedule stays in [0, {fresh['lr']}]")
-            # the rest (betas, eps, weight decay, lr_scale, torch's flags) is the config's and this device's
-            group.update({k: v for k, v in fresh.items() if k != "lr"})
-        # torch checks the parameter groups, not the moments' shapes: a wrong one fails steps later.
-        for param in (p for group in optimizer.param_groups for p in group["params"]):
-            for name, value in optimizer.state.get(param, {}).items():
-                if not isinstance(value, torch.Tensor):
-                    continue
-                if name == "step" and (value.numel() != 1 or not value.is_floating_point()):
-                    raise ValueError(f"optimizer step: {value.numel()} numbers of type {value.dtype}")
-                if name != "step" and (value.shape != param.shape or not value.is_floating_point()):
-                    raise ValueError(f"optimizer {name} of shape {list(value.shape)} and type {value.dtype} for a "
-                                     f"parameter of shape {list(param.shape)}")
-        if len(resume["hooks"]) != len(hooks):
-            raise ValueError(f"{len(resume['hooks'])} method states for {len(hooks)} methods")
-        for hook, hook_state in zip(hooks, resume["hooks"]):
-            hook.load_state_dict(hook_state)
-        batch_gen.set_state(resume["batch_generator"])
-    except (KeyError, IndexError, RuntimeError, TypeError, ValueError, AttributeError) as err:
-        text = str(err).strip()
-        detail = " ".join(text.split()) if text else type(err).__name__
-        raise CheckpointMismatch(f"its state does not fit the run's model ({detail[:300]})") from None
-    return optimizer
-
-
-def _in_matmul_precision(function):
-    """Run ``function(model, task, config, ...)`` with ``config.precision``'s matmul setting on and,
-    on the CPU, denormals flushed to zero (both restored afterwards)."""
-
-    @functools.wraps(function)
-    def wrapper(model, task, config, *args, **kwargs):
-        # before reading config.precision or task.x_train; the package's losses read class labels
-        loss_fn = kwargs.get("loss_fn", nn.functional.cross_entropy)
-        check_model_fits_task(model, task, config, class_labels=loss_fn in CLASS_LOSSES)
-        device = task.x_train.device
-        with matmul_precision(config.precision, device), cpu_flush_denormal(device):
-            return function(model, task, config, *args, **kwargs)
-
-    return wrapper
-
-
-@_in_matmul_precision
-def train(
-    model: nn.Module,
-    task,
-    config: TrainConfig,
-    *,
-    stage: str = "train",
-    seed: int = 0,
-    loss_fn: LossFn = nn.functional.cross_entropy,
-    events: Optional[dict[int, Callable[[nn.Module], None]]] = None,
-    hooks: Sequence = (),
-    diagnostics: Optional[Callable[[nn.Module, torch.Tensor, torch.Tensor], dict]] = None,
-    checkpointer: Optional[Checkpointer] = None,
-    resume: Optional[dict] = None,
-    on_eval: Optional[Callable[[dict], None]] = None,
-    stop_check: Optional[StopCheck] = None,
-    stop_requested: Optional[Callable[[], bool]] = None,
-    progress: bool = False,
-) -> TrainResult:
-    """Train ``model`` on ``task`` (anything with x_train, y_train, x_test, y_test tensors).
-
-    ``hooks`` are method objects (see :mod:`groktransfer.methods`): each one's
-    ``after_backward(step)`` runs between ``backward()`` and the optimizer step, and its
-    ``after_step(step)`` right after the optimizer step, in list order.
-    ``diagnostics(model, train_logits, train_labels)`` returns named device tensors that are
-    read back with the evaluation and stored in each history row under ``"diagnostics"``.
-    ``checkpointer`` saves the loop's whole state now and then; ``resume`` is such a state,
-    from which training continues exactly as if it had never stopped (given the same model
-    construction, hooks and events).
-    ``config.precision`` "tf32" turns TF32 on for CUDA matmuls for the duration of this call.
-    ``stop_check(0, row, load)``, after every evaluation the stopping rule lets pass, may end
-    the run with the status it returns (the weak stage stops a candidate whose embedding is
-    ready this way; ``load()`` is a no-op here, the model holds the current weights).
-    ``stop_requested()`` is polled before every step: when it returns True (SIGINT/SIGTERM) the
-    run checkpoints through ``checkpointer`` and raises :class:`RunInterrupted`, or without a
-    checkpointer raises it at once.
-    """
-    device = task.x_train.device
-    dtype = torch.float64 if config.dtype == "float64" else torch.float32
-    model.to(device=device, dtype=dtype)
-    events = dict(events or {})
-    x_train, y_train, x_test, y_test = task.x_train, task.y_train, task.x_test, task.y_test
-    n_train = x_train.shape[0]
-    full_batch = config.batch_size is None or config.batch_size >= n_train
-    batch_gen = torch.Generator().manual_seed(seed)
-    order, cursor = None, n_train
-
-    first_batch = x_train if full_batch else x_train[: config.batch_size]
-    first_labels = y_train if full_batch else y_train[: config.batch_size]
-    step_flops, eval_flops = _measure_flops(
-        model, loss_fn, first_batch, first_labels, [(x_train, y_train), (x_test, y_test)]
-    )
-
-    def batch_loss(xb: torch.Tensor, yb: torch.Tensor) -> torch.Tensor:
-        with forward_precision(config.precision, device):
-            logits = model(xb)
-        return loss_fn(logits.float() if config.precision == "bf16" else logits, yb)
-
-    step_loss = CompiledStep(batch_loss, device, config.compile)
-    optimizer = _make_optimizer(model, config)
-    schedule = EvalSchedule(config)
-    first_bad_step = torch.full((), -1, dtype=torch.long, device=device)
-    history: list[dict] = []
-    status, diverged_step, hits = "max_steps", None, 0
-    next_eval, step = 0, 0
-    bar = Progress(config.max_steps, stage, enabled=progress)
-
-    def state() -> dict:
-        return {
-            "step": step, "next_eval": next_eval, "hits": hits, "elapsed_s": time.perf_counter() - start,
-            "history": history, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-            "hooks": [hook.state_dict() for hook in hooks], "first_bad_step": first_bad_step,
-            "batch_generator": batch_gen.get_state(), "order": order, "cursor": cursor,
-        }
-
-    elapsed_before = 0.0
-    if resume is not None:
-        optimizer = _restore(resume, model, config, hooks, events, batch_gen, device, dtype, n_train)
-        step, next_eval, hits, cursor = resume["step"], resume["next_eval"], resume["hits"], resume["cursor"]
-        first_bad_step = resume["first_bad_step"].to(device)
-        order = None if resume["order"] is None else resume["order"].to(device)
-        history = list(resume["history"])
-        elapsed_before = resume["elapsed_s"]
-    last_checkpoint_step = step
-
-    start = time.perf_counter() - elapsed_before
-    last_checkpoint_time = time.perf_counter()
-    while True:
-        stop_now = stop_requested is not None and stop_requested()
-        if stop_now and checkpointer is None:
-            raise RunInterrupted(stage, step)
-        if checkpointer is not None:
-            if stop_now or checkpointer.stop_requested():
-                checkpointer.save(state())
-                raise RunInterrupted(stage, step)
-            due_steps = checkpointer.every_steps is not None and step - last_checkpoint_step >= checkpointer.every_steps
-            due_time = (checkpointer.every_seconds is not None
-                        and time.perf_counter() - last_checkpoint_time >= checkpointer.every_seconds)
-            if due_steps or due_time:
-                checkpointer.save(state())
-                last_checkpoint_step, last_checkpoint_time = step, time.perf_counter()
-
-        if step in events:
-            events.pop(step)(model)
-            model.to(device=device, dtype=dtype)
-            optimizer = _rebuild_optimizer(optimizer, model, config)
-
-        if step == next_eval or step == config.max_steps:
-            values, names = _evaluation(model, task, loss_fn, config.precision, diagnostics, first_bad_step)
-            row = history_row(step, values, time.perf_counter() - start, names)
-            history.append(row)
-            if on_eval is not None:
-                on_eval(row)
-            bar.update(step, train=row["train_acc"], test=row["test_acc"])
-            stop, diverged_step, hits = stopping_rule(values, hits, step, config)
-            if stop is None and stop_check is not None:
-                stop = stop_check(0, row, lambda: None)
-            if stop is not None:
-                status = stop
-                break
-            next_eval = schedule.next_after(step)
-
-        if step < config.warmup_steps:
-            _set_lr(optimizer, config.lr * (step + 1) / config.warmup_steps)
-
-        if full_batch:
-            xb, yb = x_train, y_train
-        else:
-            if cursor + config.batch_size > n_train:
-                order = epoch_order(n_train, batch_gen).to(device)
-                cursor = 0
-            idx = order[cursor : cursor + config.batch_size]
-            cursor += config.batch_size
-            xb, yb = x_train[idx], y_train[idx]
-
-        loss = _optimizer_step(step_loss, optimizer, hooks, xb, yb, step)
-        bad_now = ~torch.isfinite(loss)
-        first_bad_step = torch.where(bad_now & (first_bad_step < 0), step, first_bad_step)
-        step += 1
-        if config.check_finite_every_step and bool(bad_now):
-            next_eval = step  # evaluate (and so record the divergence) right now
-
-    wall = time.perf_counter() - start
-    bar.close()
-    return TrainResult(
-        stage=stage,
-        status=status,
-        steps=step,
-        diverged_step=diverged_step,
-        history=history,
-        wall_clock_s=wall,
-        flops=float(step_flops * step + eval_flops * len(history)),
-        flops_per_step=float(step_flops),
-        n_params=sum(p.numel() for p in model.parameters()),
-        compiled=step_loss.active,
-    )

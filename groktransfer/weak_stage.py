@@ -10,7 +10,7 @@ Usage::
 Why a population: at p = 113 the paper's weak FNN reaches a usable embedding on only a few
 seeds, and a target started from an unusable one never generalises (results/weak-readiness/).
 So ``population`` candidates (different model seeds, and learning rates when ``lrs`` is
-given) train together as one batched computation (:func:`groktransfer.multirun.train_many`).
+given) train together as one batched computation (:func:`groktransfer.engine.train_many`).
 Each candidate trains under the stage's own ``train`` settings: it stops at
 ``train.stop_at_test_acc`` or its step budget (with ``stop_when_ready``, already at the first
 evaluation where the readiness rule accepts its embedding, status "ready"); when it ends, its
@@ -46,7 +46,7 @@ from torch import nn
 from .config import WeakStageConfig
 from .methods import describe_methods
 from .models import build_model
-from .multirun import RunSpec, train_many
+from .engine import RunSpec, train_many
 from .readiness import Verdict, judge_readiness, weak_report
 from .training import TrainResult, accuracy
 

@@ -4,7 +4,7 @@ paper's task size (p = 113, 25% train), both operations.
     python scripts/weak_speed_study.py [--seeds 300-305] [--out results/weak-speed]
 
 Every (setting, operation, seed) is ONE weak candidate (the default weak FNN, embedding 8,
-width 32); the seeds of one setting train as one batch (groktransfer.multirun.train_many).
+width 32); the seeds of one setting train as one batch (groktransfer.engine.train_many).
 Each candidate is evaluated every 10 steps (no dense phase) and stops at the first evaluation
 where the default readiness rule accepts its embedding (the weak stage's ``stop_when_ready``),
 at ``--stop`` test accuracy, or at its step budget; its embedding is then judged. Written per candidate: the steps to its stop, whether it was ready,
@@ -30,7 +30,7 @@ import torch
 
 from groktransfer.config import ReadinessConfig, WeakStageConfig, from_dict, TaskConfig
 from groktransfer.models import build_model
-from groktransfer.multirun import RunSpec, train_many
+from groktransfer.engine import RunSpec, train_many
 from groktransfer.readiness import judge_readiness, weak_report
 from groktransfer.records import atomic_write_text, environment
 from groktransfer.tasks import build_task

@@ -13,7 +13,7 @@ import yaml
 
 from groktransfer import FNN, ConfigError, LastPositionLogits, ModularTask, TrainConfig, attach, train, transfer_embedding
 from groktransfer.cli import main
-from groktransfer.multirun import RunSpec, train_many
+from groktransfer.engine import RunSpec, train_many
 from groktransfer.transformer import Transformer
 from groktransfer.methods import GrokFastEMA, GrokFastMA, NormConstraint
 from groktransfer.transfer import load_weak_embedding, save_weak_embedding

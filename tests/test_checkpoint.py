@@ -1,5 +1,7 @@
 """Checkpoints round-trip exactly, and a resumed training run equals an uninterrupted one."""
 
+import copy
+
 import pytest
 import torch
 
@@ -108,3 +110,52 @@ def test_a_file_size_limit_is_an_oserror_naming_the_file_and_leaves_nothing(tmp_
 
     assert done.stdout.split() == [str(errno.EFBIG), str(target)], done.stderr
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_checkpoint_holding_torch_adamw_state_resumes_exactly(tmp_path):
+    """Checkpoints written before the engine kept its own AdamW hold torch.optim.AdamW's state
+    dict (one parameter group per learning-rate scale, in named_parameters order). Such a
+    checkpoint, made here with a real torch optimizer from the same moments, resumes to the
+    weights and history of an uninterrupted run."""
+    from groktransfer.training import param_lr_scales
+
+    task = ModularTask("add", p=13, train_fraction=0.5, data_seed=0)
+    config = TrainConfig(lr=0.01, weight_decay=0.5, max_steps=30, warmup_steps=4, stop_at_test_acc=None,
+                         eval_dense_until=3, eval_every=5)
+
+    def build():
+        model = FNN(13, 13, embed_dim=8, width=16, depth=1, seed=1)
+        transfer_embedding(torch.randn(13, 3, generator=torch.Generator().manual_seed(0)), model, seed=2,
+                           lr_scale=0.5)
+        return model
+
+    model = build()
+    full = train(model, task, config, seed=3)
+    full_weights = {k: v.clone() for k, v in model.state_dict().items()}
+    saved = []
+    train(build(), task, config, seed=3, checkpointer=Checkpointer(save=lambda s: saved.append(copy.deepcopy(s)),
+                                                                  every_steps=13))
+    state = saved[0]
+    assert state["step"] == 13
+
+    holder = build()
+    holder.load_state_dict(state["model"])
+    scales = param_lr_scales(holder)
+    groups = {}
+    for name, p in holder.named_parameters():
+        groups.setdefault(scales.get(name, 1.0), []).append(p)
+    optimizer = torch.optim.AdamW([{"params": ps, "lr": config.lr * s, "lr_scale": s} for s, ps in groups.items()],
+                                  lr=config.lr, weight_decay=config.weight_decay)
+    moments = state["optimizer"]
+    for name, p in holder.named_parameters():
+        optimizer.state[p] = {"step": torch.tensor(float(moments["updates"][name])),
+                              "exp_avg": moments["exp_avg"][name].clone(),
+                              "exp_avg_sq": moments["exp_avg_sq"][name].clone()}
+    state["optimizer"] = optimizer.state_dict()
+    path = tmp_path / "old.safetensors"
+    save_checkpoint(path, state)
+
+    model = build()
+    resumed = train(model, task, config, seed=3, resume=load_checkpoint(path))
+    assert strip_time(resumed.history) == strip_time(full.history)
+    assert all(torch.equal(model.state_dict()[k], full_weights[k]) for k in full_weights)

@@ -8,7 +8,7 @@ import torch
 
 from groktransfer.compiling import CompiledStep
 from groktransfer.config import MethodsConfig
-from groktransfer.multirun import train_many
+from groktransfer.engine import train_many
 from tests.test_multirun import assert_same, make_spec, run_sequentially
 
 

@@ -10,7 +10,7 @@ from groktransfer.config import ConfigError, ModelConfig, TrainConfig
 from groktransfer.encodings import fixed_encoding
 from groktransfer.models import build_network
 from groktransfer.tasks import ModularTask
-from groktransfer.training import train
+from groktransfer.engine import train
 
 
 def test_every_encoding_has_unit_rows_and_the_stated_values():

@@ -8,9 +8,9 @@ from groktransfer.config import ConfigError, TaskConfig, TrainConfig
 from groktransfer.diagnostics import Diagnostics
 from groktransfer.entk import EntkTracker, pseudo_ntk
 from groktransfer.models import FNN
-from groktransfer.multirun import RunSpec, train_many
+from groktransfer.engine import RunSpec, train_many
 from groktransfer.tasks import ModularTask
-from groktransfer.training import train
+from groktransfer.engine import train
 
 
 def test_a_linear_model_has_the_input_gram_matrix_as_its_kernel():

@@ -10,9 +10,9 @@ from groktransfer.config import ConfigError, GrokFastConfig, MethodsConfig, Task
 from groktransfer.diagnostics import Diagnostics
 from groktransfer.methods import build_hooks, loss_function
 from groktransfer.models import FNN
-from groktransfer.multirun import RunSpec, train_many
+from groktransfer.engine import RunSpec, train_many
 from groktransfer.tasks import ModularTask
-from groktransfer.training import train
+from groktransfer.engine import train
 from groktransfer.transfer import transfer_embedding
 
 METHODS = {

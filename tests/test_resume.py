@@ -141,13 +141,13 @@ def test_a_checkpoint_that_is_not_this_runs_is_refused_clearly(tmp_path, capsys)
     # States that pass those checks but do not fit the model they are put back into.
     train_state = state["train"]
     first_weight = next(iter(train_state["model"]))
-    moments = train_state["optimizer"]["state"][0]
+    first_moment = next(iter(train_state["optimizer"]["exp_avg"]))
     damaged += [
         ({**state, "train": {**train_state, "model": {**train_state["model"], first_weight: torch.zeros(3, 3)}}},
          "its state does not fit the run's model (Error(s) in loading state_dict"),
-        ({**state, "train": {**train_state, "optimizer": {**train_state["optimizer"], "state": {
-            **train_state["optimizer"]["state"], 0: {**moments, "exp_avg": torch.zeros(3, 3)}}}}},
-         "optimizer exp_avg of shape [3, 3]"),
+        ({**state, "train": {**train_state, "optimizer": {**train_state["optimizer"], "exp_avg": {
+            **train_state["optimizer"]["exp_avg"], first_moment: torch.zeros(3, 3)}}}},
+         f"optimizer exp_avg of {first_moment}: expected a float tensor of shape"),
         ({**state, "train": {**train_state, "batch_generator": torch.zeros(7, dtype=torch.uint8)}}, "RNG state"),
         ({**state, "train": {**train_state, "hooks": []}}, "0 method states for 1 methods"),
         (MISSING_TENSOR, "damaged (tensor 't.train.model."),
@@ -227,7 +227,7 @@ def test_out_of_gpu_memory_falls_back_to_the_cpu_from_the_checkpoint(tmp_path, r
     import groktransfer.pipeline as pipeline
 
     ref_metrics, _ = reference
-    real_train, state = pipeline.train, {"saves": 0, "raised": False}
+    real_train, state = pipeline.train_many, {"saves": 0, "raised": False}
 
     def train_that_runs_out_of_memory(*args, checkpointer=None, **kwargs):
         if checkpointer is not None and not state["raised"]:
@@ -243,7 +243,7 @@ def test_out_of_gpu_memory_falls_back_to_the_cpu_from_the_checkpoint(tmp_path, r
             checkpointer.save = save
         return real_train(*args, checkpointer=checkpointer, **kwargs)
 
-    monkeypatch.setattr(pipeline, "train", train_that_runs_out_of_memory)
+    monkeypatch.setattr(pipeline, "train_many", train_that_runs_out_of_memory)
     out = tmp_path / "run"
     assert main(["run", str(write_config(tmp_path, device="auto")), "--out", str(out), "--no-progress"]) == 0
     assert "continuing on the CPU from the last checkpoint" in capsys.readouterr().err

@@ -136,7 +136,7 @@ def test_float64_option(task):
 
 
 def test_denormals_are_flushed_on_cpu_while_training_and_the_setting_is_restored(task):
-    from groktransfer.multirun import RunSpec, train_many
+    from groktransfer.engine import RunSpec, train_many
     from groktransfer.training import _flushing_denormals
 
     seen = []
@@ -254,3 +254,59 @@ def test_accuracy_counts_a_row_right_only_when_its_label_strictly_wins():
     assert accuracy(random_logits, random_labels).item() == (random_logits.argmax(-1) == random_labels).float().mean().item()
     floats = torch.tensor([1.0, 0.0])
     assert accuracy(torch.tensor([[0.0, 2.0], [3.0, 1.0]]), floats).item() == 1.0
+
+
+def reference_adam_loop(model, task, steps, lr, weight_decay, warmup, coupled, betas, merge_at=None):
+    """The update written with torch.optim.AdamW (torch.optim.Adam for coupled L2 decay): one
+    parameter group per learning-rate scale, a linear warm-up set by hand, and at ``merge_at``
+    the A·B merge with a new optimizer that keeps the state of the parameters that survived."""
+    from groktransfer.training import param_lr_scales
+
+    def build():
+        scales = param_lr_scales(model)
+        groups = {}
+        for name, p in model.named_parameters():
+            groups.setdefault(scales.get(name, 1.0), []).append(p)
+        kind = torch.optim.Adam if coupled else torch.optim.AdamW
+        return kind([{"params": ps, "lr": lr * s, "scale": s} for s, ps in groups.items()],
+                    lr=lr, betas=betas, weight_decay=weight_decay)
+
+    optimizer = build()
+    for step in range(steps):
+        if step == merge_at:
+            old = optimizer
+            merge_factorized_embedding(model)
+            optimizer = build()
+            for group, old_group in zip(optimizer.param_groups, old.param_groups):
+                group["lr"] = old_group["lr"] / old_group["scale"] * group["scale"]
+            for p in (p for g in optimizer.param_groups for p in g["params"]):
+                if p in old.state:
+                    optimizer.state[p] = old.state[p]
+        if step < warmup:
+            for group in optimizer.param_groups:
+                group["lr"] = lr * (step + 1) / warmup * group["scale"]
+        loss = torch.nn.functional.cross_entropy(model(task.x_train), task.y_train)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+
+
+@pytest.mark.parametrize("coupled, warmup, merge_at", [(False, 0, None), (False, 4, None), (True, 3, None),
+                                                       (False, 2, 6)])
+def test_one_run_is_torch_adamw_bit_for_bit(task, coupled, warmup, merge_at):
+    """A run of one is the engine's own AdamW with Python scalars: the same operations as
+    torch.optim.AdamW / Adam, so the weights match a loop written with torch's optimizer exactly,
+    through a warm-up, a learning-rate scale on A and B, and the A·B merge mid-run."""
+    models = []
+    for _ in range(2):
+        model = small(seed=3)
+        transfer_embedding(torch.randn(13, 4, generator=torch.Generator().manual_seed(0)), model, seed=1,
+                           lr_scale=0.5)
+        models.append(model)
+    config = TrainConfig(lr=3e-3, weight_decay=0.7, max_steps=12, stop_at_test_acc=None, warmup_steps=warmup,
+                         weight_decay_style="coupled" if coupled else "decoupled", betas=(0.9, 0.98))
+    train(models[0], task, config, events={merge_at: merge_factorized_embedding} if merge_at else None)
+    reference_adam_loop(models[1], task, 12, 3e-3, 0.7, warmup, coupled, (0.9, 0.98), merge_at)
+    ours, theirs = models[0].state_dict(), models[1].state_dict()
+    assert ours.keys() == theirs.keys()
+    assert all(torch.equal(ours[k], theirs[k]) for k in ours)

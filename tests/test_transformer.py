@@ -6,10 +6,10 @@ import pytest
 import torch
 
 from groktransfer.config import TaskConfig, TrainConfig, run_config_from_dict
-from groktransfer.multirun import RunSpec, train_many
+from groktransfer.engine import RunSpec, train_many
 from groktransfer.pipeline import run_experiment
 from groktransfer.tasks import ModularTask
-from groktransfer.training import train
+from groktransfer.engine import train
 from groktransfer.transfer import load_weak_embedding
 from groktransfer.transformer import Transformer
 

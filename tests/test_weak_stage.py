@@ -12,7 +12,7 @@ from groktransfer.pipeline import WeakModelWarning, WeakStageError, run_experime
 from groktransfer.records import read_metrics
 from groktransfer.sweep import run_many
 from groktransfer.tasks import build_task
-from groktransfer.training import train
+from groktransfer.engine import train
 from groktransfer.transfer import load_weak_embedding
 from groktransfer.weak_stage import train_weak_stages
 

@@ -1,5 +1,5 @@
 """The methods, written once, for K runs stacked along a leading dimension (see
-:mod:`groktransfer.multirun`); the single-run hooks of this package (``GrokFastEMA``,
+:mod:`groktransfer.engine`); the single-run hooks of this package (``GrokFastEMA``,
 ``OrthoGrad``, ...) apply these same classes to one model as a batch of one.
 
 Per-run settings (GrokFast's α and λ, the norm factor) are held as length-K tensors. Settings
@@ -165,7 +165,7 @@ def one(value: float, model) -> torch.Tensor:
 def build_batched_hooks(
     params: dict[str, torch.Tensor], methods: list[MethodsConfig], device: torch.device
 ) -> list:
-    """The batched hooks for runs whose method structure is shared (see multirun.batch_key),
+    """The batched hooks for runs whose method structure is shared (see engine.batch_key),
     in the order build_hooks uses: GrokFast -> ⊥Grad -> norm constraint."""
     first = methods[0]
     hooks: list = []

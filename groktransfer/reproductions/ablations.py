@@ -15,7 +15,8 @@ from ..plots import plt
 from ..presets import load_preset
 from ..sweep import run_many
 from ..tasks import build_task
-from ..training import resolve_device, train
+from ..engine import train
+from ..training import resolve_device
 from ..transfer import save_weak_embedding
 from .common import DEMO_PAPER_WEAK, gap_text, QUICK_PAPER_WEAK, Reproduction
 
