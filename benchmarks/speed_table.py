@@ -54,12 +54,20 @@ def fig1b(record: dict) -> str:
 
 
 def single_run(record: dict) -> str:
-    lines = [f"Hardware: {hardware(record)}.", "", "| model | peer-style steps/s | groktransfer steps/s | speed-up | ms per step |",
-             "|---|---|---|---|---|"]
+    bare = all("bare_adamw" in row["steps_per_s"] for row in record["results"].values())
+    lines = [f"Hardware: {hardware(record)}.", "",
+             "| model | peer-style steps/s | " + ("bare AdamW loop steps/s | " if bare else "")
+             + "groktransfer steps/s | speed-up over peer-style | " + ("groktransfer ÷ bare loop | " if bare else "")
+             + "ms per step |",
+             "|---|---|---|---|" + ("---|---|" if bare else "") + "---|"]
     for name, row in record["results"].items():
         ms = row.get("ms_per_step_groktransfer")
-        lines.append(f"| {name} | {row['steps_per_s']['peer_style']:.1f} | {row['steps_per_s']['groktransfer']:.1f} | "
-                     f"×{row['speedup']:.2f} | {'—' if ms is None else f'{ms:.2f}'} |")
+        speeds = row["steps_per_s"]
+        cells = [name, f"{speeds['peer_style']:.1f}"] + ([f"{speeds['bare_adamw']:.1f}"] if bare else [])
+        cells += [f"{speeds['groktransfer']:.1f}", f"×{row['speedup']:.2f}"]
+        cells += [f"×{row['speed_vs_bare_adamw']:.2f}"] if bare else []
+        cells += ["—" if ms is None else f"{ms:.2f}"]
+        lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 

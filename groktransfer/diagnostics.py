@@ -28,15 +28,13 @@ from .transfer import FactorizedEmbedding
 
 
 def collapse_fractions(logits: torch.Tensor, labels: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Softmax collapse and zero loss over the rows of ``logits`` (N × C, or K × N × C: one value per run)."""
     logits = logits.detach().float()
     shifted = logits - logits.max(dim=-1, keepdim=True).values
     collapsed = shifted.exp().sum(dim=-1) == 1.0
-    losses = nn.functional.cross_entropy(logits, labels, reduction="none")
-    return {"softmax_collapse": collapsed.float().mean(), "zero_loss": (losses == 0).float().mean()}
-
-
-def parameter_norms(model: nn.Module) -> dict[str, torch.Tensor]:
-    return {f"norm/{name}": p.detach().float().norm() for name, p in model.named_parameters()}
+    losses = nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels.reshape(-1),
+                                         reduction="none").view(labels.shape)
+    return {"softmax_collapse": collapsed.float().mean(dim=-1), "zero_loss": (losses == 0).float().mean(dim=-1)}
 
 
 def effective_rank(matrix: torch.Tensor) -> torch.Tensor:
@@ -59,16 +57,6 @@ def linear_cka(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return cross / norms.clamp_min(1e-300)
 
 
-def embedding_diagnostics(embedding: nn.Module, weak_matrix: Optional[torch.Tensor]) -> dict[str, torch.Tensor]:
-    if not isinstance(embedding, FactorizedEmbedding):
-        return {}
-    product = embedding.weight.detach()
-    out = embedding_spectrum(product)
-    if weak_matrix is not None:
-        out["embedding_cka_to_weak"] = linear_cka(product, weak_matrix.to(product.device))
-    return out
-
-
 def embedding_spectrum(product: torch.Tensor) -> dict[str, torch.Tensor]:
     """Rank and effective rank of A·B (leading dimensions are a batch), on the product's device.
 
@@ -87,6 +75,38 @@ def embedding_spectrum(product: torch.Tensor) -> dict[str, torch.Tensor]:
     }
 
 
+def factorized_embedding_names(model: nn.Module) -> Optional[tuple[str, str]]:
+    """The parameter names of A and B when the model's input embedding is A·B."""
+    getter = getattr(model, "get_input_embeddings", None)
+    embedding = getter() if getter is not None else None
+    if not isinstance(embedding, FactorizedEmbedding):
+        return None
+    for prefix, module in model.named_modules():
+        if module is embedding:
+            dot = f"{prefix}." if prefix else ""
+            return f"{dot}A", f"{dot}B"
+    return None
+
+
+@torch.no_grad()
+def stacked_diagnostics(params: dict[str, torch.Tensor], logits: torch.Tensor, labels: torch.Tensor,
+                        embedding_names: Optional[tuple[str, str]],
+                        weak_matrix: Optional[torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Every diagnostic but the eNTK for K runs at once, one (K,) tensor each: ``params`` maps a
+    name to its (K, ...) stacked values, ``logits`` are (K, N, C) on the training set, ``labels``
+    (K, N), ``weak_matrix`` (K, V, d_W) or None. One run is a batch of one (:class:`Diagnostics`)."""
+    out = collapse_fractions(logits, labels)
+    for name, p in params.items():
+        out[f"norm/{name}"] = p.detach().float().flatten(1).norm(dim=1)
+    if embedding_names is not None:
+        a, b = (params[n].detach() for n in embedding_names)
+        product = a @ b
+        out.update(embedding_spectrum(product))
+        if weak_matrix is not None:
+            out["embedding_cka_to_weak"] = linear_cka(product, weak_matrix.to(product.device))
+    return out
+
+
 class Diagnostics:
     """Computes every diagnostic of a model at an evaluation point."""
 
@@ -96,11 +116,11 @@ class Diagnostics:
 
     @torch.no_grad()
     def __call__(self, model: nn.Module, train_logits: torch.Tensor, train_labels: torch.Tensor) -> dict[str, torch.Tensor]:
-        values = collapse_fractions(train_logits, train_labels)
-        values.update(parameter_norms(model))
-        getter = getattr(model, "get_input_embeddings", None)
-        if getter is not None:
-            values.update(embedding_diagnostics(getter(), self.weak_matrix))
+        params = {name: p.detach().unsqueeze(0) for name, p in model.named_parameters()}
+        weak = None if self.weak_matrix is None else self.weak_matrix.unsqueeze(0)
+        values = stacked_diagnostics(params, train_logits.unsqueeze(0), train_labels.unsqueeze(0),
+                                     factorized_embedding_names(model), weak)
+        values = {name: value[0] for name, value in values.items()}
         if self.entk is not None:
             values.update(self.entk(model))
         return values

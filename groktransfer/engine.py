@@ -56,7 +56,7 @@ from torch.func import functional_call, stack_module_state, vmap
 
 from .compiling import CompiledStep
 from .config import ConfigError, MethodsConfig, TrainConfig, is_int
-from .diagnostics import Diagnostics
+from .diagnostics import Diagnostics, factorized_embedding_names, stacked_diagnostics
 from .entk import EntkTracker
 from .methods import build_hooks, loss_function
 from .methods.batched import build_batched_hooks, per_run, stacked_norm
@@ -82,7 +82,6 @@ from .training import (
     param_lr_scales,
     stopping_rule,
 )
-from .transfer import FactorizedEmbedding
 
 SHARED_TRAIN_FIELDS = (
     "max_steps", "batch_size", "eval_dense_until", "eval_schedule", "eval_every", "eval_log_factor",
@@ -145,19 +144,6 @@ def _stack_data(tensors: list[torch.Tensor]) -> tuple[torch.Tensor, Optional[int
     if all(t is first or torch.equal(t, first) for t in tensors[1:]):
         return first, None
     return torch.stack(tensors), 0
-
-
-def _embedding_names(model: nn.Module) -> Optional[tuple[str, str]]:
-    """The parameter names of A and B when the model's input embedding is A·B."""
-    getter = getattr(model, "get_input_embeddings", None)
-    embedding = getter() if getter is not None else None
-    if not isinstance(embedding, FactorizedEmbedding):
-        return None
-    for prefix, module in model.named_modules():
-        if module is embedding:
-            dot = f"{prefix}." if prefix else ""
-            return f"{dot}A", f"{dot}B"
-    return None
 
 
 class _OnBatch:
@@ -516,7 +502,7 @@ def _train_many(specs, device, on_eval, stop_requested, progress, on_finish, sto
     else:
         hooks = [_OnBatch(method, batch) for method in batch.methods]
         diagnose = None
-    embedding_names = _embedding_names(first.model) if config.diagnostics and not direct else None
+    embedding_names = factorized_embedding_names(first.model) if config.diagnostics and not direct else None
     schedule = EvalSchedule(config)
     histories: list[list[dict]] = [[] for _ in specs]
     hits = [0] * len(specs)
@@ -727,10 +713,10 @@ def _minibatch(batch: _Batch, size: int, n_train: int, device: torch.device):
 
 
 @torch.no_grad()
-def _evaluate(batch: _Batch, per_run_logits, per_run_loss, embedding_names, stacked_diagnostics: bool, diagnose):
+def _evaluate(batch: _Batch, per_run_logits, per_run_loss, embedding_names, stacked: bool, diagnose):
     """Every active run's evaluation numbers, read back in ONE host sync: (K rows, diagnostic names).
     A run of one takes its diagnostics from ``diagnose(model, train_logits, train_labels)``, a
-    stacked batch computes the same ones over its stacked tensors when ``stacked_diagnostics``."""
+    stacked batch computes the same ones over its stacked tensors when ``stacked``."""
     train_logits = per_run_logits(batch, batch.x_train, batch.x_train_dim)
     test_logits = per_run_logits(batch, batch.x_test, batch.x_test_dim)
     k = len(batch)
@@ -746,34 +732,12 @@ def _evaluate(batch: _Batch, per_run_logits, per_run_loss, embedding_names, stac
     ]
     if diagnose is not None:
         extra = {name: value.reshape(1) for name, value in diagnose(batch.model, train_logits[0], y_train[0]).items()}
-    elif stacked_diagnostics:
-        extra = _batched_diagnostics(batch, train_logits, y_train, embedding_names)
+    elif stacked:
+        extra = stacked_diagnostics(batch.params, train_logits, y_train, embedding_names, batch.weak_matrix)
     else:
         extra = {}
     values = torch.stack([c.double() for c in columns] + [v.double() for v in extra.values()], dim=1).tolist()
     return values, list(extra)
-
-
-def _batched_diagnostics(batch: _Batch, logits: torch.Tensor, labels: torch.Tensor, embedding_names) -> dict:
-    """The diagnostics of groktransfer.diagnostics.Diagnostics, one value per run, same names and order."""
-    from .diagnostics import embedding_spectrum, linear_cka
-
-    logits = logits.detach().float()
-    shifted = logits - logits.max(dim=-1, keepdim=True).values
-    losses = nn.functional.cross_entropy(logits.flatten(0, 1), labels.flatten(), reduction="none").view(labels.shape)
-    out = {
-        "softmax_collapse": (shifted.exp().sum(dim=-1) == 1.0).float().mean(dim=-1),
-        "zero_loss": (losses == 0).float().mean(dim=-1),
-    }
-    for name, p in batch.params.items():
-        out[f"norm/{name}"] = p.detach().float().flatten(1).norm(dim=1)
-    if embedding_names is not None:
-        a, b = (batch.params[n].detach() for n in embedding_names)
-        product = a @ b
-        out.update(embedding_spectrum(product))
-        if batch.weak_matrix is not None:
-            out["embedding_cka_to_weak"] = linear_cka(product, batch.weak_matrix)
-    return out
 
 
 __all__ = ["RunSpec", "batch_key", "check_batchable", "train", "train_many"]
