@@ -41,8 +41,7 @@ from .tracking import Trackers, check_trackers
 from .engine import RunSpec, train_many
 from .training import Checkpointer, CheckpointMismatch, TrainResult, check_history, resolve_device
 from .transfer import load_weak_embedding, merge_factorized_embedding, save_weak_embedding, transfer_embedding
-from .weak_stage import (Candidate, WeakOutcome, charge, conclude, judge_candidate, plan_round, ready_now,
-                         rows_scored, scoring_task, train_weak_stages)
+from .weak_stage import WeakOutcome, train_weak_stages
 
 WEAK_EMBEDDING_FILE = "weak_embedding.safetensors"
 
@@ -379,32 +378,32 @@ def run_experiment(
         run_dir.commit()  # the replayed CSVs go in place before the checkpoint that continues them
         save_checkpoint(run_dir.path / CHECKPOINT_FILE, state)
 
-    def run_stage(name: str, model, stage: StageConfig, stop_flag: dict, events=None, weak_matrix=None,
-                  seed: Optional[int] = None, stop_check=None, scored_on=None) -> TrainResult:
-        log(f"[{name}] training {sum(p.numel() for p in model.parameters()):,} parameters on {task}")
+    def one_run_io(name: str, stop_flag: dict) -> dict:
+        """What a stage trained as one run takes besides its spec: its checkpoints, the state it
+        resumes from, and where its evaluation rows go (the engine's keyword arguments)."""
         resume = None
         if resume_state is not None and resume_state["stage"] == name:
             resume = resume_state["train"]
             log(f"[{name}] resuming at step {resume['step']}")
-        checkpointer = None
-        if run_dir is not None:
-            checkpointer = Checkpointer(
-                save=lambda train_state: checkpoint(name, train_state),
-                every_steps=config.checkpoint.every_steps,
-                every_seconds=config.checkpoint.every_seconds,
-                stop_requested=lambda: stop_flag["stop"],
-            )
-        spec = RunSpec(model, task if scored_on is None else scored_on, stage.train, seed=config.seed if seed is None else seed,
-                       methods=stage.methods, weak_matrix=weak_matrix, stage=name)
-        result = train_many(
-            [spec], events=events, checkpointer=checkpointer, resume=resume,
-            on_eval=(lambda _, row: record_eval(name, row)) if run_dir is not None else None,
-            stop_check=stop_check, stop_requested=lambda: stop_flag["stop"], progress=progress,
-        )[0]
+        if run_dir is None:
+            return {"resume": resume}
+        checkpointer = Checkpointer(
+            save=lambda train_state: checkpoint(name, train_state),
+            every_steps=config.checkpoint.every_steps,
+            every_seconds=config.checkpoint.every_seconds,
+            stop_requested=lambda: stop_flag["stop"],
+        )
+        return {"resume": resume, "checkpointer": checkpointer, "on_eval": lambda _, row: record_eval(name, row)}
+
+    def run_stage(name: str, model, stage: StageConfig, stop_flag: dict, events=None, weak_matrix=None) -> TrainResult:
+        log(f"[{name}] training {sum(p.numel() for p in model.parameters()):,} parameters on {task}")
+        spec = RunSpec(model, task, stage.train, seed=config.seed, methods=stage.methods, weak_matrix=weak_matrix,
+                       stage=name)
+        result = train_many([spec], events=events, stop_requested=lambda: stop_flag["stop"], progress=progress,
+                            **one_run_io(name, stop_flag))[0]
         log(f"[{name}] {result.status} after {result.steps} steps, test accuracy {result.history[-1]['test_acc']:.3f}")
-        if name != "weak":
-            summary["stages"][name] = dict(result.summary(), methods=describe_methods(stage.methods))
-            end_stage(name, result.history)
+        summary["stages"][name] = dict(result.summary(), methods=describe_methods(stage.methods))
+        end_stage(name, result.history)
         return result
 
     def end_stage(name: str, history: list[dict]) -> None:
@@ -415,28 +414,17 @@ def run_experiment(
             checkpoint(None, None)
 
     def weak_stage_outcome(stop_flag: dict) -> WeakOutcome:
-        """The weak stage: one weak model trained with checkpoints (population 1, one round), or a
-        population trained as one batch (restarted from the beginning if the run is interrupted)."""
+        """The weak stage. One weak model in one round is checkpointed and resumed like any stage;
+        a population, or several rounds, trains as batches that start again from the beginning if
+        the run is interrupted."""
         stage = config.weak
-        if stage.population == 1 and stage.max_rounds == 1:
-            _, model_seed, lr = plan_round(stage, config.seed, 0)[0]
-            model = build_model(stage, task, model_seed)
-            train_config = dataclasses.replace(stage.train, lr=lr)
-            scored_on = scoring_task(stage, task, config.seed)
-            result = run_stage("weak", model, dataclasses.replace(stage, train=train_config), stop_flag,
-                               seed=model_seed, stop_check=lambda _, row, load: ready_now(stage, task, model, row, load),
-                               scored_on=scored_on)
-            candidate = Candidate(0, 0, model_seed, lr, model, result)
-            outcome = WeakOutcome(stage, [candidate], rounds=1, wall_clock_s=result.wall_clock_s,
-                                  test_rows_scored=rows_scored(stage, task))
-            charge(outcome, lambda: judge_candidate(candidate, stage, task))
-            conclude(outcome)
-            return outcome
-        log(f"[weak] a population of {stage.population} weak models per round (at most {stage.max_rounds} rounds), "
-            f"trained as one batch on {task}")
+        one = stage.population == 1 and stage.max_rounds == 1
+        if not one:
+            log(f"[weak] a population of {stage.population} weak models per round (at most {stage.max_rounds} "
+                f"rounds), trained as one batch on {task}")
         outcome = train_weak_stages([(stage, task, config.seed)], stop_requested=lambda: stop_flag["stop"],
-                                    progress=progress)[0]
-        if run_dir is not None:
+                                    progress=progress, **(one_run_io("weak", stop_flag) if one else {}))[0]
+        if run_dir is not None and not one:
             for row in outcome.shown.result.history:
                 record_eval("weak", row)
         return outcome

@@ -236,9 +236,12 @@ def train_weak_stages(
     *,
     stop_requested: Callable[[], bool] = lambda: False,
     progress: bool = False,
+    **one_run,
 ) -> list[WeakOutcome]:
     """The weak stage of every job ``(weak stage config, task, run seed)``, all populations of a
-    round trained as one batch; one :class:`WeakOutcome` per job, in order."""
+    round trained as one batch; one :class:`WeakOutcome` per job, in order. ``one_run`` (a
+    checkpointer, the state to resume from, ``on_eval``) goes to the engine; it takes them for a
+    batch of one candidate only (one job, population 1, one round)."""
     outcomes = [WeakOutcome(stage, test_rows_scored=rows_scored(stage, task)) for stage, task, _ in jobs]
     scored_on = [scoring_task(stage, task, seed) for stage, task, seed in jobs]  # the same rows every round
     pending = list(range(len(jobs)))
@@ -272,7 +275,7 @@ def train_weak_stages(
             return ready_now(stage, task, candidate.model, row, load)
 
         results = train_many(specs, stop_requested=stop_requested, progress=progress, on_finish=on_finish,
-                             stop_check=stop_check)
+                             stop_check=stop_check, **one_run)
         for position, result in enumerate(results):
             i, candidate = owners[position]
             if candidate.result is None:  # stopped candidates get theirs here
