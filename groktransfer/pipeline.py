@@ -39,7 +39,7 @@ from .records import (RunDirectory, check_new_run_dir, check_summary_stages, che
 from .tasks import ModularTask, build_task, machine_memory_bytes
 from .tracking import Trackers, check_trackers
 from .engine import RunSpec, train_many
-from .training import Checkpointer, CheckpointMismatch, TrainResult, check_history, resolve_device
+from .training import Checkpointer, CheckpointMismatch, check_history, resolve_device
 from .transfer import load_weak_embedding, merge_factorized_embedding, save_weak_embedding, transfer_embedding
 from .weak_stage import WeakOutcome, train_weak_stages
 
@@ -311,6 +311,102 @@ def stage_loop(
     return not_ready
 
 
+class RunRecorder:
+    """Everything one run writes, in one place: its run directory (config.yaml, the CSVs of its
+    evaluations, summary.json), its trackers, its checkpoints, and which stages are done. A run
+    without a directory (``out`` None) keeps its summary and writes nothing.
+
+    ``open`` makes a fresh directory or replays a checkpoint's; ``one_run_io`` is what a stage
+    trained as one run hands the engine (checkpoints, the state to resume from, its rows);
+    ``end_stage`` records a finished stage; ``close`` releases the directory's lock and the trackers.
+    """
+
+    def __init__(self, config: RunConfig, run_dir: Optional[RunDirectory], summary: dict, done: list[str],
+                 histories: dict[str, list[dict]], resume_state: Optional[dict], log: Callable[[str], None]) -> None:
+        self.config, self.run_dir, self.summary, self.log = config, run_dir, summary, log
+        self.done = done
+        self.histories = histories  # finished stages' evaluations: a checkpoint rewrites the CSVs from them
+        self.resume_state = resume_state
+        self.trackers: Optional[Trackers] = None
+
+    @classmethod
+    def open(cls, config: RunConfig, out, overwrite: bool, resume_state: Optional[dict], task, device,
+             log: Callable[[str], None]) -> "RunRecorder":
+        if resume_state is not None:
+            summary, done, histories = resume_state["summary"], list(resume_state["done"]), resume_state["histories"]
+            replay = [(stage, row) for stage in done for row in histories[stage]]
+            if resume_state["train"] is not None:
+                replay += [(resume_state["stage"], row) for row in resume_state["train"]["history"]]
+            run_dir = RunDirectory(out, replay=replay)
+        else:
+            summary, done, histories = new_summary(config, task, device), [], {}
+            run_dir = RunDirectory(out, overwrite) if out is not None else None
+            if run_dir is not None:
+                run_dir.write_config_yaml(dump_yaml(config))
+        recorder = cls(config, run_dir, summary, done, histories, resume_state, log)
+        if config.trackers and run_dir is not None:
+            recorder._start_trackers()
+        return recorder
+
+    def _start_trackers(self) -> None:
+        config, resume_state, run_dir = self.config, self.resume_state, self.run_dir
+        # After a resume, what a stage logged past its checkpoint (or a stage not finished at all) is dropped.
+        purge = {} if resume_state is None else {
+            stage: (resume_state["train"]["step"] if stage == resume_state["stage"] and resume_state["train"] else 0)
+            for stage in ("weak", "target", "scratch") if stage not in self.done}
+        try:
+            self.trackers = Trackers(config.trackers, run_dir.path, config.name, config.to_dict(), purge)
+        except Exception as err:  # a tracker that cannot start: one line, and a fresh directory removed
+            run_dir.close()
+            if resume_state is None:  # the files this run wrote so far (the directory itself is kept)
+                remove_owned(run_dir.path)
+            if isinstance(err, ConfigError):  # already one line naming what is wrong (a damaged tracker file)
+                raise
+            first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            raise ConfigError(f"trackers: {config.trackers} could not start ({first})") from None
+
+    def row(self, stage: str, row: dict) -> None:
+        if self.run_dir is not None:
+            record_row(self.run_dir, self.trackers, stage, row)
+
+    def checkpoint(self, stage: Optional[str], train_state: Optional[dict]) -> None:
+        # the config travels with the checkpoint, so that resume can tell it belongs to this run
+        state = {"version": CHECKPOINT_VERSION, "done": list(self.done), "stage": stage, "train": train_state,
+                 "summary": self.summary, "histories": self.histories, "config": self.config.to_dict()}
+        self.run_dir.commit()  # the replayed CSVs go in place before the checkpoint that continues them
+        save_checkpoint(self.run_dir.path / CHECKPOINT_FILE, state)
+
+    def one_run_io(self, name: str, stop_flag: dict) -> dict:
+        """What a stage trained as one run takes besides its spec: its checkpoints, the state it
+        resumes from, and where its evaluation rows go (the engine's keyword arguments)."""
+        resume = None
+        if self.resume_state is not None and self.resume_state["stage"] == name:
+            resume = self.resume_state["train"]
+            self.log(f"[{name}] resuming at step {resume['step']}")
+        if self.run_dir is None:
+            return {"resume": resume}
+        checkpointer = Checkpointer(
+            save=lambda train_state: self.checkpoint(name, train_state),
+            every_steps=self.config.checkpoint.every_steps,
+            every_seconds=self.config.checkpoint.every_seconds,
+            stop_requested=lambda: stop_flag["stop"],
+        )
+        return {"resume": resume, "checkpointer": checkpointer, "on_eval": lambda _, row: self.row(name, row)}
+
+    def end_stage(self, name: str, history: list[dict]) -> None:
+        self.done.append(name)
+        self.histories[name] = history
+        if self.run_dir is not None:
+            self.run_dir.write_summary(self.summary)
+            self.checkpoint(None, None)
+
+    def close(self) -> None:
+        if self.trackers is not None:
+            self.trackers.close()
+        if self.run_dir is not None:
+            self.run_dir.close()
+
+
 def run_experiment(
     config: RunConfig,
     out: Optional[Union[str, Path]] = None,
@@ -336,82 +432,18 @@ def run_experiment(
     device, task, weak_matrix = prepare(config)
     if config.trackers and out is None:
         raise ConfigError("trackers: they write into the run directory; give one (out)")
+    recorder = RunRecorder.open(config, out, overwrite, resume_state, task, device, log)
+    summary = recorder.summary
 
-    done: list[str] = []
-    histories: dict[str, list[dict]] = {}  # finished stages' evaluations: a checkpoint rewrites the CSVs from them
-    if resume_state is not None:
-        summary, done, histories = resume_state["summary"], list(resume_state["done"]), resume_state["histories"]
-        replay = [(stage, row) for stage in done for row in histories[stage]]
-        if resume_state["train"] is not None:
-            replay += [(resume_state["stage"], row) for row in resume_state["train"]["history"]]
-        run_dir = RunDirectory(out, replay=replay)
-    else:
-        run_dir = RunDirectory(out, overwrite) if out is not None else None
-        summary = new_summary(config, task, device)
-        if run_dir is not None:
-            run_dir.write_config_yaml(dump_yaml(config))
-
-    trackers = None
-    if config.trackers and run_dir is not None:
-        # After a resume, what a stage logged past its checkpoint (or a stage not finished at all) is dropped.
-        purge = {} if resume_state is None else {
-            stage: (resume_state["train"]["step"] if stage == resume_state["stage"] and resume_state["train"] else 0)
-            for stage in ("weak", "target", "scratch") if stage not in done}
-        try:
-            trackers = Trackers(config.trackers, run_dir.path, config.name, config.to_dict(), purge)
-        except Exception as err:  # a tracker that cannot start: one line, and a fresh directory removed
-            run_dir.close()
-            if resume_state is None:  # the files this run wrote so far (the directory itself is kept)
-                remove_owned(run_dir.path)
-            if isinstance(err, ConfigError):  # already one line naming what is wrong (a damaged tracker file)
-                raise
-            first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-            raise ConfigError(f"trackers: {config.trackers} could not start ({first})") from None
-
-    def record_eval(name: str, row: dict) -> None:
-        record_row(run_dir, trackers, name, row)
-
-    def checkpoint(stage: Optional[str], train_state: Optional[dict]) -> None:
-        # the config travels with the checkpoint, so that resume can tell it belongs to this run
-        state = {"version": CHECKPOINT_VERSION, "done": list(done), "stage": stage, "train": train_state,
-                 "summary": summary, "histories": histories, "config": config.to_dict()}
-        run_dir.commit()  # the replayed CSVs go in place before the checkpoint that continues them
-        save_checkpoint(run_dir.path / CHECKPOINT_FILE, state)
-
-    def one_run_io(name: str, stop_flag: dict) -> dict:
-        """What a stage trained as one run takes besides its spec: its checkpoints, the state it
-        resumes from, and where its evaluation rows go (the engine's keyword arguments)."""
-        resume = None
-        if resume_state is not None and resume_state["stage"] == name:
-            resume = resume_state["train"]
-            log(f"[{name}] resuming at step {resume['step']}")
-        if run_dir is None:
-            return {"resume": resume}
-        checkpointer = Checkpointer(
-            save=lambda train_state: checkpoint(name, train_state),
-            every_steps=config.checkpoint.every_steps,
-            every_seconds=config.checkpoint.every_seconds,
-            stop_requested=lambda: stop_flag["stop"],
-        )
-        return {"resume": resume, "checkpointer": checkpointer, "on_eval": lambda _, row: record_eval(name, row)}
-
-    def run_stage(name: str, model, stage: StageConfig, stop_flag: dict, events=None, weak_matrix=None) -> TrainResult:
+    def run_stage(name: str, model, stage: StageConfig, stop_flag: dict, events=None, weak_matrix=None) -> None:
         log(f"[{name}] training {sum(p.numel() for p in model.parameters()):,} parameters on {task}")
         spec = RunSpec(model, task, stage.train, seed=config.seed, methods=stage.methods, weak_matrix=weak_matrix,
                        stage=name)
         result = train_many([spec], events=events, stop_requested=lambda: stop_flag["stop"], progress=progress,
-                            **one_run_io(name, stop_flag))[0]
+                            **recorder.one_run_io(name, stop_flag))[0]
         log(f"[{name}] {result.status} after {result.steps} steps, test accuracy {result.history[-1]['test_acc']:.3f}")
         summary["stages"][name] = dict(result.summary(), methods=describe_methods(stage.methods))
-        end_stage(name, result.history)
-        return result
-
-    def end_stage(name: str, history: list[dict]) -> None:
-        done.append(name)
-        histories[name] = history
-        if run_dir is not None:
-            run_dir.write_summary(summary)
-            checkpoint(None, None)
+        recorder.end_stage(name, result.history)
 
     def weak_stage_outcome(stop_flag: dict) -> WeakOutcome:
         """The weak stage. One weak model in one round is checkpointed and resumed like any stage;
@@ -423,40 +455,34 @@ def run_experiment(
             log(f"[weak] a population of {stage.population} weak models per round (at most {stage.max_rounds} "
                 f"rounds), trained as one batch on {task}")
         outcome = train_weak_stages([(stage, task, config.seed)], stop_requested=lambda: stop_flag["stop"],
-                                    progress=progress, **(one_run_io("weak", stop_flag) if one else {}))[0]
-        if run_dir is not None and not one:
+                                    progress=progress, **(recorder.one_run_io("weak", stop_flag) if one else {}))[0]
+        if not one:
             for row in outcome.shown.result.history:
-                record_eval("weak", row)
+                recorder.row("weak", row)
         return outcome
 
     try:
         with _stop_on_signals() as stop_flag:
-            def weak_outcome(todo: list[int]) -> dict[int, WeakOutcome]:
-                return {0: weak_stage_outcome(stop_flag)}
-
             def keep_weak_outcome(i: int, outcome: WeakOutcome) -> None:
-                if run_dir is not None:
-                    save_weak_outcome(run_dir.path, outcome, config)
-                end_stage("weak", outcome.shown.result.history)
+                if recorder.run_dir is not None:
+                    save_weak_outcome(recorder.run_dir.path, outcome, config)
+                recorder.end_stage("weak", outcome.shown.result.history)
 
             def one_stage(name: str, runs: list[int], models: dict, initial: Optional[dict]) -> None:
-                stage: StageConfig = getattr(config, name)
                 events = {}
                 if name == "target" and config.transfer.merge_at_step is not None:
                     events[config.transfer.merge_at_step] = merge_factorized_embedding
-                run_stage(name, models[0], stage, stop_flag, events, weak_matrix=None if initial is None else initial[0])
+                run_stage(name, models[0], getattr(config, name), stop_flag, events,
+                          weak_matrix=None if initial is None else initial[0])
 
             not_ready = stage_loop(
-                [config], [task], [summary], [weak_matrix], train_weak=weak_outcome, train_stage=one_stage,
-                on_weak_outcome=keep_weak_outcome, done=[done], log=log,
-                weak_from_disk=lambda i: load_weak_embedding(run_dir.path / WEAK_EMBEDDING_FILE)[0].to(device),
+                [config], [task], [summary], [weak_matrix], train_weak=lambda todo: {0: weak_stage_outcome(stop_flag)},
+                train_stage=one_stage, on_weak_outcome=keep_weak_outcome, done=[recorder.done], log=log,
+                weak_from_disk=lambda i: load_weak_embedding(recorder.run_dir.path / WEAK_EMBEDDING_FILE)[0].to(device),
             ).get(0)
-        finish_run(run_dir, summary, config, plots)  # still under the run directory's lock
+        finish_run(recorder.run_dir, summary, config, plots)  # still under the run directory's lock
     finally:
-        if trackers is not None:
-            trackers.close()
-        if run_dir is not None:
-            run_dir.close()
+        recorder.close()
 
     if not_ready is not None:
         raise WeakStageError(not_ready, summary)
