@@ -441,7 +441,6 @@ def _train_many(specs, device, on_eval, stop_requested, progress, on_finish, sto
     bf16 = config.precision == "bf16"
     n_train = first.task.x_train.shape[0]
     full_batch = config.batch_size is None or config.batch_size >= n_train
-    direct = len(specs) == 1
 
     # FLOPs are those of one run (every run in a batch does the same work).
     step_flops, eval_flops = _measure_flops(
@@ -450,7 +449,10 @@ def _train_many(specs, device, on_eval, stop_requested, progress, on_finish, sto
         first.task.y_train if full_batch else first.task.y_train[: config.batch_size],
         [(first.task.x_train, first.task.y_train), (first.task.x_test, first.task.y_test)],
     )
-    template = copy.deepcopy(first.model).to("meta")  # the module tree only; weights come from the batch
+    direct = len(specs) == 1
+    # Stacked runs call the module tree through functional_call with the batch's weights; a run of
+    # one calls its own model (no copy of a caller's possibly large model is made).
+    template = None if direct else copy.deepcopy(first.model).to("meta")
 
     def forward_one(params, buffers, x):
         with forward_precision(config.precision, device):

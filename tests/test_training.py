@@ -310,3 +310,17 @@ def test_one_run_is_torch_adamw_bit_for_bit(task, coupled, warmup, merge_at):
     ours, theirs = models[0].state_dict(), models[1].state_dict()
     assert ours.keys() == theirs.keys()
     assert all(torch.equal(ours[k], theirs[k]) for k in ours)
+
+
+def test_a_run_of_one_trains_the_callers_model_in_place_without_copying_it(task):
+    """gt.train works on the caller's own model object (a large one must not be copied, and some
+    cannot be): the engine's stacked form is for batches only."""
+
+    class Uncopyable(FNN):
+        def __deepcopy__(self, memo):
+            raise AssertionError("the model was copied")
+
+    model = Uncopyable(13, 13, embed_dim=8, width=16, depth=1, seed=0)
+    before = [p.detach().clone() for p in model.parameters()]
+    result = train(model, task, TrainConfig(max_steps=5, stop_at_test_acc=None))
+    assert result.steps == 5 and all(not torch.equal(a, p.detach()) for a, p in zip(before, model.parameters()))
