@@ -93,7 +93,22 @@ def _judge_fig5(summary: dict) -> tuple[dict, bool]:
     residual = sum((y - my - slope * (x - mx)) ** 2 for x, y in zip(xs, ys))
     r2 = 1 - residual / max(sum((y - my) ** 2 for y in ys), 1e-300)
     measured = {"slope": slope, "intercept": my - slope * mx, "r2": r2, "rows": summary["rows"]}
+    measured.update(_separate_powers(summary["rows"]))
     return measured, 0.7 <= slope <= 1.3 and r2 >= 0.9
+
+
+def _separate_powers(rows: list[dict]) -> dict:
+    """The powers of ε and of n on their own: least squares of log r_W = c + a·log ε + b·log n
+    (the claim's ε/√n is a = 1, b = −0.5). Tells which of the two a slope off 1 comes from."""
+    points = [(math.log(r["eps"]), math.log(r["n"]), math.log(r["r_W"])) for r in rows]
+    means = [sum(p[k] for p in points) / len(points) for k in range(3)]
+    e, n, y = ([p[k] - means[k] for p in points] for k in range(3))
+    see, snn, sen = sum(v * v for v in e), sum(v * v for v in n), sum(u * v for u, v in zip(e, n))
+    sey, sny = sum(u * v for u, v in zip(e, y)), sum(u * v for u, v in zip(n, y))
+    det = see * snn - sen * sen
+    if len({r["eps"] for r in rows}) < 2 or len({r["n"] for r in rows}) < 2 or abs(det) < 1e-300:
+        return {"eps_power": None, "n_power": None}
+    return {"eps_power": (sey * snn - sny * sen) / det, "n_power": (sny * see - sey * sen) / det}
 
 
 def _fig5_table(summary: dict, measured: dict) -> str:
@@ -102,6 +117,9 @@ def _fig5_table(summary: dict, measured: dict) -> str:
         lines.append(f"| {r['n']} | {r['eps']} | {r['eps'] / math.sqrt(r['n']):.5f} | {r['r_W']:.5f} |")
     lines += ["", f"log r_W against log(ε/√n): slope {measured['slope']:.2f}, R² {measured['r2']:.3f} "
                   "(the claim: proportional, slope 1)."]
+    if measured.get("eps_power") is not None:
+        lines += ["", f"Fitted separately, r_W ∝ ε^{measured['eps_power']:.2f} · n^{measured['n_power']:.2f} "
+                      "(the claim: ε^1 · n^-0.5)."]
     return "\n".join(lines)
 
 
