@@ -271,6 +271,18 @@ class _Batch:
         if self.order is not None:
             self.order = self.order[k]
 
+    def _updated(self, grads: dict[str, torch.Tensor]):
+        """(name, parameter, gradient, first moment, second moment, its update count) of each
+        trainable parameter with a gradient; a moment is made at a parameter's first update."""
+        for name in self.trainable:
+            if name not in grads:
+                continue
+            p = self.params[name]
+            if name not in self.exp_avg:
+                self.exp_avg[name], self.exp_avg_sq[name] = torch.zeros_like(p), torch.zeros_like(p)
+            count = self.updates[name] = self.updates.get(name, 0) + 1
+            yield name, p, grads[name], self.exp_avg[name], self.exp_avg_sq[name], count
+
     @torch.no_grad()
     def adamw_step(self, grads: dict[str, torch.Tensor], step: int) -> None:
         """torch.optim.AdamW's update (single-tensor form) with per-run settings, the package's only
@@ -281,16 +293,9 @@ class _Batch:
             return self._adamw_one(grads, step, self.settings[0])
         warm = torch.where(self.warmup > 0, (step / self.warmup.clamp_min(1)).clamp(max=1.0), torch.ones_like(self.lr))
         lr = self.lr * warm
-        for name in self.trainable:
-            if name not in grads:
-                continue
-            p, g = self.params[name], grads[name]
-            count = self.updates[name] = self.updates.get(name, 0) + 1
-            if name not in self.exp_avg:
-                self.exp_avg[name], self.exp_avg_sq[name] = torch.zeros_like(p), torch.zeros_like(p)
+        for name, p, g, m, v, count in self._updated(grads):
             if self.any_l2:
                 g = g + p * per_run(self.l2, p)
-            m, v = self.exp_avg[name], self.exp_avg_sq[name]
             lr_p = lr * self.lr_scale.get(name, 1.0)
             bias_correction1 = 1 - self.beta1 ** count
             bias_correction2_sqrt = (1 - self.beta2 ** count).sqrt()
@@ -305,14 +310,7 @@ class _Batch:
         its order, so a run of one matches it bit for bit (tests/test_training.py)."""
         lr = s["lr"] * step / s["warmup"] if step <= s["warmup"] else s["lr"]
         beta1, beta2 = s["beta1"], s["beta2"]
-        for name in self.trainable:
-            if name not in grads:
-                continue
-            p, g = self.params[name], grads[name]
-            count = self.updates[name] = self.updates.get(name, 0) + 1
-            if name not in self.exp_avg:
-                self.exp_avg[name], self.exp_avg_sq[name] = torch.zeros_like(p), torch.zeros_like(p)
-            m, v = self.exp_avg[name], self.exp_avg_sq[name]
+        for name, p, g, m, v, count in self._updated(grads):
             if s["l2"]:
                 g = g.add(p, alpha=s["l2"])
             lr_p = lr * self.lr_scale.get(name, 1.0)
