@@ -95,6 +95,7 @@ def test_fig5_fits_the_norm_ratio_against_eps_over_root_n(tmp_path):
     rows = [{"n": n, "eps": e, "r_W": 3 * e / n ** 0.5} for n in (100, 400) for e in (0.05, 0.1)]
     measured, holds = _judge_fig5({"rows": rows})
     assert measured["slope"] == pytest.approx(1.0) and measured["r2"] == pytest.approx(1.0) and holds
+    assert measured["ratio_min"] == pytest.approx(3.0) and measured["ratio_max"] == pytest.approx(3.0)
     record = reproduce("fig5", tmp_path / "fig5", overrides=["p=200", "ns=[20, 40]", "epsilons=[0.1]", "steps=20"])
     assert [(r["n"], r["eps"]) for r in record["measured"]["rows"]] == [(20, 0.1), (40, 0.1)]
     assert (tmp_path / "fig5" / "fig5.png").is_file()

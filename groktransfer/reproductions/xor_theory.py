@@ -94,6 +94,9 @@ def _judge_fig5(summary: dict) -> tuple[dict, bool]:
     r2 = 1 - residual / max(sum((y - my) ** 2 for y in ys), 1e-300)
     measured = {"slope": slope, "intercept": my - slope * mx, "r2": r2, "rows": summary["rows"]}
     measured.update(_separate_powers(summary["rows"]))
+    # Whether ε/√n bounds r_W even where the proportionality fails: the spread of their ratio.
+    ratios = [r["r_W"] / (r["eps"] / math.sqrt(r["n"])) for r in summary["rows"]]
+    measured.update(ratio_min=min(ratios), ratio_max=max(ratios))
     return measured, 0.7 <= slope <= 1.3 and r2 >= 0.9
 
 
@@ -120,6 +123,8 @@ def _fig5_table(summary: dict, measured: dict) -> str:
     if measured.get("eps_power") is not None:
         lines += ["", f"Fitted separately, r_W ∝ ε^{measured['eps_power']:.2f} · n^{measured['n_power']:.2f} "
                       "(the claim: ε^1 · n^-0.5)."]
+    if measured.get("ratio_min") is not None:
+        lines += ["", f"r_W / (ε/√n) ranges from {measured['ratio_min']:.2f} to {measured['ratio_max']:.2f} over these rows."]
     return "\n".join(lines)
 
 
