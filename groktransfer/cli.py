@@ -187,8 +187,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return EXIT_RUNTIME
     except RunInterrupted as stop:
         where = f" ({stop})" if str(stop) else ""
-        print(f"groktransfer: stopped{where}; checkpoint written, continue with `groktransfer resume DIR`",
-              file=sys.stderr)
+        then = ("checkpoint written, continue with `groktransfer resume DIR`" if stop.checkpointed else
+                "a batch of runs keeps no checkpoint and starts again: `groktransfer resume DIR` for one run, "
+                "the same command for a sweep (finished runs are reused)")
+        print(f"groktransfer: stopped{where}; {then}", file=sys.stderr)
         return 130
     except KeyboardInterrupt:
         print("groktransfer: interrupted", file=sys.stderr)

@@ -553,7 +553,8 @@ def _train_many(specs, device, on_eval, stop_requested, progress, on_finish, sto
         if stop_now:
             if checkpointer is not None:
                 checkpointer.save(state())
-            raise RunInterrupted(first.stage if direct else f"{first.stage} ×{len(specs)}", step)
+            raise RunInterrupted(first.stage if direct else f"{first.stage} ×{len(specs)}", step,
+                                 checkpointed=checkpointer is not None)
         if checkpointer is not None:
             due_steps = checkpointer.every_steps is not None and step - last_checkpoint_step >= checkpointer.every_steps
             due_time = (checkpointer.every_seconds is not None

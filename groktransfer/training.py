@@ -289,13 +289,14 @@ class CheckpointMismatch(ConfigError):
 
 
 class RunInterrupted(KeyboardInterrupt):
-    """Training stopped on request (SIGINT/SIGTERM) after its state was checkpointed. A
+    """Training stopped on request (SIGINT/SIGTERM); ``checkpointed`` says whether its state was
+    saved first (a run with a checkpointer) or not (a batch of runs, a run without one). A
     KeyboardInterrupt, so that a caller's loop over runs (or a test runner) stops too, as it
     would on a Ctrl-C anywhere else."""
 
-    def __init__(self, stage: str, step: int) -> None:
+    def __init__(self, stage: str, step: int, checkpointed: bool = True) -> None:
         super().__init__(f"interrupted in stage {stage!r} at step {step}")
-        self.stage, self.step = stage, step
+        self.stage, self.step, self.checkpointed = stage, step, checkpointed
 
 
 @dataclass
