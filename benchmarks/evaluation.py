@@ -4,7 +4,7 @@ comparisons' narrow target 32 / 2 × 128 and the paper's target 128 / 2 × 512.
 
     OMP_NUM_THREADS=1 python benchmarks/evaluation.py --out results/bench_evaluation_cpu.json
 
-Both run what the engine's evaluation of one run does (training.evaluate on both sets), on the same
+Both run what the engine's evaluation of one run does (losses and training.accuracy on both sets), on the same
 model and task in one process, alternating before/after in rounds so that drift in the
 machine's speed hits both; reported per model: the median milliseconds of each and the ratio
 after/before, and of one full-batch AdamW training step beside them, for scale. Not a test:
@@ -42,10 +42,13 @@ def timed(model, task, repeats: int) -> float:
     loss = torch.nn.functional.cross_entropy
     start = time.perf_counter()
     for _ in range(repeats):
-        train_loss, train_acc, _ = training.evaluate(model, task.x_train, task.y_train, loss)
-        test_loss, test_acc, _ = training.evaluate(model, task.x_test, task.y_test, loss)
-        torch.stack([train_loss.double(), train_acc.double(), test_loss.double(), test_acc.double(),
-                     training.weight_norm(model)]).tolist()
+        with torch.no_grad():
+            values = []
+            for x, y in ((task.x_train, task.y_train), (task.x_test, task.y_test)):
+                logits = model(x)
+                values += [loss(logits, y).double(), training.accuracy(logits, y).double()]
+            norm = torch.sqrt(sum(p.double().pow(2).sum() for p in model.parameters()))
+            torch.stack(values + [norm]).tolist()
     return (time.perf_counter() - start) / repeats * 1e3
 
 

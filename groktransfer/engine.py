@@ -199,8 +199,8 @@ class _Batch:
             for s, c in zip(specs, coupled)]
         self.any_l2 = any(coupled)
         self._per_run_tensors(device)
-        methods = build_batched_hooks(self.params, [s.methods for s in specs], device) if not direct else []
-        self.methods = methods  # the stacked methods, compacted with the batch
+        # The stacked methods, compacted with the batch (a run of one uses its model's own hooks).
+        self.methods = [] if direct else build_batched_hooks(self.params, [s.methods for s in specs], device)
         tasks = [s.task for s in specs]
         self.x_train, self.x_train_dim = _stack_data([t.x_train for t in tasks])
         self.y_train, self.y_train_dim = _stack_data([t.y_train for t in tasks])

@@ -223,11 +223,6 @@ def forward_precision(precision: str, device: torch.device):
     return nullcontext()
 
 
-def weight_norm(model: nn.Module) -> torch.Tensor:
-    """The L2 norm of all parameters taken together, accumulated in float64 (a device tensor, no sync)."""
-    return torch.sqrt(sum(p.detach().double().pow(2).sum() for p in model.parameters()))
-
-
 def accuracy(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     """Share of rows whose label's logit is strictly the largest, over the second-to-last
     dimension (one value per run for a batch's (K, N, C) logits).
@@ -242,16 +237,6 @@ def accuracy(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     own = logits.gather(-1, index).squeeze(-1)
     others = logits.scatter(-1, index, float("-inf")).amax(dim=-1)
     return (own > others).float().mean(dim=-1)
-
-
-@torch.no_grad()
-def evaluate(
-    model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss_fn: LossFn, precision: str = "full"
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Mean loss, accuracy and the logits on (x, y), as device tensors."""
-    with forward_precision(precision, x.device):
-        logits = model(x).float() if precision == "bf16" else model(x)
-    return loss_fn(logits, y), accuracy(logits, y), logits
 
 
 @dataclass

@@ -291,5 +291,5 @@ def train_weak_stages(
     return outcomes
 
 
-__all__ = ["CANDIDATE_SEED_STRIDE", "Candidate", "WeakOutcome", "charge", "conclude", "plan_round", "ready_now",
-           "rows_scored", "score_candidate", "scoring_task", "train_weak_stages"]
+__all__ = ["CANDIDATE_SEED_STRIDE", "Candidate", "WeakOutcome", "conclude", "plan_round", "ready_now", "score_candidate",
+           "scoring_task", "train_weak_stages"]
