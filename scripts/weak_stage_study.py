@@ -436,13 +436,19 @@ TARGET_VARIANTS = {
 }
 
 
+def weak_only_runs(study: str, weak: dict, args, out: Path):
+    """A weak stage alone per (operation, seed), in OUT/weak/OP/seedS: the embeddings a study's
+    targets start from. Returns the (config, directory) jobs and their summaries."""
+    jobs = [(from_dict(RunConfig, {"name": f"{study}-weak-{op}", "seed": seed, "device": "cpu",
+                                    "task": dict(TASK, op=op, data_seed=seed), "weak": weak}),
+             out / "weak" / op / f"seed{seed}") for op in ("add", "mul") for seed in args.seeds]
+    return jobs, run_many(jobs, parallel=args.parallel, log=print)
+
+
 def study_target(args) -> None:
     out = Path(args.out)
     weak = {"readiness": {"min_fourier_odd_share": None}}
-    weak_jobs = [(from_dict(RunConfig, {"name": f"target-start-weak-{op}", "seed": seed, "device": "cpu",
-                                         "task": dict(TASK, op=op, data_seed=seed), "weak": weak}),
-                  out / "weak" / op / f"seed{seed}") for op in ("add", "mul") for seed in args.seeds]
-    weak_summaries = run_many(weak_jobs, parallel=args.parallel, log=print)
+    weak_jobs, weak_summaries = weak_only_runs("target-start", weak, args, out)
     jobs, keys = [], []
     for variant, transfer in TARGET_VARIANTS.items():
         for (config, weak_dir), weak_summary in zip(weak_jobs, weak_summaries):
@@ -512,10 +518,7 @@ AB_WEAK: dict = {}  # the package's default weak stage
 
 def study_ab_scale(args) -> None:
     out = Path(args.out)
-    weak_jobs = [(from_dict(RunConfig, {"name": f"ab-scale-weak-{op}", "seed": seed, "device": "cpu",
-                                         "task": dict(TASK, op=op, data_seed=seed), "weak": AB_WEAK}),
-                  out / "weak" / op / f"seed{seed}") for op in ("add", "mul") for seed in args.seeds]
-    weak_summaries = run_many(weak_jobs, parallel=args.parallel, log=print)
+    weak_jobs, weak_summaries = weak_only_runs("ab-scale", AB_WEAK, args, out)
     jobs, keys = [], []
     for target_name, target in AB_TARGETS.items():
         for scale in AB_SCALES:
