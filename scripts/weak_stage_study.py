@@ -196,6 +196,14 @@ def run_settings(settings: dict, study: str, args, out: Path, extra: Optional[di
     return keys, run_many(jobs, parallel=args.parallel, log=print)
 
 
+def write_runs_csv(path: Path, rows: list[dict]) -> None:
+    """One CSV row per run, the columns those of the first row."""
+    with open(path, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+
+
 def drop_weights(out: Path) -> None:
     """Run directories keep their configs, metrics and summaries; weights (the weak embeddings)
     and the per-parameter diagnostics are not kept (groktransfer.records.drop_run_weights)."""
@@ -384,10 +392,7 @@ def study_size(args) -> None:
                      "weak_flops": weak["flops"], "weak_wall_clock_s": weak["wall_clock_s"],
                      "weak_batch_runs": weak.get("batch_runs"), "weak_test_acc": weak["final_test_acc"],
                      **target_numbers(summary)})
-    with open(out / "runs.csv", "w", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
+    write_runs_csv(out / "runs.csv", rows)
     lines = ["| weak size | op | weak stage ready | rounds (median) | candidates judged ready | weak FLOPs per run "
              "(median) | weak batch wall-clock s (median) | target reached 99% | target steps to 99% (median [IQR]) |",
              "|---|---|---|---|---|---|---|---|---|"]
@@ -467,10 +472,7 @@ def study_target(args) -> None:
     rows = [{"variant": v, "op": op, "seed": seed, "weak_test_acc": rep["test_acc"],
              "fourier_odd_share": rep.get("fourier_odd_share"), "fourier_top1_share": rep.get("fourier_top1_share"),
              **target_numbers(summary)} for (v, op, seed, rep), summary in zip(keys, summaries)]
-    with open(out / "runs.csv", "w", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
+    write_runs_csv(out / "runs.csv", rows)
     lines = ["| target variant | op | reached 99% | steps to 99% (median [IQR]) | steps to 95% train (median) | "
              "runs that failed (seed: weak odd share) |", "|---|---|---|---|---|---|"]
     summary_rows = {}
@@ -537,10 +539,7 @@ def study_ab_scale(args) -> None:
     rows = [{"target": t, "ab_lr_scale": scale, "op": op, "seed": seed, **target_numbers(summary),
              "target_wall_clock_s": summary["stages"]["target"]["wall_clock_s"]}
             for (t, scale, op, seed), summary in zip(keys, summaries)]
-    with open(out / "runs.csv", "w", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
+    write_runs_csv(out / "runs.csv", rows)
     lines = ["| target | op | A, B lr scale | reached 99% | steps to 99% (median [IQR]) | target seconds (median) | "
              "failed seeds |", "|---|---|---|---|---|---|---|"]
     summary_rows, totals = {}, {scale: 0 for scale in AB_SCALES}
