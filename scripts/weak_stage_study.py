@@ -7,6 +7,7 @@
     python scripts/weak_stage_study.py size      [--seeds 0-9]     [--out results/weak-size]
     python scripts/weak_stage_study.py target    [--seeds 0-11]    [--out results/target-start]
     python scripts/weak_stage_study.py ab-scale  [--seeds 40-49]   [--out results/ab-scale]
+    python scripts/weak_stage_study.py readiness-noise [--seeds 1200-1204] [--out results/readiness-noise]
 
 readiness: weak models from several weak settings (sizes, optimiser settings, early stops)
     and both operations, each followed by the same target run (the paper's Fig. 1(b) target
@@ -23,6 +24,9 @@ ab-scale: the learning-rate scale of A and B (transfer.ab_lr_scale) for the targ
     comparisons use (the narrow target at the paper's setting and at the setting tuning picks
     for it, and the paper's width), each started from the default weak stage's embedding of
     the same (operation, seed).
+readiness-noise: the readiness-stop95 weak models, each followed by the same target from three
+    target seeds: how often one embedding's targets disagree, and so the best agreement any rule
+    that reads the embedding can reach.
 
 Every run goes through the package (groktransfer.sweep.run_many), so each has an ordinary
 run directory under OUT/runs/ (weights are not kept). Finished runs are reused, so an
@@ -579,6 +583,103 @@ def study_ab_scale(args) -> None:
     print(table)
 
 
+# readiness-noise: how much of a target's outcome the weak embedding can decide at all. Each weak
+# model of the readiness-stop95 settings starts the same target from NOISE_TARGET_SEEDS target
+# seeds (the target's weights and B differ; the task, its split and the embedding do not). An
+# embedding whose targets disagree cannot be judged right by any rule that reads the embedding:
+# the best such rule agrees with max(k, R - k) of its R targets.
+NOISE_TARGET_SEEDS = 3
+NOISE_SEED_STRIDE = 10_000  # target run r of weak seed s has seed s + 10,000·r (its data seed stays s)
+
+
+def study_readiness_noise(args) -> None:
+    out = Path(args.out)
+    settings = STOP95_READINESS_SETTINGS
+    weak_jobs, weak_keys = [], []
+    for setting, weak in settings.items():
+        for op in ("add", "mul"):
+            for seed in args.seeds:
+                weak_jobs.append((from_dict(RunConfig, {
+                    "name": f"readiness-noise-weak-{op}", "seed": seed, "device": "cpu",
+                    "task": dict(TASK, op=op, data_seed=seed), "weak": dict(weak, **SINGLE)}),
+                    out / "weak" / slug(setting) / op / f"seed{seed}"))
+                weak_keys.append((setting, op, seed))
+    weak_summaries = run_many(weak_jobs, parallel=args.parallel, log=print)
+    jobs, keys = [], []
+    for (setting, op, seed), (_, weak_dir) in zip(weak_keys, weak_jobs):
+        for r in range(NOISE_TARGET_SEEDS):
+            data = {"name": f"readiness-noise-{op}", "seed": seed + NOISE_SEED_STRIDE * r, "device": "cpu",
+                    "task": dict(TASK, op=op, data_seed=seed), "target": ROBUST_NARROW_TARGET,
+                    "transfer": {"weak_embedding_file": str(weak_dir / "weak_embedding.safetensors")}}
+            jobs.append((from_dict(RunConfig, data), out / "runs" / slug(setting) / op / f"seed{seed}" / f"target{r}"))
+            keys.append((setting, op, seed, r))
+    summaries = run_many(jobs, parallel=args.parallel, log=print)
+    drop_weights(out)
+    outcomes: dict[tuple, list[Optional[float]]] = {}
+    for (setting, op, seed, r), summary in zip(keys, summaries):
+        outcomes.setdefault((setting, op, seed), []).append(target_numbers(summary)["target_99_step"])
+    models = []
+    for (setting, op, seed), weak_summary in zip(weak_keys, weak_summaries):
+        weak = weak_summary["stages"]["weak"]
+        steps = outcomes[(setting, op, seed)]
+        reached = sum(s is not None for s in steps)
+        models.append({"setting": setting, "op": op, "seed": seed, "weak_steps": weak["steps"],
+                       "weak_test_acc": weak["final_test_acc"], "report": weak["readiness"],
+                       "targets_reached": reached, "target_99_steps": steps})
+    n, R = len(models), NOISE_TARGET_SEEDS
+    mixed = [m for m in models if 0 < m["targets_reached"] < R]
+    # The ceiling of any rule that sees only the embedding (each model's verdict matched against
+    # each of its R targets), and each rule's agreement measured the same way.
+    ceiling = sum(max(m["targets_reached"], R - m["targets_reached"]) for m in models) / (n * R)
+    rules = {}
+    for name, rule in RULES.items():
+        agree = false_accepts = accepted = 0
+        for m in models:
+            ready = judge_readiness(rule, m["report"]).ready
+            accepted += ready
+            agree += m["targets_reached"] if ready else R - m["targets_reached"]
+            false_accepts += (R - m["targets_reached"]) if ready else 0
+        rules[name] = {"accepted": accepted, "agreement": agree / (n * R), "false_accepts": false_accepts}
+    with open(out / "models.csv", "w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=["setting", "op", "seed", "weak_steps", "weak_test_acc",
+                                                    "fourier_top1_share", "fourier_odd_share", "default_rule",
+                                                    "targets_reached", "target_99_steps"])
+        writer.writeheader()
+        for m in models:
+            writer.writerow({**{k: m[k] for k in ("setting", "op", "seed", "weak_steps", "weak_test_acc",
+                                                   "targets_reached")},
+                             "fourier_top1_share": m["report"].get("fourier_top1_share"),
+                             "fourier_odd_share": m["report"].get("fourier_odd_share"),
+                             "default_rule": judge_readiness(ReadinessConfig(), m["report"]).text(),
+                             "target_99_steps": json.dumps(m["target_99_steps"])})
+    lines = [f"| weak setting | op | models | all {R} targets reached 99% | none | mixed |", "|---|---|---|---|---|---|"]
+    for setting in settings:
+        for op in ("add", "mul"):
+            mine = [m for m in models if m["setting"] == setting and m["op"] == op]
+            lines.append(f"| {setting} | {op} | {len(mine)} | {sum(m['targets_reached'] == R for m in mine)} | "
+                         f"{sum(m['targets_reached'] == 0 for m in mine)} | "
+                         f"{sum(0 < m['targets_reached'] < R for m in mine)} |")
+    lines += ["", f"| rule | weak models accepted | agreement (each model against each of its {R} targets) | "
+                  "false accepts (targets) |", "|---|---|---|---|"]
+    for name, c in rules.items():
+        lines.append(f"| {name} | {c['accepted']}/{n} | {c['agreement']:.2f} | {c['false_accepts']} |")
+    lines.append(f"| **any rule that reads only the embedding (the ceiling)** | — | {ceiling:.2f} | — |")
+    table = "\n".join(lines) + "\n"
+    atomic_write_text(out / "table.md", table)
+    record(out, "readiness-noise", {"seeds": args.seeds, "weak_settings": settings, "target": ROBUST_NARROW_TARGET,
+                                    "target_seeds_per_model": R, "n_models": n, "mixed_models": len(mixed),
+                                    "ceiling_agreement": ceiling, "rules": rules},
+           summaries=weak_summaries + summaries,
+           title="How much of the target's outcome can a readiness rule predict? (p = 113)",
+           claim=f"the weak embedding decides the target's outcome well enough (its {R} targets, other target seeds "
+                 "from the same embedding and split, mostly agree) that a rule reading only the embedding could "
+                 "agree with at least 90% of the targets",
+           holds=ceiling >= 0.9, table=table,
+           files=f"Files: `models.csv` (every weak model's readiness numbers and its {R} targets' steps to 99% test), "
+                 "`table.md`, `study.json`, `weak/` (the weak models), `runs/` (every target run; no weights).")
+    print(table)
+
+
 def median(values: list[float]) -> float:
     ordered = sorted(values)
     mid = len(ordered) // 2
@@ -604,7 +705,7 @@ def fmt_censored(stats: dict) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("study", choices=["readiness", "readiness-fast", "readiness-today", "readiness-stop95", "size",
-                                                 "target", "ab-scale"])
+                                                 "target", "ab-scale", "readiness-noise"])
     parser.add_argument("--seeds", help="a range 0-9 or a list 0,3,7")
     parser.add_argument("--out")
     parser.add_argument("--parallel", default="auto")
@@ -629,7 +730,8 @@ def main() -> None:
                 "readiness-today": ("700-704", "results/weak-readiness-today"),
                 "readiness-stop95": ("900-904", "results/weak-readiness-stop95"),
                 "target": ("0-11", "results/target-start"),
-                "ab-scale": ("40-49", "results/ab-scale")}[args.study]
+                "ab-scale": ("40-49", "results/ab-scale"),
+                "readiness-noise": ("1200-1204", "results/readiness-noise")}[args.study]
     args.seeds = parse_seeds(args.seeds or defaults[0])
     args.out = args.out or defaults[1]
     Path(args.out).mkdir(parents=True, exist_ok=True)
@@ -647,7 +749,7 @@ def main() -> None:
                               "(p = 113)")
         return
     {"readiness": study_readiness, "size": study_size, "target": study_target,
-     "ab-scale": study_ab_scale}[args.study](args)
+     "ab-scale": study_ab_scale, "readiness-noise": study_readiness_noise}[args.study](args)
 
 
 if __name__ == "__main__":
