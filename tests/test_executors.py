@@ -239,7 +239,20 @@ def test_a_reproduction_runs_its_sweep_on_the_executor_it_is_given(tmp_path):
     before = sorted(jobs.rglob("*"))
     local = reproduce("fig3", tmp_path / "fig3-local", quick=True, parallel=1,
                       overrides=["p=11", "max_steps=20", "width=16", "probe=4", "eval_every=10"])
-    assert sorted(jobs.rglob("*")) == before and local["measured"] == record["measured"]
+    assert sorted(jobs.rglob("*")) == before
+    # The same numbers, to float32 rounding: a Submitit task runs with its own thread count
+    # (cpus_per_task), and a reduction over a different number of threads rounds differently
+    # (the eNTK's kernel movement differed in its 8th digit).
+    assert _close(local["measured"], record["measured"])
+
+
+def _close(a, b, rel: float = 1e-5) -> bool:
+    """Equal structure and non-float values; floats equal to ``rel``."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_close(a[k], b[k], rel) for k in a)
+    if isinstance(a, float) and isinstance(b, float):
+        return a == pytest.approx(b, rel=rel)
+    return a == b
 
 
 def test_a_job_that_finds_its_stop_file_stops_before_it_begins(tmp_path):
