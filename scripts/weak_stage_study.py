@@ -666,6 +666,7 @@ def study_readiness_noise(args) -> None:
     lines.append(f"| **any rule that reads only the embedding (the ceiling)** | — | {ceiling:.2f} | — |")
     table = "\n".join(lines) + "\n"
     atomic_write_text(out / "table.md", table)
+    atomic_write_text(out / "rules.md", table.split("\n\n")[1])  # the rules' table alone, for the docs' marker
     record(out, "readiness-noise", {"seeds": args.seeds, "weak_settings": settings, "target": ROBUST_NARROW_TARGET,
                                     "target_seeds_per_model": R, "n_models": n, "mixed_models": len(mixed),
                                     "ceiling_agreement": ceiling, "rules": rules},
@@ -676,7 +677,7 @@ def study_readiness_noise(args) -> None:
                  "agree with at least 90% of the targets",
            holds=ceiling >= 0.9, table=table,
            files=f"Files: `models.csv` (every weak model's readiness numbers and its {R} targets' steps to 99% test), "
-                 "`table.md`, `study.json`, `weak/` (the weak models), `runs/` (every target run; no weights).")
+                 "`table.md`, `rules.md` (its second table), `study.json`, `weak/` (the weak models), `runs/` (every target run; no weights).")
     print(table)
 
 
