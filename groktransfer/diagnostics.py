@@ -30,11 +30,18 @@ from .transfer import FactorizedEmbedding
 def collapse_fractions(logits: torch.Tensor, labels: torch.Tensor) -> dict[str, torch.Tensor]:
     """Softmax collapse and zero loss over the rows of ``logits`` (N × C, or K × N × C: one value per run)."""
     logits = logits.detach().float()
-    shifted = logits - logits.max(dim=-1, keepdim=True).values
-    collapsed = shifted.exp().sum(dim=-1) == 1.0
-    losses = nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels.reshape(-1),
-                                         reduction="none").view(labels.shape)
-    return {"softmax_collapse": collapsed.float().mean(dim=-1), "zero_loss": (losses == 0).float().mean(dim=-1)}
+    top = logits.max(dim=-1, keepdim=True).values
+    collapsed = (logits - top).exp().sum(dim=-1) == 1.0
+    if labels.is_floating_point() or labels.shape != logits.shape[:-1]:  # not class indices: the loss itself
+        losses = nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels.reshape(-1),
+                                             reduction="none").view(labels.shape)
+        zero = losses == 0
+    else:
+        # The float32 cross-entropy log(Σ exp(z - max)) - (z_label - max) is exactly 0 only when both
+        # terms are: the softmax has collapsed (the sum is 1) onto the label. Read that way it costs
+        # no second pass over the logits (an evaluation of the weak FNN is a few training steps).
+        zero = collapsed & (logits.gather(-1, labels.unsqueeze(-1)) == top).squeeze(-1)
+    return {"softmax_collapse": collapsed.float().mean(dim=-1), "zero_loss": zero.float().mean(dim=-1)}
 
 
 def effective_rank(matrix: torch.Tensor) -> torch.Tensor:

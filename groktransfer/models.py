@@ -24,6 +24,7 @@ import torch
 from torch import nn
 
 from .config import ModelConfig
+from .lookup import Embedding
 from .scaling import scale_parameters
 from .transformer import Transformer
 
@@ -51,7 +52,7 @@ class FNN(nn.Module):
         with torch.random.fork_rng(devices=[]):
             if seed is not None:
                 torch.manual_seed(seed)
-            self.embedding = nn.Embedding(vocab_size, embed_dim)
+            self.embedding = Embedding(vocab_size, embed_dim)
             layers: list[nn.Module] = []
             fan_in = n_inputs * embed_dim
             for _ in range(depth):

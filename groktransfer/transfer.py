@@ -39,6 +39,7 @@ from torch import nn
 
 from .checkpoint import write_safetensors_atomically
 from .config import ConfigError
+from .lookup import Embedding, embedding_rows
 
 
 class FactorizedEmbedding(nn.Module):
@@ -71,7 +72,7 @@ class FactorizedEmbedding(nn.Module):
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
         # Forming A·B once (V × d_T) is cheaper than projecting every looked-up row
         # whenever the batch holds more tokens than the vocabulary, as full batches do.
-        return nn.functional.embedding(tokens, self.A @ self.B)
+        return embedding_rows(self.A @ self.B, tokens)
 
     @property
     def W_E(self) -> torch.Tensor:
@@ -80,7 +81,7 @@ class FactorizedEmbedding(nn.Module):
 
     def merged(self) -> nn.Embedding:
         """One dense embedding equal to A·B now (the paper's Fig. 15b ablation)."""
-        merged = nn.Embedding(self.num_embeddings, self.embedding_dim, device=self.A.device, dtype=self.A.dtype)
+        merged = Embedding(self.num_embeddings, self.embedding_dim, device=self.A.device, dtype=self.A.dtype)
         with torch.no_grad():
             merged.weight.copy_(self.A @ self.B)
         return merged

@@ -38,6 +38,7 @@ import torch
 from torch import nn
 
 from .config import ConfigError
+from .lookup import Embedding
 from .scaling import scale_parameters
 
 Style = Literal["nanda", "grokfast"]
@@ -113,8 +114,8 @@ class Transformer(nn.Module):
         with torch.random.fork_rng(devices=[]):
             if seed is not None:
                 torch.manual_seed(seed)
-            self.embedding = nn.Embedding(self.vocab_size, d_model)
-            self.position = nn.Embedding(self.n_ctx, d_model)
+            self.embedding = Embedding(self.vocab_size, d_model)
+            self.position = Embedding(self.n_ctx, d_model)
             self.blocks = nn.ModuleList(Block(d_model, n_heads, self.d_head, d_mlp, style) for _ in range(n_layers))
             self.final_norm = nn.LayerNorm(d_model) if style == "grokfast" else nn.Identity()
             self.unembed = nn.Linear(d_model, n_classes, bias=style == "grokfast")

@@ -17,6 +17,18 @@ def test_softmax_collapse_and_zero_loss():
     assert out["zero_loss"].item() == 0.25
 
 
+@pytest.mark.parametrize("scale", [1.0, 30.0, 120.0])
+def test_zero_loss_is_exactly_where_float32_cross_entropy_is_zero(scale):
+    g = torch.Generator().manual_seed(int(scale))
+    logits = torch.randn(3, 400, 9, generator=g) * scale  # K runs × N rows × C classes; large scales collapse
+    labels = torch.randint(0, 9, (3, 400), generator=g)
+    labels[:, :100] = logits[:, :100].argmax(dim=-1)  # many rows whose label is the top class
+    out = collapse_fractions(logits, labels)
+    for k in range(3):
+        losses = torch.nn.functional.cross_entropy(logits[k], labels[k], reduction="none")
+        assert out["zero_loss"][k].item() == (losses == 0).float().mean().item()
+
+
 def test_effective_rank():
     assert effective_rank(torch.eye(7)).item() == pytest.approx(7.0)
     assert effective_rank(torch.outer(torch.randn(9), torch.randn(5))).item() == pytest.approx(1.0, abs=1e-6)
