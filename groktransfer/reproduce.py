@@ -26,13 +26,12 @@ import time
 from pathlib import Path
 from typing import Callable, Union
 
-import yaml
-
-from .config import ConfigError
+from .config import ConfigError, from_dict, parse_override
 from .pipeline import format_table, prepare, run_experiment
 from .presets import load_preset, preset_description
 from .records import atomic_write_text, check_new_run_dir, claim_dir, environment, remove_owned
 from .reproductions import ALIASES, REPRODUCTIONS
+from .reproductions.common import PresetSettings
 from .training import resolve_device
 
 
@@ -61,12 +60,10 @@ def reproduce(
     spec = REPRODUCTIONS[name]
     applied = (spec.quick if quick else []) + list(overrides)
     if spec.run is not None:
-        settings = _settings(name, spec.defaults or {}, applied)
-        if spec.check is not None:  # a bad setting is refused before anything is written
-            spec.check(settings)
-        if "preset" in settings:  # a bad preset or override is refused before anything is written
-            load_preset(settings["preset"], list(settings["preset_overrides"]) + [f"device={settings['device']}"])
-        resolve_device(settings.get("device", "cpu"))  # a device this machine lacks, before anything is deleted
+        settings = _settings(name, spec.settings, applied)  # a bad setting is refused before anything is written
+        if isinstance(settings, PresetSettings):  # so is a bad preset or override
+            settings.preset_config()
+        resolve_device(getattr(settings, "device", "cpu"))  # a device this machine lacks, before anything is deleted
     else:
         config = load_preset(spec.preset, applied)
         prepare(config)  # device, task, memory: refused before anything is deleted or written
@@ -80,7 +77,7 @@ def reproduce(
     if spec.run is not None:
         out.mkdir(parents=True, exist_ok=True)
         summary = spec.run(settings, out, parallel=parallel, executor=executor)
-        summary.update(environment(resolve_device(settings.get("device", "cpu"))))
+        summary.update(environment(resolve_device(getattr(settings, "device", "cpu"))))
         atomic_write_text(out / "summary.json", json.dumps(summary, indent=2) + "\n")
     else:
         summary = run_experiment(config, out / "run", overwrite=True, progress=progress, log=log)
@@ -130,23 +127,17 @@ def reproduce_all(
     return records
 
 
-def _settings(name: str, defaults: dict, overrides: list[str]) -> dict:
-    """An experiment's settings with key=value overrides (YAML scalars), checked against its keys."""
-    settings = dict(defaults)
+def _settings(name: str, settings_class: type, overrides: list[str]):
+    """A reproduction's settings (a Config class) with key=value overrides, parsed and checked like
+    every config's; ``seeds=N`` stands for seeds 0 .. N-1."""
+    values = {}
     for item in overrides:
-        key, sep, text = item.partition("=")
-        if not sep or key not in defaults:
-            raise ConfigError(f"reproduce {name}: {key!r}: unknown setting; allowed: {', '.join(defaults)}")
-        try:
-            value = yaml.safe_load(text)
-        except yaml.YAMLError:
-            value = text
-        if key == "seeds" and isinstance(value, int):
-            value = list(range(value))  # seeds=N: seeds 0 .. N-1
-        if not isinstance(value, type(defaults[key])) and not (isinstance(defaults[key], float) and isinstance(value, int)):
-            raise ConfigError(f"reproduce {name}: {key}: got {text!r}; expected {type(defaults[key]).__name__}")
-        settings[key] = value
-    return settings
+        parts, value = parse_override(item)
+        key = ".".join(parts)
+        if key == "seeds" and isinstance(value, int) and not isinstance(value, bool):
+            value = list(range(value))
+        values[key] = value
+    return from_dict(settings_class, values, prefix=f"reproduce {name}: ")
 
 
 __all__ = ["ALIASES", "REPRODUCTIONS", "reproduce", "reproduce_all"]

@@ -62,9 +62,9 @@ def test_norm_ratio_and_the_transferred_target_shapes():
 def test_reproduce_xor_settings_are_checked(tmp_path):
     from groktransfer.reproduce import reproduce
 
-    with pytest.raises(ConfigError, match="'width2': unknown setting; allowed: p, n, eps"):
+    with pytest.raises(ConfigError, match="width2: unknown key; allowed: p, n, eps"):
         reproduce("xor", tmp_path / "a", overrides=["width2=3"])
-    with pytest.raises(ConfigError, match="p: got 'big'; expected int"):
+    with pytest.raises(ConfigError, match="p: got 'big'; expected an integer"):
         reproduce("xor", tmp_path / "b", overrides=["p=big"])
     record = reproduce("xor", tmp_path / "c", overrides=["p=200", "n=60", "weak_steps=50", "n_test=200",
                                                          "lemma_trials=5", "width=64", "seeds=2"])

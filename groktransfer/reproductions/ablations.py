@@ -3,32 +3,48 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Union
 
 import torch
 
-from ..config import run_config_from_dict
+from ..config import _require, run_config_from_dict
 from ..pipeline import build_model
 from ..plots import plt
-from ..presets import load_preset
 from ..sweep import run_many
 from ..tasks import build_task
 from ..engine import train
 from ..training import resolve_device
 from ..transfer import save_weak_embedding
-from .common import DEMO_PAPER_WEAK, gap_text, QUICK_PAPER_WEAK, Reproduction
+from .common import DEMO_PAPER_WEAK, gap_text, PresetSettings, QUICK_PAPER_WEAK, Reproduction
 
 
-def _run_fig7(settings: dict, out: Path, parallel: Union[int, str] = "auto", executor=None) -> dict:
+@dataclass
+class Fig7Settings(PresetSettings):
+    """Fig. 7: one weak model, its embedding kept at each checkpoint step, a target from each."""
+
+    checkpoints: list[int] = field(default_factory=lambda: [100, 500, 800, 900, 1000, 1100, 1500, 2000])  # the paper's epochs
+
+    def check(self) -> None:
+        _require(all(c >= 1 for c in self.checkpoints), f"checkpoints: got {self.checkpoints}; each must be >= 1")
+
+
+@dataclass
+class Fig12Settings(PresetSettings):
+    device: str = "cpu"  # one small weak model: the CPU is the fastest place for it
+
+
+def _run_fig7(settings: Fig7Settings, out: Path, parallel: Union[int, str] = "auto", executor=None) -> dict:
     """Train the weak model once, keep its embedding at each checkpoint step, and start one
     GrokTransfer target from each (all targets alike but for A)."""
-    preset = load_preset(settings["preset"], settings["preset_overrides"])
-    device = resolve_device(settings["device"])
+    preset = settings.preset_config()
+    device = resolve_device(settings.device)
     task = build_task(preset.task, device=device)
     weak = build_model(preset.weak, task, preset.seed)
-    checkpoints = sorted(settings["checkpoints"])
+    checkpoints = sorted(set(settings.checkpoints))
     weak_train = dataclasses.replace(preset.weak.train, max_steps=checkpoints[-1], stop_at_test_acc=None,
                                      eval_dense_until=0, eval_schedule="linear", eval_every=math.gcd(*checkpoints))
     kept: dict[int, float] = {}
@@ -44,7 +60,7 @@ def _run_fig7(settings: dict, out: Path, parallel: Union[int, str] = "auto", exe
     jobs = []
     for step in checkpoints:
         data = preset.to_dict()
-        data.update(name=f"fig7-weak-step{step}", weak=None, scratch=None, device=settings["device"])
+        data.update(name=f"fig7-weak-step{step}", weak=None, scratch=None, device=settings.device)
         data["transfer"] = dict(data["transfer"], weak_embedding_file=str(out / "weak" / f"step{step:06d}.safetensors"))
         jobs.append((run_config_from_dict(data), out / "runs" / f"weak-step{step:06d}"))
     summaries = run_many(jobs, parallel=parallel, plots=True, executor=executor)
@@ -55,7 +71,7 @@ def _run_fig7(settings: dict, out: Path, parallel: Union[int, str] = "auto", exe
                      "target_inverse_time_gap": target["inverse_time_gap"],
                      "target_test_acc_99_step": target["test_acc_99_step"], "target_final_test_acc": target["final_test_acc"]})
     plot = _plot_fig7(runs, out / "fig7.png")
-    return {"settings": settings, "runs": runs, "plots": [plot.name]}
+    return {"settings": settings.to_dict(), "runs": runs, "plots": [plot.name]}
 
 
 def _plot_fig7(runs: list[dict], path: Path) -> Path:
@@ -125,14 +141,13 @@ FIG15_VARIANTS = {
 }
 
 
-def _run_fig15(settings: dict, out: Path, parallel: Union[int, str] = "auto", executor=None) -> dict:
+def _run_fig15(settings: PresetSettings, out: Path, parallel: Union[int, str] = "auto", executor=None) -> dict:
     """GrokTransfer and its three controls on one preset, through run_many."""
     jobs = []
     for name, overrides in FIG15_VARIANTS.items():
-        base = load_preset(settings["preset"], settings["preset_overrides"] + [f"device={settings['device']}"])
+        base = settings.preset_config()
         extra = [f"weak.model.embed_dim={base.target.model.embed_dim}"] if name == "d_W = d_T" else []
-        config = load_preset(settings["preset"], settings["preset_overrides"] + overrides + extra
-                             + [f"device={settings['device']}", f"name=fig15-{name}"])
+        config = settings.preset_config(*overrides, *extra, f"name=fig15-{name}")
         jobs.append((config, out / "runs" / name.replace(" ", "_").replace("·", "").replace("=", "eq")))
     summaries = run_many(jobs, parallel=parallel, plots=True, executor=executor)
     runs = {}
@@ -142,7 +157,7 @@ def _run_fig15(settings: dict, out: Path, parallel: Union[int, str] = "auto", ex
     scratch = summaries[0]["stages"].get("scratch")
     if scratch is not None:
         runs["from scratch"] = {k: scratch[k] for k in ("train_acc_95_step", "test_acc_95_step", "time_gap", "final_test_acc")}
-    return {"settings": settings, "runs": runs, "plots": [str(p.relative_to(out) / "accuracy.png") for _, p in jobs]}
+    return {"settings": settings.to_dict(), "runs": runs, "plots": [str(p.relative_to(out) / "accuracy.png") for _, p in jobs]}
 
 
 def _judge_fig15(summary: dict) -> tuple[dict, bool]:
@@ -189,11 +204,11 @@ def best_fourier_frequency(points) -> tuple[int, float]:
     return best_k, best_r2
 
 
-def _run_fig12(settings: dict, out: Path, parallel: Union[int, str] = "auto", executor=None) -> dict:
+def _run_fig12(settings: Fig12Settings, out: Path, parallel: Union[int, str] = "auto", executor=None) -> dict:
     """Train the preset's weak model, project its embedding on its top two principal components,
     and find the single Fourier frequency k whose (cos, sin)(2πka/p) best explains them."""
-    preset = load_preset(settings["preset"], settings["preset_overrides"] + [f"device={settings['device']}"])
-    task = build_task(preset.task, device=resolve_device(settings["device"]))
+    preset = settings.preset_config()
+    task = build_task(preset.task, device=resolve_device(settings.device))
     weak = build_model(preset.weak, task, preset.seed)
     result = train(weak, task, preset.weak.train, stage="weak", seed=preset.seed)
     E = weak.get_input_embeddings().weight.detach().double().cpu()
@@ -212,7 +227,7 @@ def _run_fig12(settings: dict, out: Path, parallel: Union[int, str] = "auto", ex
     fig.tight_layout()
     fig.savefig(out / "fig12.png", dpi=120)
     plt.close(fig)
-    return {"settings": settings, "weak_steps": result.steps, "weak_test_acc": result.history[-1]["test_acc"],
+    return {"settings": settings.to_dict(), "weak_steps": result.steps, "weak_test_acc": result.history[-1]["test_acc"],
             "explained_variance_top2": float(S[:2].pow(2).sum() / S.pow(2).sum()), "best_frequency": best_k,
             "fourier_r2": best_r2, "plots": ["fig12.png"]}
 
@@ -240,12 +255,11 @@ REPRODUCTIONS: dict[str, Reproduction] = {
               "(weak checkpoints at epochs 100, 500, 800, 900, 1000, 1100, 1500, 2000).",
         criterion="holds when the Spearman rank correlation between the weak model's test accuracy and the "
                   "target's 1/Time Gap over the checkpoints is at least 0.5",
-        quick=["preset=demo", f"preset_overrides={DEMO_PAPER_WEAK + ['target.train.max_steps=5000']!r}"],
+        quick=["preset=demo", f"preset_overrides={json.dumps(DEMO_PAPER_WEAK + ['target.train.max_steps=5000'])}"],
         judge=_judge_fig7,
         table=_fig7_table,
         run=_run_fig7,
-        defaults={"preset": "fig1b-printed", "preset_overrides": [], "checkpoints": [100, 500, 800, 900, 1000, 1100, 1500, 2000],
-                  "device": "auto"},
+        settings=Fig7Settings,
     ),
     "fig15": Reproduction(
         preset=None,
@@ -258,7 +272,7 @@ REPRODUCTIONS: dict[str, Reproduction] = {
         judge=_judge_fig15,
         table=_fig15_table,
         run=_run_fig15,
-        defaults={"preset": "fig1b-printed", "preset_overrides": [], "device": "auto"},
+        settings=PresetSettings,
     ),
     "fig12": Reproduction(
         preset=None,
@@ -271,6 +285,6 @@ REPRODUCTIONS: dict[str, Reproduction] = {
         judge=_judge_fig12,
         table=_fig12_table,
         run=_run_fig12,
-        defaults={"preset": "fig1b-printed", "preset_overrides": [], "device": "cpu"},
+        settings=Fig12Settings,
     ),
 }

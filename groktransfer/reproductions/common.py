@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
+import inspect
+import json
+import typing
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Optional, Union
+from typing import Any, Callable, Optional, Union
+
+from ..config import Config, RunConfig
+from ..presets import load_preset
 
 
 # The CPU-sized transformer used by every quick transformer reproduction: (a∘b) mod 47 on 40%
@@ -41,7 +48,7 @@ QUICK_FNN = [
 # it became, and A, B at the target's learning rate. Their quick versions run the demo made so.
 DEMO_PAPER_WEAK = ["weak.population=1", "weak.max_rounds=1", "weak.if_none_ready=transfer_best",
                    "weak.train.stop_at_test_acc=0.5", "weak.train.eval_every=10", "transfer.ab_lr_scale=1.0"]
-QUICK_PAPER_WEAK = ["preset=demo", f"preset_overrides={DEMO_PAPER_WEAK!r}"]
+QUICK_PAPER_WEAK = ["preset=demo", f"preset_overrides={json.dumps(DEMO_PAPER_WEAK)}"]
 
 
 
@@ -50,8 +57,9 @@ class Reproduction:
     """One of the paper's experiments: its claim, how it is judged, and how it runs.
 
     A reproduction with a ``preset`` runs that preset through the pipeline; one without has a
-    ``run`` of its own, with ``defaults`` that key=value overrides change. Every ``run`` has the
-    signature ``run(settings, out, parallel) -> summary``.
+    ``run`` of its own, with ``settings``: a typed config class (:class:`groktransfer.config.Config`)
+    whose fields key=value overrides change, checked like every other config. Every ``run`` has
+    the signature ``run(settings, out, parallel, executor) -> summary``.
     """
 
     preset: Optional[str]  # a preset run through the pipeline, or None for an experiment of its own (``run``)
@@ -62,8 +70,38 @@ class Reproduction:
     table: Callable[[dict, dict], str]  # (summary, measured) -> markdown
     # (settings, out, parallel, executor) -> summary; parallel and executor go to the sweeps it runs
     run: Optional[Callable[..., dict]] = None
-    defaults: Optional[dict] = None  # the run's settings, which key=value overrides change
-    check: Optional[Callable[[dict], None]] = None  # refuses bad settings before anything is written
+    settings: Optional[type] = None  # the run's settings: a Config class; key=value overrides change its fields
+
+
+@dataclass
+class PresetSettings(Config):
+    """A study of one preset's weak stage and target (Figs. 7, 12, 15)."""
+
+    preset: str = "fig1b-printed"  # the preset studied (the paper's printed Fig. 1(b) settings)
+    preset_overrides: Optional[list[str]] = None  # key=value overrides of the preset (--quick: the demo, made like the paper's)
+    device: str = "auto"
+
+    def preset_config(self, *more: str) -> RunConfig:
+        """The preset with its overrides, then ``more``, on this device (a bad preset or override is refused here)."""
+        return load_preset(self.preset, [*(self.preset_overrides or []), *more, f"device={self.device}"])
+
+
+def settings_class(name: str, fn: Callable, *, skip: tuple[str, ...] = (), **extra: tuple[Any, Any]) -> type:
+    """A Config class whose fields are ``fn``'s parameters (but ``skip``), with their annotations and
+    defaults, and then ``extra`` (field name: (type, default)). The function stays the one place
+    its defaults are written; the class types and checks them like any config."""
+    hints = typing.get_type_hints(fn)
+    fields = [(p.name, hints[p.name], p.default) for p in inspect.signature(fn).parameters.values()
+              if p.name not in skip and p.name not in extra]
+    fields += [(key, tp, default) for key, (tp, default) in extra.items()]
+    return dataclasses.make_dataclass(name, [(key, tp, _default(value)) for key, tp, value in fields], bases=(Config,))
+
+
+def _default(value: Any):
+    """A dataclass field default (a list gets a factory: each instance its own copy)."""
+    if isinstance(value, list):
+        return dataclasses.field(default_factory=lambda: list(value))
+    return dataclasses.field(default=value)
 
 
 def gap_text(value: Optional[int]) -> str:

