@@ -3,7 +3,9 @@
     python scripts/weak_stage_report.py results/compare-p113-add/paper [...]
 
 Reads RESULT/runs/groktransfer/seed*/summary.json and writes RESULT/weak_stage.md: a summary
-table (first, so that the docs can quote it) and one row per seed. Given several results, it
+table (first, so that the docs can quote it) and one row per seed. The summary's "share" is the
+weak stage's median wall-clock over GrokTransfer's median time to 99% test, weak stage included
+("never" when that median is), and beside it the median of the per-seed shares. Given several results, it
 also prints one row per result (a study's table): the weak stage's and the whole run's
 wall-clock to 99% test, weak stage included ("never" counts as slower than any time).
 """
@@ -44,6 +46,22 @@ def study_row(result: Path) -> str:
             f"{'never' if median == float('inf') else f'{median:.1f}'} |")
 
 
+def medians_and_share(result: Path) -> tuple[float, float, float]:
+    """(median weak-stage seconds, median seconds to 99% test weak included (inf: never), median
+    per-seed share of the weak stage in a run that reached 99%, nan if none did)."""
+    weak, total, shares = [], [], []
+    for _, summary in summaries(result):
+        stage, target = summary["stages"].get("weak", {}), summary["stages"].get("target") or {}
+        seconds = stage.get("wall_clock_s") or 0.0
+        weak.append(seconds)
+        if target.get("test_acc_99_step") is not None:
+            total.append(summary["groktransfer"]["wall_clock_s"])
+            shares.append(seconds / total[-1])
+        else:
+            total.append(float("inf"))
+    return statistics.median(weak), statistics.median(total), statistics.median(shares) if shares else float("nan")
+
+
 def report(result: Path) -> str:
     rows = []
     for path, summary in summaries(result):
@@ -65,13 +83,16 @@ def report(result: Path) -> str:
     ready = sum(r["ready"] for r in rows)
     reached = sum(r["target_99"] is not None for r in rows)
     lines = ["| weak stage ready | rounds (median) | candidates judged ready | weak stage wall-clock s (median [min–max]) "
-             "| weak FLOPs per run (median) | target reached 99% |", "|---|---|---|---|---|---|"]
+             "| weak FLOPs per run (median) | target reached 99% | weak share of the median time to 99% (per-seed median) |",
+             "|---|---|---|---|---|---|---|"]
+    weak_median, total_median, seed_share = medians_and_share(result)
+    share = "never" if total_median == float("inf") else f"{weak_median / total_median:.0%}"
     clocks = [r["weak_wall_clock_s"] for r in rows if r["weak_wall_clock_s"] is not None]
     flops = [r["weak_flops"] for r in rows if r["weak_flops"] is not None]
     lines.append(f"| {ready}/{n} | {statistics.median(r['rounds'] or 0 for r in rows):g} | "
                  f"{sum(r['judged_ready'] for r in rows)}/{sum(r['judged'] for r in rows)} | "
                  f"{statistics.median(clocks):.1f} [{min(clocks):.1f}–{max(clocks):.1f}] | {statistics.median(flops):.2g} | "
-                 f"{reached}/{n} |")
+                 f"{reached}/{n} | {share} ({seed_share:.0%}) |")
     lines += ["", "| seed | ready | rounds | candidates | transferred (seed, lr) | its steps | its test acc | "
                   "weak wall-clock s | target: 99% test |", "|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
