@@ -30,25 +30,10 @@ def summaries(result: Path) -> list[tuple[Path, dict]]:
     return [(path, json.loads(path.read_text(encoding="utf-8"))) for path in files]
 
 
-def study_row(result: Path) -> str:
-    """One line of a study's table: weak stage and whole run to 99% test, medians over seeds."""
-    weak, total, reached = [], [], 0
-    for _, summary in summaries(result):
-        stage, target = summary["stages"].get("weak", {}), summary["stages"].get("target") or {}
-        weak.append(stage.get("wall_clock_s") or 0.0)
-        if target.get("test_acc_99_step") is not None:
-            reached += 1
-            total.append(summary["groktransfer"]["wall_clock_s"])
-        else:
-            total.append(float("inf"))
-    median = statistics.median(total)  # a "never" among the middle two makes it never
-    return (f"| {result.name} | {statistics.median(weak):.1f} [{min(weak):.1f}–{max(weak):.1f}] | {reached}/{len(total)} | "
-            f"{'never' if median == float('inf') else f'{median:.1f}'} |")
-
-
 def medians_and_share(result: Path) -> tuple[float, float, float]:
-    """(median weak-stage seconds, median seconds to 99% test weak included (inf: never), median
-    per-seed share of the weak stage in a run that reached 99%, nan if none did)."""
+    """(median weak-stage seconds, median seconds to 99% test weak included (inf: never; a "never"
+    among the middle two makes the median never), median per-seed share of the weak stage in a
+    run that reached 99%, nan if none did)."""
     weak, total, shares = [], [], []
     for _, summary in summaries(result):
         stage, target = summary["stages"].get("weak", {}), summary["stages"].get("target") or {}
@@ -60,6 +45,17 @@ def medians_and_share(result: Path) -> tuple[float, float, float]:
         else:
             total.append(float("inf"))
     return statistics.median(weak), statistics.median(total), statistics.median(shares) if shares else float("nan")
+
+
+def study_row(result: Path) -> str:
+    """One line of a study's table: weak stage and whole run to 99% test, medians over seeds."""
+    weak, total, reached = [], [], 0
+    for _, summary in summaries(result):
+        weak.append(summary["stages"].get("weak", {}).get("wall_clock_s") or 0.0)
+        reached += (summary["stages"].get("target") or {}).get("test_acc_99_step") is not None
+    weak_median, total_median, _ = medians_and_share(result)
+    return (f"| {result.name} | {weak_median:.1f} [{min(weak):.1f}–{max(weak):.1f}] | {reached}/{len(weak)} | "
+            f"{'never' if total_median == float('inf') else f'{total_median:.1f}'} |")
 
 
 def report(result: Path) -> str:
