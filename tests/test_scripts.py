@@ -28,10 +28,13 @@ def test_gpu_benchmarks_dry_run_writes_every_part(tmp_path):
 
 def test_gpu_transformer_claims_dry_run_writes_every_claim(tmp_path):
     log = dry_run("benchmarks/gpu_transformers.sh", tmp_path)
-    for name in ("table1", "fig8b", "fig16"):
+    for name in ("table1", "fig8b", "fig16", "fig13"):
         claim = json.loads((tmp_path / name / "claim.json").read_text())
         assert claim["size"] == "quick" and isinstance(claim["holds"], bool), name
-    assert log.count(": exit 0 after") == 3, log
+    # fig13 is a scratch-only reproduction: the dry run's caps must not add a weak stage to it
+    stages = json.loads((tmp_path / "fig13" / "run" / "summary.json").read_text())["stages"]
+    assert list(stages) == ["scratch"], stages
+    assert log.count(": exit 0 after") == 4, log
 
 
 def test_paper_scale_study_smoke_writes_its_table(tmp_path):
