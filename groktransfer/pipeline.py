@@ -318,7 +318,8 @@ class RunRecorder:
 
     ``open`` makes a fresh directory or replays a checkpoint's; ``one_run_io`` is what a stage
     trained as one run hands the engine (checkpoints, the state to resume from, its rows);
-    ``end_stage`` records a finished stage; ``close`` releases the directory's lock and the trackers.
+    ``end_stage`` records a finished stage; ``write_batch_run`` writes a run that trained in a
+    batch (``run_many``); ``close`` releases the directory's lock and the trackers.
     """
 
     def __init__(self, config: RunConfig, run_dir: Optional[RunDirectory], summary: dict, done: list[str],
@@ -392,6 +393,20 @@ class RunRecorder:
             stop_requested=lambda: stop_flag["stop"],
         )
         return {"resume": resume, "checkpointer": checkpointer, "on_eval": lambda _, row: self.row(name, row)}
+
+    def write_batch_run(self, histories: dict[str, list[dict]], outcome: Optional[WeakOutcome], plots: bool) -> None:
+        """A run trained in a batch writes everything at once, once the batch has trained (its
+        directory was made and locked before): config.yaml, its evaluations (and its trackers,
+        started here, when the run has them all), its weak embedding, then summary.json and plots."""
+        self.run_dir.write_config_yaml(dump_yaml(self.config))
+        if self.config.trackers:
+            self._start_trackers()
+        for stage, rows in histories.items():
+            for row in rows:
+                self.row(stage, row)
+        if outcome is not None:
+            save_weak_outcome(self.run_dir.path, outcome, self.config)
+        finish_run(self.run_dir, self.summary, self.config, plots)
 
     def end_stage(self, name: str, history: list[dict]) -> None:
         self.done.append(name)

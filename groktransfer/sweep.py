@@ -41,28 +41,25 @@ from typing import Callable, Optional, Union
 import torch
 import yaml
 
-from .config import ConfigError, RunConfig, StageConfig, dump_yaml, run_config_from_dict
+from .config import ConfigError, RunConfig, StageConfig, run_config_from_dict
 from .executors import ExecutorConfig, Task, executor_config, run_tasks
 from .methods import describe_methods, loss_function
 from .engine import RunSpec, train_many
 from .pipeline import (
     CHECKPOINT_FILE,
+    RunRecorder,
     WeakStageError,
     _stop_on_signals,
     build_model,
-    finish_run,
     new_summary,
     prepare,
-    record_row,
     resume_experiment,
     run_experiment,
-    save_weak_outcome,
     stage_loop,
 )
 from .records import RunDirectory, read_summary
 from .tasks import ModularTask, build_task
 from .training import _measure_flops, resolve_device
-from .tracking import Trackers
 from .weak_stage import train_weak_stages
 
 CPU_BATCH_MAX_FLOPS = 2e7  # one run's training-step FLOPs below which batching beat one-at-a-time on 2 CPU cores
@@ -342,16 +339,17 @@ def _run_together(jobs: list[tuple[RunConfig, Path]], per_stage: dict[str, int],
     outcomes: list = [None] * len(configs)  # each run's weak stage (every candidate; the chosen one)
     # Every run directory is made and locked before the batch trains, and held until its records
     # are written: a second sweep on the same --out is refused instead of training the batch again.
-    run_dirs: list[RunDirectory] = []
+    recorders: list[RunRecorder] = []
     try:
-        for _, out in jobs:
-            run_dirs.append(RunDirectory(out, overwrite=True))
+        for (config, out), summary in zip(jobs, summaries):
+            recorders.append(RunRecorder(config, RunDirectory(out, overwrite=True), summary, done=[], histories={},
+                                         resume_state=None, log=lambda message: None))
         _train_together(configs, tasks, weak_files, summaries, histories, outcomes, per_stage, progress)
-        for i, (config, _) in enumerate(jobs):
-            _write_run(run_dirs[i], config, summaries[i], histories[i], outcomes[i], plots)
+        for recorder, history, outcome in zip(recorders, histories, outcomes):
+            recorder.write_batch_run(history, outcome, plots)
     finally:
-        for run_dir in run_dirs:
-            run_dir.close()
+        for recorder in recorders:
+            recorder.close()
     return summaries
 
 
@@ -413,24 +411,6 @@ def _train_together(configs, tasks, weak_files, summaries, histories, outcomes, 
 
     stage_loop(configs, tasks, summaries, weak_files, train_weak=train_weak, train_stage=train_stage,
                on_weak_outcome=keep_weak_outcome)
-
-
-def _write_run(run_dir: RunDirectory, config: RunConfig, summary: dict, histories: dict, outcome, plots: bool) -> None:
-    """A batch run's records, written into its (locked) directory once the batch has trained."""
-    trackers = None
-    try:
-        run_dir.write_config_yaml(dump_yaml(config))
-        if config.trackers:  # a batch writes its runs' trackers once it has them all
-            trackers = Trackers(config.trackers, run_dir.path, config.name, config.to_dict())
-        for stage, rows in histories.items():
-            for row in rows:
-                record_row(run_dir, trackers, stage, row)
-        if outcome is not None:
-            save_weak_outcome(run_dir.path, outcome, config)
-        finish_run(run_dir, summary, config, plots)
-    finally:
-        if trackers is not None:
-            trackers.close()
 
 
 def _train_splitting_on_oom(specs: list[RunSpec], stop_requested, progress: bool) -> list[tuple]:
