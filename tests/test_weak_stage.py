@@ -190,7 +190,7 @@ def test_a_weak_embedding_file_is_judged_by_the_default_rule(tmp_path):
     data["transfer"]["weak_embedding_file"] = str(tmp_path / "w.safetensors")
     with pytest.warns(WeakModelWarning, match="not ready by the default rule"):
         summary = run_experiment(from_dict(RunConfig, data), plots=False)
-    assert summary["weak_file"]["ready"] is False and "test accuracy 0.050 < 0.85" in summary["weak_file"]["reasons"]
+    assert summary["weak_file"]["ready"] is False and "test accuracy 0.050 < 0.7" in summary["weak_file"]["reasons"]
     assert summary["stages"]["target"]["steps"] == 60
 
 
