@@ -144,37 +144,46 @@ def _stop_on_signals():
             signal.signal(sig, old)
 
 
+def stage_bytes(name: str, stage: StageConfig, task) -> float:
+    """One run's estimated memory for a stage, from its config alone (no model is built): the
+    parameters with their gradient and AdamW moments (and a GrokFast filter's history), times a
+    weak population's candidates, and the activations of an evaluation on the larger of the two
+    sets, forward and backward. The one estimate behind both the refusal below and a sweep's
+    choice of how many runs to batch (``sweep.run_many``)."""
+    rows = max(task.x_train.shape[0], task.x_test.shape[0])
+    m = stage.model
+    params = parameter_count(m, task.vocab_size, task.n_classes, task.n_inputs)
+    element = 8 if stage.train.dtype == "float64" else 4
+    gf = stage.methods.grokfast
+    copies = 4 + (0 if gf is None else (1 if gf.filter == "ema" else gf.window + 1))
+    if m.transformer is not None:
+        t = m.transformer
+        inner = t.n_heads * (t.d_head if t.d_head is not None else max(1, m.embed_dim // t.n_heads))
+        n_ctx = 4 if t.input_format == "equation" else task.n_inputs
+        per_row = n_ctx * (8 * m.embed_dim + 2 * t.d_mlp + 3 * inner + t.n_heads * n_ctx) + task.n_classes
+    else:
+        per_row = task.n_inputs * m.embed_dim + m.depth * m.width + task.n_classes
+    runs = stage.population if name == "weak" else 1
+    return float(runs * (params * copies + 3 * rows * per_row) * element)
+
+
 def check_fits_in_memory(config: RunConfig, task, device: torch.device) -> None:
     """Refuse a config whose training would not fit in this machine's memory (the GPU's on CUDA),
-    estimated from the config alone before any model is built: parameters with their gradient
-    and AdamW moments (and a GrokFast filter's history), a weak population's candidates, and the
-    activations of an evaluation on the larger of the two sets, forward and backward."""
+    estimated by :func:`stage_bytes` before any model is built."""
     if device.type == "cuda":
         have = torch.cuda.get_device_properties(device).total_memory
     else:
         have = machine_memory_bytes()
     if have is None:  # pragma: no cover - the OS does not say
         return
-    rows = max(task.x_train.shape[0], task.x_test.shape[0])
     for name in ("weak", "target", "scratch"):
         stage = getattr(config, name)
         if stage is None:
             continue
-        m = stage.model
-        params = parameter_count(m, task.vocab_size, task.n_classes, task.n_inputs)
-        element = 8 if stage.train.dtype == "float64" else 4
-        gf = stage.methods.grokfast
-        copies = 4 + (0 if gf is None else (1 if gf.filter == "ema" else gf.window + 1))
-        if m.transformer is not None:
-            t = m.transformer
-            inner = t.n_heads * (t.d_head if t.d_head is not None else max(1, m.embed_dim // t.n_heads))
-            n_ctx = 4 if t.input_format == "equation" else task.n_inputs
-            per_row = n_ctx * (8 * m.embed_dim + 2 * t.d_mlp + 3 * inner + t.n_heads * n_ctx) + task.n_classes
-        else:
-            per_row = task.n_inputs * m.embed_dim + m.depth * m.width + task.n_classes
-        runs = stage.population if name == "weak" else 1
-        needed = runs * (params * copies + 3 * rows * per_row) * element
+        needed = stage_bytes(name, stage, task)
         if needed > have:
+            params = parameter_count(stage.model, task.vocab_size, task.n_classes, task.n_inputs)
+            runs = stage.population if name == "weak" else 1
             raise ConfigError(f"{name}.model: needs ~{needed / 1e9:.0f} GB to train ({params:,} parameters"
                               f"{f' × {runs} candidates' if runs > 1 else ''}); this {device.type} has "
                               f"{have / 1e9:.0f} GB")

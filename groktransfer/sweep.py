@@ -55,6 +55,7 @@ from .pipeline import (
     prepare,
     resume_experiment,
     run_experiment,
+    stage_bytes,
     stage_loop,
 )
 from .records import RunDirectory, read_summary
@@ -185,25 +186,15 @@ def choose_parallel(
 
 
 def _stage_cost(config: RunConfig, stage: str, task: ModularTask) -> tuple[float, float]:
-    """One run of ``stage``: (training-step FLOPs, estimated bytes on the device)."""
+    """One run of ``stage``: (training-step FLOPs, measured on the built model; estimated bytes
+    on the device, the same estimate that refuses a run too large for the machine)."""
     stage_config: StageConfig = getattr(config, stage)
-    # The target's A·B embedding is left out of the estimate: forming A·B costs little next to the rest.
+    # The target's A·B embedding is left out of the FLOPs: forming A·B costs little next to the rest.
     model = build_model(stage_config, task, 0)
     batch = stage_config.train.batch_size
     x, y = (task.x_train, task.y_train) if batch is None else (task.x_train[:batch], task.y_train[:batch])
-    loss = loss_function(stage_config.methods)
-    step_flops, _ = _measure_flops(model, loss, x, y, [])
-    n_params = sum(p.numel() for p in model.parameters())
-    element = 8 if stage_config.train.dtype == "float64" else 4
-    gf = stage_config.methods.grokfast
-    filter_copies = 0 if gf is None else (1 if gf.filter == "ema" else gf.window + 1)
-    # parameters, gradients, two AdamW moments, filter history; activations: the evaluation's
-    # logits and hidden layers on the larger of the two sets, forward and backward.
-    param_bytes = n_params * element * (4 + filter_copies)
-    rows = max(task.x_train.shape[0], task.x_test.shape[0])
-    hidden = sum(m.out_features for m in model.modules() if isinstance(m, torch.nn.Linear))
-    activation_bytes = 3 * rows * (hidden + task.n_classes) * element
-    return float(step_flops), float(param_bytes + activation_bytes)
+    step_flops, _ = _measure_flops(model, loss_function(stage_config.methods), x, y, [])
+    return float(step_flops), stage_bytes(stage, stage_config, task)
 
 
 def _parallel_per_stage(configs: list[RunConfig], parallel: Union[int, str]) -> dict[str, int]:
