@@ -410,9 +410,10 @@ class ReadinessConfig(Config):
     min_effective_rank_fraction: Optional[float] = None  # general: effective rank of E_W / d_W
     max_fourier_top1_share: Optional[float] = 0.8  # modular tasks: the largest Fourier frequency's energy share
     # mul/div: the energy share of the odd frequencies of the multiplicative characters, the
-    # only ones that tell a from -a. 0.18 (was 0.3): in every study most embeddings at <= 0.17
-    # failed and most at >= 0.19 worked
-    min_fourier_odd_share: Optional[float] = 0.18
+    # only ones that tell a from -a. 0.3, not 0.18: embeddings at 0.21-0.27 started targets that
+    # reached 99% on 9 of 13 target seeds (readiness-validate and the narrow comparison's seed 19),
+    # and a target that fails costs its whole budget where a refusal costs one fresh round
+    min_fourier_odd_share: Optional[float] = 0.3
 
     def check(self) -> None:
         for name in ("min_test_acc", "min_effective_rank_fraction", "max_fourier_top1_share",
