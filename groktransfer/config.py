@@ -442,9 +442,9 @@ class WeakTrainConfig(TrainConfig):
     weight_decay: float = 1.0
     # a candidate not ready by then gives way to a fresh one (WeakStageConfig.max_rounds). 500 (was
     # 1,000): with the readiness rule's 70% test a candidate is usually ready by then, and on the
-    # narrow target (seeds 2000-2009) 500-step rounds cut the weak FLOPs by a quarter (addition)
-    # to a third (multiplication) with as many targets at 99% (9/10 and 10/10, against 9/10 and
-    # 9/10; results/weak-round-study/)
+    # narrow target (seeds 2000-2009) 500-step rounds cut the median weak FLOPs by 23% (addition)
+    # and 38% (multiplication) with as many targets at 99% (9/10 and 10/10, against 9/10 and
+    # 9/10; results/weak-round-study/); checked on seeds 10-19 and 4300-4309 (docs/results.md)
     max_steps: int = 500
     stop_at_test_acc: Optional[float] = 0.95  # a candidate stops here (with stop_when_ready: at its first ready evaluation)
     # no dense phase (it was every step up to 100): no weak model is near 95% test that early
