@@ -37,6 +37,7 @@ flushed, so it holds every evaluation made before a crash.
 from __future__ import annotations
 
 import csv
+import fnmatch
 import io
 import json
 import os
@@ -165,10 +166,45 @@ def _only_our_folders(path: Path) -> bool:
                and (entry / OWNER_FILE).is_file() for entry in path.iterdir())
 
 
+# The names groktransfer writes inside its output directories (a run, `run --seeds`, a
+# reproduction, and what a comparison or tuning writes, should one be pointed at), matched with
+# fnmatch at any depth. --overwrite deletes a marked directory only when every file in it, at
+# every depth, has one of these names: a file of any other name is a user's, and the directory is
+# left whole. Folders are descended into, whatever their name (seed<S>/, runs/<arm>/, run/, weak/).
+OUTPUT_FILE_NAMES = (
+    ".groktransfer", ".lock", "*.tmp", "*.replay",  # the marker, the lock, an interrupted atomic write, a resume's CSVs
+    "config.yaml", "metrics.csv", "diagnostics.csv", "summary.json", "accuracy.png", "loss.png",  # a run
+    "weak_embedding.safetensors", "checkpoint.safetensors", "mlflow_run_id",
+    "seeds.md",  # run --seeds
+    "claim.json", "table.md", "all.md", "all.json", "fig*.png", "xor.png", "step*.safetensors",  # reproduce
+    "compare.json", "runs.csv", "test_accuracy.png", "time_to_99.png", "tune.json", "trials.csv", "best.yaml",
+)
+# Folders a tracker library writes into at groktransfer's request (names chosen by the library):
+# taken whole.
+TRACKER_FOLDERS = ("tensorboard", "wandb", "mlruns")
+
+
+def foreign_entries(path: Union[str, Path]) -> list[Path]:
+    """The entries under ``path`` that groktransfer does not write: files (and links) whose name is
+    none of OUTPUT_FILE_NAMES, at any depth, tracker folders aside; sorted."""
+    foreign = []
+    for entry in sorted(Path(path).iterdir()):
+        if entry.is_symlink() or not (entry.is_dir() or entry.is_file()):
+            foreign.append(entry)  # groktransfer makes neither links nor special files
+        elif entry.is_dir():
+            if entry.name not in TRACKER_FOLDERS:
+                foreign += foreign_entries(entry)
+        elif not any(fnmatch.fnmatchcase(entry.name, pattern) for pattern in OUTPUT_FILE_NAMES):
+            foreign.append(entry)
+    return foreign
+
+
 def remove_owned(path: Union[str, Path]) -> None:
     """Delete the output directory ``path`` for --overwrite: only a directory groktransfer made (its
-    OWNER_FILE is there), never the working directory or one above it, and only under its lock
-    (a directory another process is writing is refused). Call it after every other check."""
+    OWNER_FILE is there) and only when every file in it has a name groktransfer writes
+    (:func:`foreign_entries`: a user's notes or data in it keep all of it), never the working
+    directory or one above it, and only under its lock (a directory another process is writing
+    is refused). Call it after every other check."""
     path = Path(path)
     if not path.is_dir() or not any(path.iterdir()):
         return
@@ -187,6 +223,11 @@ def remove_owned(path: Union[str, Path]) -> None:
         for inner in sorted(path.rglob(LOCK_FILE)):
             if inner.parent != path:
                 locks.append(_lock(inner.parent))
+        foreign = foreign_entries(path)
+        if foreign:
+            names = ", ".join(str(p.relative_to(path)) for p in foreign[:3]) + (", ..." if len(foreign) > 3 else "")
+            raise ConfigError(f"--out {str(path)!r}: holds {len(foreign)} file(s) groktransfer did not write ({names}); "
+                              "--overwrite will not delete them: move them out, or choose another --out")
         for entry in path.iterdir():
             if entry.name == LOCK_FILE:
                 continue

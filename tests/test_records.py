@@ -64,6 +64,57 @@ def test_overwrite_never_deletes_a_folder_groktransfer_did_not_write(tmp_path, c
     assert sorted(p.name for p in out.iterdir()) == ["thesis.tex"]
 
 
+@pytest.mark.parametrize("command,where", [
+    (["run", "--preset", "demo", "task.p=11", "weak.train.max_steps=2", "target.train.max_steps=2",
+      "scratch.train.max_steps=2", "weak.if_none_ready=transfer_best", "--no-progress"], "notes.txt"),
+    (["run", "--preset", "demo", "task.p=11", "weak.train.max_steps=2", "target.train.max_steps=2",
+      "scratch.train.max_steps=2", "weak.if_none_ready=transfer_best", "--seeds", "2", "--no-progress"],
+     "seed1/analysis.ipynb"),
+    (["reproduce", "fig1b", "--quick", "task.p=11", "weak.train.max_steps=2", "weak.max_rounds=1",
+      "weak.if_none_ready=transfer_best", "target.train.max_steps=2", "scratch.train.max_steps=2", "--no-progress"],
+     "run/README.md"),
+])
+def test_overwrite_keeps_a_groktransfer_folder_that_holds_a_users_file(tmp_path, command, where, capsys):
+    """A user's file put into a directory groktransfer wrote (its top or a run inside it) is not
+    groktransfer's to delete: --overwrite refuses with one line, exit code 2, and every file,
+    the package's and the user's, stays as it was; without the file, the same command replaces it."""
+    from groktransfer.cli import main
+
+    out = tmp_path / "out"
+    assert main(command + ["--out", str(out)]) == 0
+    capsys.readouterr()
+    (out / where).write_text("the user's own")
+    before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file() and p.name != ".lock"}
+    assert main(command + ["--out", str(out), "--overwrite"]) == 2
+    err = capsys.readouterr().err
+    assert "groktransfer did not write" in err and where in err and len(err.strip().splitlines()) == 1
+    assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file() and p.name != ".lock"} == before
+    (out / where).unlink()
+    assert main(command + ["--out", str(out), "--overwrite"]) == 0
+    assert (out / ".groktransfer").is_file()
+
+
+def test_overwrite_judges_files_by_name_at_every_depth(tmp_path):
+    from groktransfer.records import claim_dir, foreign_entries, remove_owned
+
+    out = claim_dir(tmp_path / "ours")
+    for name in ("summary.json", "seed3/metrics.csv", "seed3/tensorboard/target/events.out.tfevents.1.host",
+                 "runs/one-hot/accuracy.png", "weak/step000100.safetensors", "fig7.png", "config.yaml.tmp"):
+        (out / name).parent.mkdir(parents=True, exist_ok=True)
+        (out / name).write_text("written by groktransfer")
+    assert foreign_entries(out) == []
+    (out / "runs" / "one-hot" / "data.npy").write_text("a user's data")
+    (out / "link").symlink_to(tmp_path)
+    assert [str(p.relative_to(out)) for p in foreign_entries(out)] == ["link", "runs/one-hot/data.npy"]
+    with pytest.raises(ConfigError, match=r"holds 2 file\(s\) groktransfer did not write \(link, runs/one-hot/data.npy\)"):
+        remove_owned(out)
+    assert (out / "runs" / "one-hot" / "data.npy").is_file() and (out / "summary.json").is_file()
+    (out / "link").unlink()
+    (out / "runs" / "one-hot" / "data.npy").unlink()
+    remove_owned(out)
+    assert list(out.iterdir()) == []
+
+
 def test_overwrite_refuses_the_working_directory(tmp_path, monkeypatch, capsys):
     from groktransfer.cli import main
 
