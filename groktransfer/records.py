@@ -223,7 +223,11 @@ def remove_owned(path: Union[str, Path]) -> None:
         for inner in sorted(path.rglob(LOCK_FILE)):
             if inner.parent != path:
                 locks.append(_lock(inner.parent))
-        foreign = foreign_entries(path)
+        try:
+            foreign = foreign_entries(path)
+        except OSError as err:  # a folder inside that this process may not read: its files are unknown
+            raise ConfigError(f"--out {str(path)!r}: cannot read {str(err.filename)!r} ({err.strerror or err}); "
+                              "--overwrite will not delete what it cannot see") from None
         if foreign:
             names = ", ".join(str(p.relative_to(path)) for p in foreign[:3]) + (", ..." if len(foreign) > 3 else "")
             raise ConfigError(f"--out {str(path)!r}: holds {len(foreign)} file(s) groktransfer did not write ({names}); "

@@ -268,3 +268,26 @@ def test_a_sweep_never_replaces_a_users_files_in_its_out_folder(tmp_path, monkey
         assert main(command + ["--out", str(other)] + tiny) == 2
         assert "holds files groktransfer did not write" in capsys.readouterr().err
         assert sorted(p.relative_to(other) for p in other.rglob("*")) == before
+
+
+def test_overwrite_refuses_a_folder_it_cannot_read_inside(tmp_path, monkeypatch):
+    """A folder inside that this process may not list could hold anything: nothing is deleted."""
+    import pathlib
+
+    from groktransfer.records import claim_dir, remove_owned
+
+    out = claim_dir(tmp_path / "ours")
+    (out / "summary.json").write_text("{}")
+    (out / "seed0").mkdir()
+    listing = pathlib.Path.iterdir
+
+    def unreadable(self):
+        if self.name == "seed0":
+            raise PermissionError(13, "Permission denied", str(self))
+        return listing(self)
+
+    monkeypatch.setattr(pathlib.Path, "iterdir", unreadable)
+    with pytest.raises(ConfigError, match="cannot read .*seed0.* will not delete what it cannot see"):
+        remove_owned(out)
+    monkeypatch.undo()
+    assert (out / "summary.json").is_file() and (out / "seed0").is_dir()
