@@ -73,6 +73,7 @@ from .training import (
     accuracy,
     _measure_flops,
     check_model_fits_task,
+    check_history,
     check_train_state,
     cpu_flush_denormal,
     epoch_order,
@@ -404,16 +405,20 @@ def train_many(
     pass, may end run i with the status it returns; ``load()`` first copies run i's current
     weights into its model.
 
+    ``checkpointer`` / ``resume`` (see ``train``) work for any batch: a batch's state holds its
+    live runs' stacked weights, AdamW moments and method state and each finished run's result
+    and final weights, and ``resume`` takes it back only for the same runs (``specs`` built as
+    before, in the same order), which then go on bit for bit as if never interrupted.
+
     A batch of one run also takes what only a model of its own allows: ``loss_fn`` (instead of
     the spec's ``methods.loss``), ``hooks`` (method objects bound to the model, run after the
-    spec's methods), ``events`` (step -> a function that edits the model), ``diagnostics``
+    spec's methods), ``events`` (step -> a function that edits the model) and ``diagnostics``
     (a callable ``(model, train_logits, train_labels) -> dict``; ``False`` for none; None
-    follows ``train.diagnostics``), and ``checkpointer`` / ``resume`` (see ``train``).
+    follows ``train.diagnostics``).
     """
     if not specs:
         return []
-    one_run_only = {"hooks": bool(hooks), "events": bool(events), "diagnostics": callable(diagnostics),
-                    "checkpointer": checkpointer is not None, "resume": resume is not None}
+    one_run_only = {"hooks": bool(hooks), "events": bool(events), "diagnostics": callable(diagnostics)}
     if len(specs) > 1 and any(one_run_only.values()):
         names = ", ".join(name for name, given in one_run_only.items() if given)
         raise ConfigError(f"train_many: {names} act on one model; give them with a single run")
@@ -508,14 +513,19 @@ def _train_many(specs, device, on_eval, stop_requested, progress, on_finish, sto
     hits = [0] * len(specs)
     results: list[Optional[TrainResult]] = [None] * len(specs)
     next_eval, step, elapsed_before = 0, 0, 0.0
-    if resume is not None:
+    if resume is not None and direct:
         step, next_eval, hits[0], elapsed_before = _restore(resume, batch, hooks, events, device, dtype, n_train)
         histories[0] = list(resume["history"])
+    elif resume is not None:
+        step, next_eval, elapsed_before = _restore_batch(resume, batch, specs, hits, histories, results, device, dtype,
+                                                         n_train)
     bar = Progress(config.max_steps, first.stage if direct else f"{first.stage} ×{len(specs)}", enabled=progress)
     start = time.perf_counter() - elapsed_before
 
     def state() -> dict:
-        """A run of one's whole training state: what ``resume`` takes."""
+        """The whole training state: what ``resume`` takes (a run of one's, or a batch's)."""
+        if not direct:
+            return _batch_state(batch, specs, step, next_eval, hits, histories, results, time.perf_counter() - start)
         return {
             "step": step, "next_eval": next_eval, "hits": hits[0], "elapsed_s": time.perf_counter() - start,
             "history": histories[0], "model": first.model.state_dict(), "optimizer": batch.optimizer_state(),
@@ -697,6 +707,83 @@ def _restore(resume: dict, batch: _Batch, hooks: Sequence, events: dict, device,
     batch.order = None if resume["order"] is None else resume["order"].to(device).unsqueeze(0)
     batch.cursor = resume["cursor"]
     return resume["step"], resume["next_eval"], resume["hits"], resume["elapsed_s"]
+
+
+BATCH_STATE_KEYS = ("runs", "index", "hits", "histories", "params", "buffers", "optimizer", "methods",
+                    "first_bad_step", "generators", "order", "cursor", "finished")
+
+
+def _batch_state(batch: _Batch, specs, step: int, next_eval: int, hits: list, histories: list, results: list,
+                 elapsed: float) -> dict:
+    """A stacked batch's whole training state: its live runs' stacked weights, AdamW moments,
+    method state, generators and counters, and each finished run's result and final weights."""
+    return {
+        "step": step, "next_eval": next_eval, "elapsed_s": elapsed, "runs": len(specs), "index": list(batch.index),
+        "hits": list(hits), "histories": [list(h) for h in histories],
+        "params": {n: p.detach() for n, p in batch.params.items()}, "buffers": dict(batch.buffers),
+        "optimizer": {"exp_avg": dict(batch.exp_avg), "exp_avg_sq": dict(batch.exp_avg_sq),
+                      "updates": dict(batch.updates)},
+        "methods": [method.state_dict() for method in batch.methods],
+        "first_bad_step": batch.first_bad_step, "generators": [g.get_state() for g in batch.generators],
+        "order": batch.order, "cursor": batch.cursor,
+        "finished": [None if r is None else {"status": r.status, "steps": r.steps, "diverged_step": r.diverged_step,
+                                             "wall_clock_s": r.wall_clock_s, "flops": r.flops,
+                                             "flops_per_step": r.flops_per_step, "n_params": r.n_params,
+                                             "compiled": r.compiled, "model": specs[i].model.state_dict()}
+                     for i, r in enumerate(results)],
+    }
+
+
+def _restore_batch(resume: dict, batch: _Batch, specs, hits: list, histories: list, results: list, device, dtype,
+                   n_train: int) -> tuple[int, int, float]:
+    """Put a stacked batch's state (:func:`_batch_state`) back: the same runs at the same positions,
+    so that the batch goes on with the very arithmetic it would have done uninterrupted."""
+    try:
+        missing = [key for key in BATCH_STATE_KEYS if key not in resume]
+        if missing:
+            raise ValueError(f"not a batch's state (no {', '.join(missing)})")
+        if resume["runs"] != len(specs):
+            raise ValueError(f"a batch of {resume['runs']} runs, not {len(specs)}")
+        live = [int(i) for i in resume["index"]]
+        if not live or live != sorted(set(live)) or live[-1] >= len(specs):
+            raise ValueError(f"index: got {live!r}")
+        if len(live) < len(specs):
+            batch.select(live)
+        for name in batch.params:
+            saved = resume["params"][name].to(device=device, dtype=batch.params[name].dtype)
+            if saved.shape != batch.params[name].shape:
+                raise ValueError(f"{name}: shape {tuple(saved.shape)}, the batch's is {tuple(batch.params[name].shape)}")
+            batch.params[name] = saved.requires_grad_(batch.params[name].requires_grad)
+        for name in batch.buffers:
+            batch.buffers[name] = resume["buffers"][name].to(device)
+        optimizer = resume["optimizer"]
+        batch.exp_avg = {n: t.to(device=device, dtype=dtype) for n, t in optimizer["exp_avg"].items()}
+        batch.exp_avg_sq = {n: t.to(device=device, dtype=dtype) for n, t in optimizer["exp_avg_sq"].items()}
+        batch.updates = {n: int(c) for n, c in optimizer["updates"].items()}
+        if len(resume["methods"]) != len(batch.methods):
+            raise ValueError(f"{len(resume['methods'])} method states for {len(batch.methods)} methods")
+        for method, state in zip(batch.methods, resume["methods"]):
+            method.load_state_dict(state, device)
+        for generator, state in zip(batch.generators, resume["generators"], strict=True):
+            generator.set_state(state)
+        batch.first_bad_step = resume["first_bad_step"].to(device).long().reshape(len(live))
+        batch.order = None if resume["order"] is None else resume["order"].to(device)
+        batch.cursor = int(resume["cursor"])
+        if not 0 <= batch.cursor <= n_train:
+            raise ValueError(f"cursor: got {batch.cursor}")
+        for run in range(len(specs)):
+            check_history(resume["histories"][run])
+            histories[run] = list(resume["histories"][run])
+            hits[run] = int(resume["hits"][run])
+            done = resume["finished"][run]
+            if done is not None:
+                specs[run].model.load_state_dict(done.pop("model"))
+                results[run] = TrainResult(stage=specs[run].stage, history=histories[run], **done)
+    except (KeyError, IndexError, RuntimeError, TypeError, ValueError, AttributeError) as err:
+        text = str(err).strip()
+        detail = " ".join(text.split()) if text else type(err).__name__
+        raise CheckpointMismatch(f"its state does not fit the batch ({detail[:300]})") from None
+    return int(resume["step"]), int(resume["next_eval"]), float(resume["elapsed_s"])
 
 
 def _minibatch(batch: _Batch, size: int, n_train: int, device: torch.device):

@@ -170,3 +170,59 @@ def test_a_and_b_at_a_fraction_of_the_learning_rate_batched_and_alone():
     mixed = [make_spec(0, 0, 1e-2, METHODS["plain"], factorized=True, lr_scale=s) for s in (1.0, 0.2)]
     with pytest.raises(ConfigError, match="learning-rate scales"):
         train_many(mixed)
+
+
+@pytest.mark.parametrize("method", ["plain", "grokfast-ema", "grokfast-ma", "omnigrok", "orthograd"])
+@pytest.mark.parametrize("when", ["early", "after-a-run-finished"])
+def test_an_interrupted_batch_resumes_to_the_same_bits(tmp_path, method, when):
+    """A batch stopped early, or just after its first run finished and left it,
+    saved to a checkpoint file, read back and continued from freshly built models, ends with the
+    very results and weights of the same batch never interrupted: histories, statuses, every bit."""
+    from groktransfer.checkpoint import load_checkpoint, save_checkpoint
+    from groktransfer.training import Checkpointer, RunInterrupted
+
+    def specs():
+        made = [make_spec(0, 0, 1e-3, METHODS[method], dtype="float32", stop=0.9, steps=160, batch_size=40),
+                make_spec(1, 0, 5e-2, METHODS[method], dtype="float32", stop=0.9, steps=160, batch_size=40),
+                make_spec(2, 1, 3e-3, METHODS[method], dtype="float32", stop=0.9, steps=160, batch_size=40,
+                          warmup=5, init_scale=0.7)]
+        task = made[0].task  # test = train, so that run 1 "reaches the target" once it fits
+        for spec in made:
+            spec.task = SimpleNamespace(x_train=task.x_train, y_train=task.y_train, x_test=task.x_train,
+                                        y_test=task.y_train)
+        return made
+
+    whole = specs()
+    expected = train_many(whole)
+    first = min(r.steps for r in expected)
+    stop_at = 3 if when == "early" else (first + 3 if first < 150 else 120)
+    interrupted = specs()
+    path = tmp_path / "batch.safetensors"
+    steps = iter(range(10_000))
+    checkpointer = Checkpointer(save=lambda state: save_checkpoint(path, state),
+                                stop_requested=lambda: next(steps) >= stop_at)
+    with pytest.raises(RunInterrupted):
+        train_many(interrupted, checkpointer=checkpointer)
+    state = load_checkpoint(path)
+    assert state["step"] == stop_at and len(state["index"]) == sum(r.steps >= stop_at for r in expected)
+    resumed_specs = specs()
+    resumed = train_many(resumed_specs, resume=state)
+    for want, got, want_spec, got_spec in zip(expected, resumed, whole, resumed_specs):
+        assert (got.status, got.steps, got.diverged_step, got.flops) == (want.status, want.steps, want.diverged_step,
+                                                                          want.flops)
+        strip = lambda rows: [{k: v for k, v in r.items() if k != "elapsed_s"} for r in rows]  # noqa: E731
+        assert strip(got.history) == strip(want.history)
+        for (name, p), (_, q) in zip(want_spec.model.named_parameters(), got_spec.model.named_parameters()):
+            assert torch.equal(p, q), name
+
+
+def test_a_batch_checkpoint_refuses_another_batch():
+    from groktransfer.training import CheckpointMismatch, Checkpointer, RunInterrupted
+
+    saved = {}
+    steps = iter(range(10_000))
+    specs = [make_spec(s, s, 1e-2, METHODS["plain"], steps=40) for s in range(3)]
+    with pytest.raises(RunInterrupted):
+        train_many(specs, checkpointer=Checkpointer(save=saved.update, stop_requested=lambda: next(steps) >= 5))
+    with pytest.raises(CheckpointMismatch, match="a batch of 3 runs, not 2"):
+        train_many([make_spec(s, s, 1e-2, METHODS["plain"], steps=40) for s in range(2)], resume=dict(saved))

@@ -67,6 +67,12 @@ class BatchedGrokFastEMA(_BatchedFilter):
         self.alpha, self.lamb = self.alpha[keep], self.lamb[keep]
         self.ema = {k: v[keep] for k, v in self.ema.items()}
 
+    def state_dict(self) -> dict:
+        return {"ema": dict(self.ema)}
+
+    def load_state_dict(self, state: dict, device: torch.device) -> None:
+        self.ema = {k: v.to(device).clone() for k, v in state["ema"].items()}
+
 
 class BatchedGrokFastMA(_BatchedFilter):
     def __init__(self, window: int, lambs: torch.Tensor, start_step: int = 0, warmup_steps: int = 0) -> None:
@@ -85,6 +91,20 @@ class BatchedGrokFastMA(_BatchedFilter):
         for window in self.windows.values():
             window.queue = deque(t[keep] for t in window.queue)
             window.sum = window.sum[keep]
+
+    def state_dict(self) -> dict:
+        # the running sums and re-sum counters too, so that a reloaded filter continues bit for bit
+        return {"history": {k: list(w.queue) for k, w in self.windows.items()},
+                "sums": {k: w.sum for k, w in self.windows.items()},
+                "updates_since_resum": {k: w.since_resum for k, w in self.windows.items()}}
+
+    def load_state_dict(self, state: dict, device: torch.device) -> None:
+        self.windows = {}
+        for name, history in state["history"].items():
+            window = self.windows[name] = RunningWindow(self.window)
+            window.queue = deque(t.to(device).clone() for t in history)
+            window.sum = state["sums"][name].to(device).clone()
+            window.since_resum = int(state["updates_since_resum"][name])
 
 
 class BatchedOrthoGrad:
@@ -109,6 +129,12 @@ class BatchedOrthoGrad:
     def select(self, keep: torch.Tensor) -> None:
         pass
 
+    def state_dict(self) -> dict:
+        return {}
+
+    def load_state_dict(self, state: dict, device: torch.device) -> None:
+        pass
+
 
 class BatchedNormConstraint:
     def __init__(self, params: dict[str, torch.Tensor], factors: torch.Tensor) -> None:
@@ -125,6 +151,12 @@ class BatchedNormConstraint:
 
     def select(self, keep: torch.Tensor) -> None:
         self.target = self.target[keep]
+
+    def state_dict(self) -> dict:
+        return {"target": self.target}
+
+    def load_state_dict(self, state: dict, device: torch.device) -> None:
+        self.target = state["target"].to(device=device, dtype=torch.float64).clone()
 
 
 class OnOneModel:
