@@ -187,9 +187,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return EXIT_RUNTIME
     except RunInterrupted as stop:
         where = f" ({stop})" if str(stop) else ""
-        then = ("checkpoint written, continue with `groktransfer resume DIR`" if stop.checkpointed else
-                "a batch of runs keeps no checkpoint and starts again: `groktransfer resume DIR` for one run, "
-                "the same command for a sweep (finished runs are reused)")
+        then = (f"checkpoint written, continue with {stop.resume_with}" if stop.checkpointed else
+                "no checkpoint at this point (weak stages of several candidates or runs start again): "
+                "`groktransfer resume DIR` for one run, the same command for a sweep (finished runs are reused)")
         print(f"groktransfer: stopped{where}; {then}", file=sys.stderr)
         return 130
     except KeyboardInterrupt:

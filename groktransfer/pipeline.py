@@ -529,15 +529,17 @@ def record_weak_outcome(summary: dict, outcome: WeakOutcome, log: Callable[[str]
         log(f"warning: {outcome.message}")
 
 
+def weak_metadata(outcome: WeakOutcome, config: RunConfig) -> dict:
+    """What the weak embedding file says about the candidate it holds."""
+    shown = outcome.shown
+    return {"step": shown.result.steps, "test_acc": shown.test_acc, "seed": shown.seed, "lr": shown.lr,
+            "candidate": shown.index, "chosen": outcome.chosen is not None, "ready": outcome.ready,
+            "task": config.task.to_dict(), "model": config.weak.model.to_dict()}
+
+
 def save_weak_outcome(run_dir: Path, outcome: WeakOutcome, config: RunConfig) -> None:
     """The shown candidate's embedding (the chosen one's, or the most accurate one's) with its metadata."""
-    shown = outcome.shown
-    save_weak_embedding(
-        shown.model, run_dir / WEAK_EMBEDDING_FILE,
-        metadata={"step": shown.result.steps, "test_acc": shown.test_acc, "seed": shown.seed, "lr": shown.lr,
-                  "candidate": shown.index, "chosen": outcome.chosen is not None, "ready": outcome.ready,
-                  "task": config.task.to_dict(), "model": config.weak.model.to_dict()},
-    )
+    save_weak_embedding(outcome.shown.model, run_dir / WEAK_EMBEDDING_FILE, metadata=weak_metadata(outcome, config))
 
 
 def resume_experiment(

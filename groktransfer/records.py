@@ -174,7 +174,7 @@ def _only_our_folders(path: Path) -> bool:
 OUTPUT_FILE_NAMES = (
     ".groktransfer", ".lock", "*.tmp", "*.replay",  # the marker, the lock, an interrupted atomic write, a resume's CSVs
     "config.yaml", "metrics.csv", "diagnostics.csv", "summary.json", "accuracy.png", "loss.png",  # a run
-    "weak_embedding.safetensors", "checkpoint.safetensors", "mlflow_run_id",
+    "weak_embedding.safetensors", "checkpoint.safetensors", "batch_checkpoint.safetensors", "mlflow_run_id",
     "seeds.md",  # run --seeds
     "claim.json", "table.md", "all.md", "all.json", "fig*.png", "xor.png", "step*.safetensors",  # reproduce
     "compare.json", "runs.csv", "test_accuracy.png", "time_to_99.png", "tune.json", "trials.csv", "best.yaml",
@@ -270,7 +270,7 @@ def locked(path: Path):
 # What a finished run directory holds besides its config, metrics and summary: the weights
 # (resume, the weak embedding) and the per-parameter diagnostics. The studies under results/
 # keep neither.
-WEIGHT_FILES = ("checkpoint.safetensors", "weak_embedding.safetensors", "diagnostics.csv")
+WEIGHT_FILES = ("checkpoint.safetensors", "batch_checkpoint.safetensors", "weak_embedding.safetensors", "diagnostics.csv")
 
 
 def drop_run_weights(root: Union[str, Path]) -> None:

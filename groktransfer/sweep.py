@@ -26,9 +26,16 @@ files as a single run writes, plus each stage's ``batch_runs`` in summary.json.
 Stages that train one run at a time, and configs the engine does not batch (an A·B merge
 event), go through :func:`groktransfer.pipeline.run_experiment`, with its checkpoints.
 A batch that runs out of GPU memory is split in two halves that start again from the
-initial weights (recursively, down to single runs). A batch keeps no checkpoint: when it is
-interrupted, its runs are not written and start again on the next invocation (finished runs
-are reused).
+initial weights (recursively, down to single runs).
+
+A batch keeps one checkpoint, ``batch_checkpoint.safetensors`` in its first run's directory:
+after its weak stages, after each part of a later stage, every ``checkpoint.every_steps`` /
+``every_seconds`` of the first run's config while a stage trains, and on SIGINT/SIGTERM. It
+holds every run's summary and evaluations so far, the weak embeddings they transfer and the
+engine's state of the part in training. The next invocation on the same runs (``run --seeds
+--resume``, ``compare`` and ``tune`` again) takes it back when the batch is the same (the same
+run directories, configs and batch sizes) and goes on bit for bit; otherwise the batch starts
+again. Weak stages are not checkpointed inside: an interruption there starts them again.
 """
 
 from __future__ import annotations
@@ -47,6 +54,8 @@ from .methods import describe_methods, loss_function
 from .engine import RunSpec, train_many
 from .pipeline import (
     CHECKPOINT_FILE,
+    WEAK_EMBEDDING_FILE,
+    weak_metadata,
     RunRecorder,
     WeakStageError,
     _stop_on_signals,
@@ -58,9 +67,11 @@ from .pipeline import (
     stage_bytes,
     stage_loop,
 )
+from .checkpoint import load_checkpoint, save_checkpoint
 from .records import RunDirectory, read_summary
+from .transfer import save_weak_embedding, weak_embedding_matrix
 from .tasks import ModularTask, build_task
-from .training import _measure_flops, resolve_device
+from .training import Checkpointer, RunInterrupted, _measure_flops, resolve_device
 from .weak_stage import train_weak_stages
 
 CPU_BATCH_MAX_FLOPS = 2e7  # one run's training-step FLOPs below which batching beat one-at-a-time on 2 CPU cores
@@ -316,6 +327,33 @@ def _cuda_bytes_per_run(config: RunConfig) -> Optional[dict[str, float]]:
     return {s: _stage_cost(config, s, task)[1] for s in STAGES if getattr(config, s) is not None}
 
 
+BATCH_CHECKPOINT_FILE = "batch_checkpoint.safetensors"  # in the batch's first run directory
+BATCH_CHECKPOINT_VERSION = 1
+
+
+def _batch_identity(jobs: list[tuple[RunConfig, Path]], per_stage: dict[str, int]) -> str:
+    """What a batch checkpoint must match to be taken back: the run directories, what each run
+    does (:func:`what_runs`) and the batch sizes."""
+    return json.dumps({"runs": [str(Path(out).resolve()) for _, out in jobs],
+                       "configs": [what_runs(config) for config, _ in jobs], "per_stage": per_stage},
+                      sort_keys=True, default=list)
+
+
+def _saved_batch(jobs: list[tuple[RunConfig, Path]], per_stage: dict[str, int]) -> Optional[dict]:
+    """This very batch's checkpoint, when its first run directory holds one; else None (an
+    unreadable or other batch's checkpoint is not an error: the batch starts again)."""
+    path = Path(jobs[0][1]) / BATCH_CHECKPOINT_FILE
+    if not path.is_file():
+        return None
+    try:
+        state = load_checkpoint(path)
+    except ConfigError:
+        return None
+    if state.get("version") != BATCH_CHECKPOINT_VERSION or state.get("identity") != _batch_identity(jobs, per_stage):
+        return None
+    return state
+
+
 def _run_together(jobs: list[tuple[RunConfig, Path]], per_stage: dict[str, int], progress: bool, plots: bool) -> list[dict]:
     """The pipeline of run_experiment for configs that share a sweep_key, stage by stage."""
     configs = [config for config, _ in jobs]
@@ -323,11 +361,14 @@ def _run_together(jobs: list[tuple[RunConfig, Path]], per_stage: dict[str, int],
     device = prepared[0][0]
     tasks = [task for _, task, _ in prepared]
     weak_files = [matrix for _, _, matrix in prepared]
-    summaries = []
-    for config, task in zip(configs, tasks):
-        summaries.append(new_summary(config, task, device))
-    histories: list[dict[str, list[dict]]] = [{} for _ in configs]
+    saved = _saved_batch(jobs, per_stage)  # read before the run directories are made afresh below
+    if saved is not None:
+        summaries, histories = saved["summaries"], saved["histories"]
+    else:
+        summaries = [new_summary(config, task, device) for config, task in zip(configs, tasks)]
+        histories = [{} for _ in configs]
     outcomes: list = [None] * len(configs)  # each run's weak stage (every candidate; the chosen one)
+    home = Path(jobs[0][1]) / BATCH_CHECKPOINT_FILE
     # Every run directory is made and locked before the batch trains, and held until its records
     # are written: a second sweep on the same --out is refused instead of training the batch again.
     recorders: list[RunRecorder] = []
@@ -335,22 +376,55 @@ def _run_together(jobs: list[tuple[RunConfig, Path]], per_stage: dict[str, int],
         for (config, out), summary in zip(jobs, summaries):
             recorders.append(RunRecorder(config, RunDirectory(out, overwrite=True), summary, done=[], histories={},
                                          resume_state=None, log=lambda message: None))
-        _train_together(configs, tasks, weak_files, summaries, histories, outcomes, per_stage, progress)
-        for recorder, history, outcome in zip(recorders, histories, outcomes):
+            if saved is not None and len(recorders) == 1:
+                save_checkpoint(home, saved)  # its directory was just emptied: the checkpoint goes back first
+        try:
+            weak = _train_together(configs, tasks, weak_files, summaries, histories, outcomes, per_stage, progress,
+                                   saved=saved, save=lambda state: save_checkpoint(home, dict(
+                                       state, version=BATCH_CHECKPOINT_VERSION,
+                                       identity=_batch_identity(jobs, per_stage))))
+        except RunInterrupted as stop:
+            stop.resume_with = (f"the same command again (`run --seeds ... --resume`; `compare`, `tune` as they "
+                                f"were): the batch's checkpoint is {home}")
+            raise
+        for recorder, history, outcome, shown in zip(recorders, histories, outcomes, weak):
+            if outcome is None and shown is not None:  # a weak stage finished before an interruption
+                save_weak_embedding(shown["matrix"], recorder.run_dir.path / WEAK_EMBEDDING_FILE, shown["metadata"])
             recorder.write_batch_run(history, outcome, plots)
+        home.unlink(missing_ok=True)  # the batch's own checkpoint, under its lock, once every record is written
     finally:
         for recorder in recorders:
             recorder.close()
     return summaries
 
 
-def _train_together(configs, tasks, weak_files, summaries, histories, outcomes, per_stage, progress) -> None:
-    """Train the runs' stages as batches, filling in their summaries, histories and weak outcomes."""
+def _train_together(configs, tasks, weak_files, summaries, histories, outcomes, per_stage, progress, *,
+                    saved: Optional[dict] = None, save: Callable[[dict], None] = lambda state: None) -> list:
+    """Train the runs' stages as batches, filling in their summaries, histories and weak outcomes.
+    ``saved``: the batch's checkpoint to go on from; ``save`` writes one. Returns each run's shown
+    weak embedding and its file's metadata (None without a weak stage) as the checkpoint holds it."""
+    weak = list(saved["weak"]) if saved is not None else [None] * len(configs)  # None: no weak stage (yet)
+    position = {"stage": saved["stage"], "part": saved["part"]} if saved is not None else {"stage": None, "part": 0}
+    resume_train = saved["train"] if saved is not None else None
+    first = configs[0]
+
+    def checkpoint(stage: str, part: int, train_state: Optional[dict]) -> None:
+        save({"stage": stage, "part": part, "train": train_state, "weak": weak, "summaries": summaries,
+              "histories": histories})
 
     def train_stage(stage: str, members: list[int], models: dict[int, torch.nn.Module], weak_matrices=None) -> None:
+        nonlocal resume_train
+        if position["stage"] is not None and STAGES.index(stage) < STAGES.index(position["stage"]):
+            return  # finished before the interruption: its results are in the checkpoint
         k = per_stage[stage]
+        going_on = position["stage"] == stage
+        if not going_on:
+            checkpoint(stage, 0, None)  # the earlier stages' results, before this one trains
         for start in range(0, len(members), k):
             part = members[start : start + k]
+            if going_on and start < position["part"]:
+                continue  # trained before the interruption: its results are in the checkpoint
+            resume, resume_train = (resume_train if going_on and start == position["part"] else None), None
             specs = []
             for i in part:
                 stage_config: StageConfig = getattr(configs[i], stage)
@@ -359,11 +433,16 @@ def _train_together(configs, tasks, weak_files, summaries, histories, outcomes, 
                                      methods=stage_config.methods, stage=stage,
                                      weak_matrix=weak_matrix if stage_config.train.diagnostics else None))
             with _stop_on_signals() as flag:
-                results = _train_splitting_on_oom(specs, lambda: flag["stop"], progress)
+                checkpointer = Checkpointer(save=lambda state, start=start: checkpoint(stage, start, state),
+                                            every_steps=first.checkpoint.every_steps,
+                                            every_seconds=first.checkpoint.every_seconds,
+                                            stop_requested=lambda: flag["stop"])
+                results = _train_splitting_on_oom(specs, lambda: flag["stop"], progress, checkpointer, resume)
             for i, (result, size) in zip(part, results):
                 methods = describe_methods(getattr(configs[i], stage).methods)
                 summaries[i]["stages"][stage] = dict(result.summary(), methods=methods, batch_runs=size)
                 histories[i][stage] = result.history
+            checkpoint(stage, start + k, None)
 
     weak_batch_runs: dict[int, int] = {}
     shared_with: dict[int, int] = {}
@@ -399,17 +478,26 @@ def _train_together(configs, tasks, weak_files, summaries, histories, outcomes, 
         summaries[i]["stages"]["weak"]["batch_runs"] = weak_batch_runs[i]
         summaries[i]["stages"]["weak"]["shared_by_runs"] = shared_with[i]
         histories[i]["weak"] = outcome.shown.result.history
+        # in its own dtype, so that a target built from it after an interruption is the same bits
+        weak[i] = {"matrix": weak_embedding_matrix(outcome.shown.model).to("cpu").clone(),
+                   "metadata": weak_metadata(outcome, configs[i])}
 
+    # Only the weak stage is skipped by name; a later stage skips its finished parts (train_stage).
     stage_loop(configs, tasks, summaries, weak_files, train_weak=train_weak, train_stage=train_stage,
-               on_weak_outcome=keep_weak_outcome)
+               on_weak_outcome=keep_weak_outcome, done=[["weak"] if w is not None else [] for w in weak],
+               weak_from_disk=lambda i: weak[i]["matrix"].to(tasks[i].x_train.device))
+    return weak
 
 
-def _train_splitting_on_oom(specs: list[RunSpec], stop_requested, progress: bool) -> list[tuple]:
+def _train_splitting_on_oom(specs: list[RunSpec], stop_requested, progress: bool,
+                            checkpointer: Optional[Checkpointer] = None, resume: Optional[dict] = None) -> list[tuple]:
     """(TrainResult, batch size) per run. A batch that runs out of GPU memory starts again as
-    two halves, from the initial weights (saved here: finished runs have written theirs back)."""
+    two halves, from the initial weights (saved here: finished runs have written theirs back).
+    The halves keep no checkpoint: the batch's checkpoint is for the batch as it was made."""
     initial = [{k: v.detach().clone() for k, v in spec.model.state_dict().items()} for spec in specs]
     try:
-        return [(result, len(specs)) for result in train_many(specs, stop_requested=stop_requested, progress=progress)]
+        return [(result, len(specs)) for result in train_many(specs, stop_requested=stop_requested, progress=progress,
+                                                              checkpointer=checkpointer, resume=resume)]
     except torch.cuda.OutOfMemoryError:
         if len(specs) == 1:
             raise

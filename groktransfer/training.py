@@ -282,6 +282,7 @@ class RunInterrupted(KeyboardInterrupt):
     def __init__(self, stage: str, step: int, checkpointed: bool = True) -> None:
         super().__init__(f"interrupted in stage {stage!r} at step {step}")
         self.stage, self.step, self.checkpointed = stage, step, checkpointed
+        self.resume_with = "`groktransfer resume DIR`"  # how to continue from the checkpoint (a batch: its command)
 
 
 @dataclass

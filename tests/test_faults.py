@@ -182,9 +182,9 @@ def test_a_signal_at_a_random_moment_stops_every_route_with_130(tmp_path, route,
     assert time.time() - sent < 30
     assert "Traceback" not in err and len([x for x in err.splitlines() if x.startswith("groktransfer:")]) == 1, err
     assert not any(json.loads(p.read_text()).get("complete") for p in out.rglob("summary.json"))
-    # It says a checkpoint was written only when one was (a batch keeps none).
+    # It says a checkpoint was written only when one was (a run's, or a batch's in its first run directory).
     if "checkpoint written" in err:
-        assert any(out.rglob("checkpoint.safetensors")), err
+        assert any(out.rglob("*checkpoint.safetensors")), err
     if route == "submitit":  # its jobs were stopped too, not left running after the command
         time.sleep(1)
         assert subprocess.run(["pgrep", "-f", f"submitit.*{out}-jobs"], capture_output=True).returncode == 1

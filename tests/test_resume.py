@@ -1,5 +1,6 @@
 """Kill a run (SIGKILL, SIGTERM) in either stage, resume it, and get the uninterrupted result."""
 
+import dataclasses
 import json
 import random
 import signal
@@ -290,3 +291,137 @@ def test_no_command_touches_a_live_run_directory(tmp_path, reference, capsys):
     alone = tmp_path / "alone"
     run_experiment(from_dict(RunConfig, CONFIG), alone, plots=False)
     assert (out / "diagnostics.csv").read_text() == (alone / "diagnostics.csv").read_text()
+
+
+# --- a batch of runs (run --seeds), interrupted and continued ----------------------------------
+
+BATCH = {**CONFIG, "weak": {**CONFIG["weak"], "train": {**CONFIG["weak"]["train"], "max_steps": 300}},
+         "target": {**CONFIG["target"], "train": {**CONFIG["target"]["train"], "max_steps": 1200}}}
+SEEDS = ["--seeds", "0,1,2", "--parallel", "3", "--no-progress"]
+
+
+@pytest.fixture(scope="module")
+def batch_reference(tmp_path_factory):
+    root = tmp_path_factory.mktemp("batch-ref")
+    config = root / "config.yaml"
+    config.write_text(yaml.safe_dump(BATCH))
+    assert main(["run", str(config), "--out", str(root / "runs"), *SEEDS]) == 0
+    return {s: (read_metrics(root / "runs" / f"seed{s}"), json.loads((root / "runs" / f"seed{s}" / "summary.json")
+                                                                    .read_text())) for s in range(3)}
+
+
+def stop_batch(tmp_path, sig, min_step):
+    """Start `run --seeds 0,1,2` as one batch; once its checkpoint holds the targets past
+    ``min_step``, send ``sig``."""
+    config = tmp_path / "config.yaml"
+    config.write_text(yaml.safe_dump(BATCH))
+    out = tmp_path / "runs"
+    proc = subprocess.Popen([sys.executable, "-m", "groktransfer.cli", "run", str(config), "--out", str(out), *SEEDS],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while time.time() < deadline and proc.poll() is None:
+        try:
+            state = load_checkpoint(out / "seed0" / "batch_checkpoint.safetensors")
+            if state["stage"] == "target" and state["train"] is not None and state["train"]["step"] >= min_step:
+                break
+        except Exception:  # not written yet, or being replaced
+            pass
+        time.sleep(0.02)
+    assert proc.poll() is None, "the batch finished before it could be interrupted"
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=60)
+    return config, out, proc.returncode, err
+
+
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM])
+def test_an_interrupted_batch_resumes_to_the_uninterrupted_runs(tmp_path, batch_reference, sig, monkeypatch):
+    """Three runs trained as one batch, killed (or stopped) in their target stage, then `run --seeds
+    --resume`: every run's evaluations and summary are those of the batch never interrupted, and
+    the batch's checkpoint is gone once every run is written."""
+    config, out, code, err = stop_batch(tmp_path, sig, 200)
+    if sig == signal.SIGTERM:
+        assert code == 130 and "Traceback" not in err
+        assert "checkpoint written, continue with the same command again (`run --seeds ... --resume`" in err, err
+    else:
+        assert code == -signal.SIGKILL
+    assert not (out / "seed0" / "summary.json").exists()
+    saved_step = load_checkpoint(out / "seed0" / "batch_checkpoint.safetensors")["train"]["step"]
+    # It goes on from the checkpoint: no weak stage again, and the targets' batch starts at its step.
+    import groktransfer.sweep as sweep
+
+    starts = []
+    monkeypatch.setattr(sweep, "train_weak_stages", lambda *a, **k: pytest.fail("the weak stages trained again"))
+    train_many = sweep.train_many
+    monkeypatch.setattr(sweep, "train_many", lambda specs, **k: starts.append(k["resume"]) or train_many(specs, **k))
+    assert main(["run", str(config), "--out", str(out), *SEEDS, "--resume"]) == 0
+    assert len(starts) == 1 and starts[0]["step"] == saved_step >= 200
+    for s in range(3):
+        ref_metrics, ref_summary = batch_reference[s]
+        run = out / f"seed{s}"
+        assert without_time(read_metrics(run)) == without_time(ref_metrics), s
+        summary = json.loads((run / "summary.json").read_text())
+        assert summary["complete"] and comparable(summary) == comparable(ref_summary), s
+        assert summary["stages"]["target"]["batch_runs"] == 3
+        assert (run / "weak_embedding.safetensors").is_file()
+    assert not (out / "seed0" / "batch_checkpoint.safetensors").exists()
+
+
+@pytest.mark.parametrize("entry", [1, 2, 3, 5])
+def test_a_batch_stopped_in_any_part_of_any_stage_goes_on_to_the_same_runs(tmp_path, monkeypatch, entry):
+    """Three runs whose weak stages train as one batch, their targets two at a time (parts [0, 1]
+    and [2]) and their scratch runs one at a time, stopped inside the targets' first part (entry
+    1) or second (2), or the scratch's first (3) or last (5); the same batch again ends with the
+    uninterrupted runs' records, and the parts finished before the stop are not trained again."""
+    from contextlib import contextmanager
+
+    import groktransfer.sweep as sweep
+    from groktransfer.training import RunInterrupted
+
+    config = {**BATCH, "scratch": {"model": {"embed_dim": 16, "width": 128, "depth": 1},
+                                   "train": {"lr": 0.003, "max_steps": 400, "stop_at_test_acc": None, "eval_every": 25}},
+              "target": {**BATCH["target"], "train": {**BATCH["target"]["train"], "max_steps": 400}},
+              "checkpoint": {"every_steps": 30, "every_seconds": None}}
+    per_stage = {"weak": 3, "target": 2, "scratch": 1}
+
+    def jobs(root):
+        made = from_dict(RunConfig, config)
+        return [(dataclasses.replace(made, seed=s, task=dataclasses.replace(made.task, data_seed=s)), root / f"seed{s}")
+                for s in range(3)]
+
+    reference = sweep._run_together(jobs(tmp_path / "ref"), per_stage, False, False)
+    entries = []  # every batch that polls for a stop, in order: 0 weak, 1-2 target, 3-5 scratch
+
+    @contextmanager
+    def stop_inside(after_polls=60):
+        index = len(entries)
+        entries.append(index)
+
+        class Flag(dict):
+            polls = 0
+
+            def __getitem__(self, key):
+                self.polls += 1
+                return index == entry and self.polls > after_polls
+
+        yield Flag(stop=False)
+
+    monkeypatch.setattr(sweep, "_stop_on_signals", stop_inside)
+    with pytest.raises(RunInterrupted):
+        sweep._run_together(jobs(tmp_path / "runs"), per_stage, False, False)
+    assert not (tmp_path / "runs" / "seed0" / "summary.json").exists()
+    monkeypatch.undo()
+    trained = []
+    train_many = sweep.train_many
+    monkeypatch.setattr(sweep, "train_many", lambda specs, **k: trained.append((len(specs), k["resume"] is not None))
+                        or train_many(specs, **k))
+    summaries = sweep._run_together(jobs(tmp_path / "runs"), per_stage, False, False)
+    # the part that was stopped goes on from its checkpoint; the parts after it start afresh
+    assert trained[0] == ((2 if entry == 1 else 1), True) and all(not resumed for _, resumed in trained[1:])
+    assert len(trained) == 6 - entry
+    for s in range(3):
+        assert without_time(read_metrics(tmp_path / "runs" / f"seed{s}")) == without_time(
+            read_metrics(tmp_path / "ref" / f"seed{s}")), s
+        assert comparable(summaries[s]) == comparable(reference[s])
+        assert (tmp_path / "runs" / f"seed{s}" / "weak_embedding.safetensors").read_bytes() == (
+            tmp_path / "ref" / f"seed{s}" / "weak_embedding.safetensors").read_bytes()
+    assert not (tmp_path / "runs" / "seed0" / "batch_checkpoint.safetensors").exists()
