@@ -78,6 +78,8 @@ CPU_BATCH_MAX_FLOPS = 2e7  # one run's training-step FLOPs below which batching 
 CPU_MAX_PARALLEL = 16
 CUDA_MAX_PARALLEL = 256
 STAGES = ("weak", "target", "scratch")
+BATCH_CHECKPOINT_FILE = "batch_checkpoint.safetensors"  # in the batch's first run directory
+BATCH_CHECKPOINT_VERSION = 1  # its layout
 
 # Settings that may differ between runs of one batch (everything else must be equal).
 PER_RUN_PATHS = (
@@ -268,6 +270,8 @@ def run_many(
                               for stage, k in per_stage.items())
             description = (f"[sweep] {len(part)} runs trained as one batch ({sizes}): {jobs[part[0]][1]} …"
                            if together else f"[sweep] {jobs[part[0]][1]}")
+            if together and (Path(jobs[part[0]][1]) / BATCH_CHECKPOINT_FILE).is_file():
+                description += " (a batch checkpoint is there: the batch goes on from it if it is this batch's)"
             task = Task([(jobs[i][0], Path(jobs[i][1])) for i in part], per_stage if together else {},
                         progress=progress, plots=plots, description=description)
             if bytes_per_run is not None:
@@ -325,10 +329,6 @@ def _cuda_bytes_per_run(config: RunConfig) -> Optional[dict[str, float]]:
         return None
     task = build_task(config.task, device=torch.device("cpu"))
     return {s: _stage_cost(config, s, task)[1] for s in STAGES if getattr(config, s) is not None}
-
-
-BATCH_CHECKPOINT_FILE = "batch_checkpoint.safetensors"  # in the batch's first run directory
-BATCH_CHECKPOINT_VERSION = 1
 
 
 def _batch_identity(jobs: list[tuple[RunConfig, Path]], per_stage: dict[str, int]) -> str:

@@ -334,7 +334,7 @@ def stop_batch(tmp_path, sig, min_step):
 
 
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM])
-def test_an_interrupted_batch_resumes_to_the_uninterrupted_runs(tmp_path, batch_reference, sig, monkeypatch):
+def test_an_interrupted_batch_resumes_to_the_uninterrupted_runs(tmp_path, batch_reference, sig, monkeypatch, capsys):
     """Three runs trained as one batch, killed (or stopped) in their target stage, then `run --seeds
     --resume`: every run's evaluations and summary are those of the batch never interrupted, and
     the batch's checkpoint is gone once every run is written."""
@@ -353,7 +353,9 @@ def test_an_interrupted_batch_resumes_to_the_uninterrupted_runs(tmp_path, batch_
     monkeypatch.setattr(sweep, "train_weak_stages", lambda *a, **k: pytest.fail("the weak stages trained again"))
     train_many = sweep.train_many
     monkeypatch.setattr(sweep, "train_many", lambda specs, **k: starts.append(k["resume"]) or train_many(specs, **k))
+    capsys.readouterr()
     assert main(["run", str(config), "--out", str(out), *SEEDS, "--resume"]) == 0
+    assert "a batch checkpoint is there: the batch goes on from it" in capsys.readouterr().out
     assert len(starts) == 1 and starts[0]["step"] == saved_step >= 200
     for s in range(3):
         ref_metrics, ref_summary = batch_reference[s]
