@@ -71,7 +71,7 @@ from .checkpoint import load_checkpoint, save_checkpoint
 from .records import RunDirectory, read_summary
 from .transfer import save_weak_embedding, weak_embedding_matrix
 from .tasks import ModularTask, build_task
-from .training import Checkpointer, RunInterrupted, _measure_flops, resolve_device
+from .training import Checkpointer, CheckpointMismatch, RunInterrupted, _measure_flops, resolve_device
 from .weak_stage import train_weak_stages
 
 CPU_BATCH_MAX_FLOPS = 2e7  # one run's training-step FLOPs below which batching beat one-at-a-time on 2 CPU cores
@@ -340,17 +340,33 @@ def _batch_identity(jobs: list[tuple[RunConfig, Path]], per_stage: dict[str, int
 
 
 def _saved_batch(jobs: list[tuple[RunConfig, Path]], per_stage: dict[str, int]) -> Optional[dict]:
-    """This very batch's checkpoint, when its first run directory holds one; else None (an
-    unreadable or other batch's checkpoint is not an error: the batch starts again)."""
+    """This very batch's checkpoint, when its first run directory holds one; None when there is
+    none or it is another batch's (other runs, configs or batch sizes: the batch starts again).
+    A damaged one is refused with one line naming it (ConfigError), as a run's checkpoint is."""
     path = Path(jobs[0][1]) / BATCH_CHECKPOINT_FILE
     if not path.is_file():
         return None
-    try:
-        state = load_checkpoint(path)
-    except ConfigError:
+    state = load_checkpoint(path)  # unreadable: ConfigError naming the file
+    if not isinstance(state, dict) or state.get("identity") != _batch_identity(jobs, per_stage):
         return None
-    if state.get("version") != BATCH_CHECKPOINT_VERSION or state.get("identity") != _batch_identity(jobs, per_stage):
-        return None
+    k = len(jobs)
+    problem = None
+    if state.get("version") != BATCH_CHECKPOINT_VERSION:
+        problem = f"format version {state.get('version')!r}; this groktransfer reads {BATCH_CHECKPOINT_VERSION}"
+    elif state.get("stage") not in STAGES[1:]:
+        problem = f"stage {state.get('stage')!r}"
+    elif isinstance(state.get("part"), bool) or not isinstance(state.get("part"), int) or state["part"] < 0:
+        problem = f"part {state.get('part')!r}"
+    elif state.get("train") is not None and not isinstance(state["train"], dict):
+        problem = "its training state is not an object"
+    else:
+        for key, kind in (("weak", (dict, type(None))), ("summaries", dict), ("histories", dict)):
+            values = state.get(key)
+            if not isinstance(values, list) or len(values) != k or not all(isinstance(v, kind) for v in values):
+                problem = f"{key}: expected one entry per run ({k})"
+                break
+    if problem is not None:
+        raise ConfigError(f"batch checkpoint {str(path)!r}: damaged ({problem}); delete it to train the batch again")
     return state
 
 
@@ -387,6 +403,8 @@ def _run_together(jobs: list[tuple[RunConfig, Path]], per_stage: dict[str, int],
             stop.resume_with = (f"the same command again (`run --seeds ... --resume`; `compare`, `tune` as they "
                                 f"were): the batch's checkpoint is {home}")
             raise
+        except CheckpointMismatch as err:  # the engine's state did not fit the batch's models
+            raise ConfigError(f"batch checkpoint {str(home)!r}: {err}; delete it to train the batch again") from None
         for recorder, history, outcome, shown in zip(recorders, histories, outcomes, weak):
             if outcome is None and shown is not None:  # a weak stage finished before an interruption
                 save_weak_embedding(shown["matrix"], recorder.run_dir.path / WEAK_EMBEDDING_FILE, shown["metadata"])

@@ -427,3 +427,48 @@ def test_a_batch_stopped_in_any_part_of_any_stage_goes_on_to_the_same_runs(tmp_p
         assert (tmp_path / "runs" / f"seed{s}" / "weak_embedding.safetensors").read_bytes() == (
             tmp_path / "ref" / f"seed{s}" / "weak_embedding.safetensors").read_bytes()
     assert not (tmp_path / "runs" / "seed0" / "batch_checkpoint.safetensors").exists()
+
+
+def test_a_damaged_batch_checkpoint_is_refused_clearly_and_another_batchs_is_ignored(tmp_path, batch_reference,
+                                                                                      capsys):
+    """A batch checkpoint cut short, damaged in its layout, or holding weights that do not fit
+    the batch's models: one line naming it, exit 2. The untouched one still resumes exactly; one
+    written for other runs (here: other seeds) is not taken, and those runs train afresh."""
+    from groktransfer.checkpoint import save_checkpoint
+
+    config, out, code, _ = stop_batch(tmp_path, signal.SIGKILL, 100)
+    assert code == -signal.SIGKILL
+    ckpt = out / "seed0" / "batch_checkpoint.safetensors"
+    original = ckpt.read_bytes()
+    state = load_checkpoint(ckpt)
+    weight = next(iter(state["train"]["params"]))
+    damaged = [(None, "unreadable"),
+               ({**state, "stage": "bogus"}, "damaged (stage 'bogus')"),
+               ({**state, "summaries": state["summaries"][:2]}, "damaged (summaries: expected one entry per run (3))"),
+               ({**state, "train": {**state["train"], "params": {**state["train"]["params"], weight: torch.zeros(3, 3)}}},
+                f"its state does not fit the batch ({weight}: shape (3, 3)")]
+    for bad, message in damaged:
+        ckpt.unlink()  # a new file: the state read above maps the old one, which must stay whole
+        if bad is None:
+            ckpt.write_bytes(original[: len(original) // 2])
+        else:
+            save_checkpoint(ckpt, bad)
+        assert main(["run", str(config), "--out", str(out), *SEEDS, "--resume"]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and "batch_checkpoint.safetensors" in err[0] and message in err[0], err
+    ckpt.unlink()
+    ckpt.write_bytes(original)
+    assert main(["run", str(config), "--out", str(out), *SEEDS, "--resume"]) == 0
+    for s in range(3):
+        assert without_time(read_metrics(out / f"seed{s}")) == without_time(batch_reference[s][0]), s
+    # Seeds 0, 1 with the checkpoint of the batch of seeds 0, 1, 2 in seed0/: not theirs, not taken.
+    other = tmp_path / "other"
+    (other / "seed0").mkdir(parents=True)
+    (other / "seed0" / "batch_checkpoint.safetensors").write_bytes(original)
+    (other / "seed0" / ".groktransfer").write_text("marked")
+    (other / ".groktransfer").write_text("marked")
+    capsys.readouterr()
+    assert main(["run", str(config), "--out", str(other), "--seeds", "0,1", "--parallel", "2", "--no-progress",
+                 "--resume"]) == 0
+    assert not (other / "seed0" / "batch_checkpoint.safetensors").exists()
+    assert json.loads((other / "seed0" / "summary.json").read_text())["stages"]["target"]["batch_runs"] == 2
