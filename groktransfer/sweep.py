@@ -55,7 +55,6 @@ from .engine import RunSpec, train_many
 from .pipeline import (
     CHECKPOINT_FILE,
     WEAK_EMBEDDING_FILE,
-    weak_metadata,
     RunRecorder,
     WeakStageError,
     _stop_on_signals,
@@ -66,6 +65,7 @@ from .pipeline import (
     run_experiment,
     stage_bytes,
     stage_loop,
+    weak_metadata,
 )
 from .checkpoint import load_checkpoint, save_checkpoint
 from .records import RunDirectory, read_summary
