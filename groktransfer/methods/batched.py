@@ -182,10 +182,24 @@ class OnOneModel:
         self.batched.after_step(self._params(), step)
 
     def state_dict(self) -> dict:
-        return {}
+        """The batched method's state in this model's shapes (the batch dimension of one dropped)."""
+        return _map_tensors(self.batched.state_dict(), lambda t: t[0].clone())
 
     def load_state_dict(self, state: dict) -> None:
-        pass
+        param = next(self.model.parameters(), None)
+        device = param.device if param is not None else torch.device("cpu")
+        self.batched.load_state_dict(_map_tensors(state, lambda t: t.unsqueeze(0)), device)
+
+
+def _map_tensors(obj, fn):
+    """``obj`` (nested dicts and lists) with every tensor replaced by ``fn(tensor)``."""
+    if isinstance(obj, torch.Tensor):
+        return fn(obj)
+    if isinstance(obj, dict):
+        return {k: _map_tensors(v, fn) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(_map_tensors(v, fn) for v in obj)
+    return obj
 
 
 def one(value: float, model) -> torch.Tensor:

@@ -28,7 +28,6 @@ of one; these classes check the settings and keep the state in a single model's 
 
 from __future__ import annotations
 
-from collections import deque
 
 from torch import nn
 
@@ -59,12 +58,6 @@ class GrokFastEMA(OnOneModel):
         """The filtered gradient of each parameter (a copy, never an alias of ``p.grad``)."""
         return {k: v[0] for k, v in self.batched.ema.items()}
 
-    def state_dict(self) -> dict:
-        return {"ema": {k: v[0].clone() for k, v in self.batched.ema.items()}}
-
-    def load_state_dict(self, state: dict) -> None:
-        self.batched.ema = {k: v.unsqueeze(0).clone() for k, v in state["ema"].items()}
-
 
 class GrokFastMA(OnOneModel):
     def __init__(self, model: nn.Module, window: int = 100, lamb: float = 5.0, start_step: int = 0, warmup_steps: int = 0) -> None:
@@ -73,23 +66,6 @@ class GrokFastMA(OnOneModel):
         _check(lamb, start_step, warmup_steps)
         super().__init__(model, BatchedGrokFastMA(window, one(lamb, model), start_step, warmup_steps))
         self.window, self.lamb, self.start_step, self.warmup_steps = window, lamb, start_step, warmup_steps
-
-    def state_dict(self) -> dict:
-        # The running sums and re-sum counters are saved too, so a reloaded filter continues bit for bit.
-        windows = self.batched.windows
-        return {
-            "history": {k: [t[0].clone() for t in w.queue] for k, w in windows.items()},
-            "sums": {k: w.sum[0].clone() for k, w in windows.items()},
-            "updates_since_resum": {k: w.since_resum for k, w in windows.items()},
-        }
-
-    def load_state_dict(self, state: dict) -> None:
-        self.batched.windows = {}
-        for name, history in state["history"].items():
-            window = self.batched.windows[name] = RunningWindow(self.window)
-            window.queue = deque(t.unsqueeze(0).clone() for t in history)
-            window.sum = state["sums"][name].unsqueeze(0).clone()
-            window.since_resum = int(state["updates_since_resum"][name])
 
 
 __all__ = ["GrokFastEMA", "GrokFastMA", "RunningWindow", "lamb_ramp"]

@@ -35,9 +35,3 @@ class NormConstraint(OnOneModel):
     def target(self) -> torch.Tensor:
         """The total weight norm kept after every step (float64, on the model's device)."""
         return self.batched.target[0]
-
-    def state_dict(self) -> dict:
-        return {"target": self.batched.target[0].clone()}
-
-    def load_state_dict(self, state: dict) -> None:
-        self.batched.target = state["target"].reshape(1).clone()
