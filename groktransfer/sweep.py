@@ -339,7 +339,7 @@ def _batch_identity(jobs: list[tuple[RunConfig, Path]], per_stage: dict[str, int
                       sort_keys=True, default=list)
 
 
-def _saved_batch(jobs: list[tuple[RunConfig, Path]], per_stage: dict[str, int]) -> Optional[dict]:
+def _saved_batch(jobs: list[tuple[RunConfig, Path]], identity: str) -> Optional[dict]:
     """This very batch's checkpoint, when its first run directory holds one; None when there is
     none or it is another batch's (other runs, configs or batch sizes: the batch starts again).
     A damaged one is refused with one line naming it (ConfigError), as a run's checkpoint is."""
@@ -347,7 +347,7 @@ def _saved_batch(jobs: list[tuple[RunConfig, Path]], per_stage: dict[str, int]) 
     if not path.is_file():
         return None
     state = load_checkpoint(path)  # unreadable: ConfigError naming the file
-    if not isinstance(state, dict) or state.get("identity") != _batch_identity(jobs, per_stage):
+    if not isinstance(state, dict) or state.get("identity") != identity:  # another batch's (_batch_identity)
         return None
     k = len(jobs)
     problem = None
@@ -377,7 +377,8 @@ def _run_together(jobs: list[tuple[RunConfig, Path]], per_stage: dict[str, int],
     device = prepared[0][0]
     tasks = [task for _, task, _ in prepared]
     weak_files = [matrix for _, _, matrix in prepared]
-    saved = _saved_batch(jobs, per_stage)  # read before the run directories are made afresh below
+    identity = _batch_identity(jobs, per_stage)
+    saved = _saved_batch(jobs, identity)  # read before the run directories are made afresh below
     if saved is not None:
         summaries, histories = saved["summaries"], saved["histories"]
     else:
@@ -397,8 +398,7 @@ def _run_together(jobs: list[tuple[RunConfig, Path]], per_stage: dict[str, int],
         try:
             weak = _train_together(configs, tasks, weak_files, summaries, histories, outcomes, per_stage, progress,
                                    saved=saved, save=lambda state: save_checkpoint(home, dict(
-                                       state, version=BATCH_CHECKPOINT_VERSION,
-                                       identity=_batch_identity(jobs, per_stage))))
+                                       state, version=BATCH_CHECKPOINT_VERSION, identity=identity)))
         except RunInterrupted as stop:
             stop.resume_with = (f"the same command again (`run --seeds ... --resume`; `compare`, `tune` as they "
                                 f"were): the batch's checkpoint is {home}")
