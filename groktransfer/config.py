@@ -256,10 +256,18 @@ class ModelConfig(Config):
     # (a pretrained text model; the [text] extra) or a path to a .npy file (encodings.py); embed_dim is
     # then the encoding's width and is ignored
     encoding: Optional[str] = None
+    # FNNs: the read-out as two linear maps through this many dimensions (hidden → rank → classes)
+    # instead of one dense map; null = dense, as in the paper. The weak model's default (4) makes it
+    # generalise in about half the steps (results/weak-readout/; docs/weak-stage.md)
+    readout_rank: Optional[int] = None
 
     def check(self) -> None:
         for name in ("embed_dim", "width"):
             _require(getattr(self, name) >= 1, f"{name}: got {getattr(self, name)}; must be >= 1")
+        _require(self.readout_rank is None or self.readout_rank >= 1,
+                 f"readout_rank: got {self.readout_rank}; must be >= 1 or null (a dense read-out)")
+        _require(self.readout_rank is None or self.transformer is None,
+                 "readout_rank: only FNNs have it; a transformer's read-out is dense")
         # A vector-input MLP may have no hidden layer after x·E (the paper's 2-layer MNIST weak model).
         least = 0 if self.vector_input else 1
         _require(self.depth >= least, f"depth: got {self.depth}; must be >= {least}")

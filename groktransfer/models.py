@@ -29,6 +29,24 @@ from .scaling import scale_parameters
 from .transformer import Transformer
 
 
+def readout(fan_in: int, n_out: int, bias: bool, rank: Optional[int]) -> nn.Module:
+    """The FNN's read-out: one dense map, or (``rank`` set) two maps through ``rank`` dimensions.
+
+    The two maps are PyTorch's default Linear inits, both multiplied by 3^(1/4): a product of two
+    default draws has entries √3 smaller than a dense default draw (std 1/(3√fan_in) against
+    1/√(3·fan_in)), so the factorised read-out starts at the dense one's scale and only its
+    parametrisation differs. Under Adam, training the product moves it faster along its main
+    directions, which is why a weak model with it generalises in fewer steps (docs/weak-stage.md).
+    """
+    if rank is None:
+        return nn.Linear(fan_in, n_out, bias=bias)
+    first, second = nn.Linear(fan_in, rank, bias=False), nn.Linear(rank, n_out, bias=bias)
+    with torch.no_grad():
+        first.weight.mul_(3 ** 0.25)
+        second.weight.mul_(3 ** 0.25)
+    return nn.Sequential(first, second)
+
+
 class FNN(nn.Module):
     def __init__(
         self,
@@ -41,9 +59,11 @@ class FNN(nn.Module):
         bias: bool = False,
         init_scale: float = 1.0,
         seed: Optional[int] = None,
+        readout_rank: Optional[int] = None,
     ) -> None:
         super().__init__()
-        ModelConfig(embed_dim=embed_dim, width=width, depth=depth, bias=bias, init_scale=init_scale)
+        ModelConfig(embed_dim=embed_dim, width=width, depth=depth, bias=bias, init_scale=init_scale,
+                    readout_rank=readout_rank)
         self.vocab_size, self.n_classes, self.n_inputs = vocab_size, n_classes, n_inputs
         self.embed_dim, self.width, self.depth = embed_dim, width, depth
         self.init_scale = init_scale
@@ -58,7 +78,7 @@ class FNN(nn.Module):
             for _ in range(depth):
                 layers += [nn.Linear(fan_in, width, bias=bias), nn.ReLU()]
                 fan_in = width
-            layers.append(nn.Linear(fan_in, n_classes, bias=bias))
+            layers.append(readout(fan_in, n_classes, bias, readout_rank))
             self.mlp = nn.Sequential(*layers)
         scale_parameters(self, init_scale)
 
@@ -73,6 +93,7 @@ class FNN(nn.Module):
             bias=config.bias,
             init_scale=config.init_scale,
             seed=seed,
+            readout_rank=config.readout_rank,
         )
 
     def get_input_embeddings(self) -> nn.Module:
@@ -100,9 +121,11 @@ class VectorFNN(nn.Module):
     """
 
     def __init__(self, n_inputs: int, n_classes: int, embed_dim: int = 128, width: int = 512, depth: int = 2,
-                 bias: bool = False, init_scale: float = 1.0, seed: Optional[int] = None) -> None:
+                 bias: bool = False, init_scale: float = 1.0, seed: Optional[int] = None,
+                 readout_rank: Optional[int] = None) -> None:
         super().__init__()
-        ModelConfig(embed_dim=embed_dim, width=width, depth=depth, bias=bias, init_scale=init_scale, vector_input=True)
+        ModelConfig(embed_dim=embed_dim, width=width, depth=depth, bias=bias, init_scale=init_scale, vector_input=True,
+                    readout_rank=readout_rank)
         self.n_inputs, self.n_classes, self.init_scale = n_inputs, n_classes, init_scale
         with torch.random.fork_rng(devices=[]):
             if seed is not None:
@@ -116,7 +139,7 @@ class VectorFNN(nn.Module):
             for _ in range(depth):
                 layers += [nn.Linear(fan_in, width, bias=bias), nn.ReLU()]
                 fan_in = width
-            layers.append(nn.Linear(fan_in, 1 if n_classes == 2 else n_classes, bias=bias))
+            layers.append(readout(fan_in, 1 if n_classes == 2 else n_classes, bias, readout_rank))
             self.mlp = nn.Sequential(*layers)
         scale_parameters(self, init_scale)
 
@@ -142,19 +165,21 @@ def build_network(
     ``n_inputs`` tokens per sample (2 operands, or a parity task's bits)."""
     if config.vector_input:
         return VectorFNN(n_inputs, n_classes, embed_dim=config.embed_dim, width=config.width, depth=config.depth,
-                         bias=config.bias, init_scale=config.init_scale, seed=seed)
+                         bias=config.bias, init_scale=config.init_scale, seed=seed, readout_rank=config.readout_rank)
     if config.encoding is not None:
         from .encodings import fixed_encoding
 
         encoding = fixed_encoding(config.encoding, vocab_size)
         model = FNN(vocab_size, n_classes, embed_dim=encoding.shape[1], width=config.width, depth=config.depth,
-                    n_inputs=n_inputs, bias=config.bias, init_scale=config.init_scale, seed=seed)
+                    n_inputs=n_inputs, bias=config.bias, init_scale=config.init_scale, seed=seed,
+                    readout_rank=config.readout_rank)
         model.embedding.weight.data.copy_(encoding)  # not scaled by init_scale: the encoding is fixed
         model.embedding.weight.requires_grad_(False)
         return model
     if config.transformer is None:
         return FNN(vocab_size, n_classes, embed_dim=config.embed_dim, width=config.width, depth=config.depth,
-                   n_inputs=n_inputs, bias=config.bias, init_scale=config.init_scale, seed=seed)
+                   n_inputs=n_inputs, bias=config.bias, init_scale=config.init_scale, seed=seed,
+                   readout_rank=config.readout_rank)
     t = config.transformer
     return Transformer(
         vocab_size, n_classes, n_layers=t.n_layers, d_model=config.embed_dim, n_heads=t.n_heads, d_head=t.d_head,
@@ -193,4 +218,6 @@ def parameter_count(config, vocab_size: int, n_classes: int, n_inputs: int = 2) 
     for _ in range(config.depth):
         total += fan_in * w + (w if config.bias else 0)
         fan_in = w
-    return total + fan_in * out + (out if config.bias else 0)
+    rank = getattr(config, "readout_rank", None)
+    read = fan_in * out if rank is None else fan_in * rank + rank * out
+    return total + read + (out if config.bias else 0)

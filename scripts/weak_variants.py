@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import statistics
 import sys
 from pathlib import Path
@@ -44,7 +45,8 @@ def main() -> int:
     rows, lines = [], ["| variant | op | ready | rounds (median) | candidate steps (median) | ms per step | "
                        "weak stage s (median [min–max]) |", "|---|---|---|---|---|---|---|"]
     for variant in variants:
-        overrides = [o for o in variant.split(",") if o]
+        # commas inside brackets belong to a list value (train.betas=[0.9,0.98])
+        overrides = [o for o in re.split(r",(?![^\[]*\])", variant) if o]
         stage = from_dict(WeakStageConfig, apply_overrides(WeakStageConfig().to_dict(), overrides))
         for op in ("add", "mul"):
             mine = []
