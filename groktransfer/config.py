@@ -257,8 +257,9 @@ class ModelConfig(Config):
     # then the encoding's width and is ignored
     encoding: Optional[str] = None
     # FNNs: the read-out as two linear maps through this many dimensions (hidden → rank → classes)
-    # instead of one dense map; null = dense, as in the paper. The weak model's default (4) makes it
-    # generalise in about half the steps (results/weak-readout/; docs/weak-stage.md)
+    # instead of one dense map; null = dense, as in the paper. Not the weak model's default: with it
+    # the weak model generalises in about half the steps, but on multiplication 4 of 12 of its
+    # embeddings started targets that never reached 99% test (results/weak-readout/)
     readout_rank: Optional[int] = None
 
     def check(self) -> None:

@@ -35,8 +35,9 @@ def readout(fan_in: int, n_out: int, bias: bool, rank: Optional[int]) -> nn.Modu
     The two maps are PyTorch's default Linear inits, both multiplied by 3^(1/4): a product of two
     default draws has entries √3 smaller than a dense default draw (std 1/(3√fan_in) against
     1/√(3·fan_in)), so the factorised read-out starts at the dense one's scale and only its
-    parametrisation differs. Under Adam, training the product moves it faster along its main
-    directions, which is why a weak model with it generalises in fewer steps (docs/weak-stage.md).
+    parametrisation differs. A weak model with it generalises in about half the steps, but its
+    embeddings start multiplication targets less reliably (results/weak-readout/), so no default
+    uses it.
     """
     if rank is None:
         return nn.Linear(fan_in, n_out, bias=bias)

@@ -7,8 +7,12 @@
 #   bash scripts/weak_readout_study.sh                  seeds 6000-6011 (the choice), ranks none 4 8 16
 #   SEEDS=6100-6109 RANKS="none 4" OUT=results/weak-readout/validate bash scripts/weak_readout_study.sh
 #
-# Writes OUT/OP-rRANK/ (a compare result) and prints one table row per (operation, rank) from
-# scripts/weak_stage_report.py. The two operations run side by side, one thread each.
+#   SUMMARY_ONLY=1 bash scripts/weak_readout_study.sh   only the table, from the finished runs
+#
+# Writes OUT/OP-rRANK/ (a compare result; its weak_stage.md from scripts/weak_stage_report.py) and
+# OUT/table.md: per (operation, rank) the weak stage's cost, the transferred embeddings' largest
+# Fourier share (how concentrated on one frequency they are) and how the targets did. The two
+# operations run side by side, one thread each.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export OMP_NUM_THREADS=1
@@ -27,9 +31,37 @@ run_op() {
         --no-progress model.embed_dim=32 model.width=128 train.max_steps=5000 $set > /dev/null
   done
 }
-run_op add & a=$!
-run_op mul & m=$!
-wait $a; wait $m
+if [ -z "${SUMMARY_ONLY:-}" ]; then
+  run_op add & a=$!
+  run_op mul & m=$!
+  wait $a; wait $m
+  python3 -c "from groktransfer.records import drop_run_weights; drop_run_weights('$out')"  # records, not weights
+fi
 for op in add mul; do
-  python scripts/weak_stage_report.py $(for r in $ranks; do echo "$out/$op-r$r"; done)
+  python scripts/weak_stage_report.py $(for r in $ranks; do echo "$out/$op-r$r"; done) > /dev/null
 done
+python3 - "$out" $ranks <<'PY'
+import json, statistics, sys
+from pathlib import Path
+out, ranks = Path(sys.argv[1]), sys.argv[2:]
+rows = ["| op | read-out rank | weak steps of the transferred model (median) | weak stage s (median) | "
+        "top-1 Fourier share of E_W (median [min–max]) | target reached 99% | target steps to 99% (median of those) | "
+        "time to 99%, weak included (median s; never counts as slowest) |", "|---|---|---|---|---|---|---|---|"]
+for op in ("add", "mul"):
+    for r in ranks:
+        runs = [json.loads(p.read_text()) for p in sorted((out / f"{op}-r{r}").glob("runs/groktransfer/seed*/summary.json"))]
+        weak = [s["stages"]["weak"] for s in runs]
+        target = [s["stages"]["target"] for s in runs]
+        top1 = [w["readiness"]["fourier_top1_share"] for w in weak]
+        hit = [t["test_acc_99_step"] for t in target if t["test_acc_99_step"] is not None]
+        # a target stops at 99% test, so a run that reached it took its whole wall-clock to get there
+        times = [s["groktransfer"]["wall_clock_s"] if t["test_acc_99_step"] is not None else float("inf")
+                 for s, t in zip(runs, target)]
+        med = statistics.median(times)
+        rows.append(f"| {op} | {r} | {statistics.median(w['steps'] for w in weak):g} | "
+                    f"{statistics.median(w['wall_clock_s'] for w in weak):.1f} | {statistics.median(top1):.2f} "
+                    f"[{min(top1):.2f}–{max(top1):.2f}] | {len(hit)}/{len(runs)} | "
+                    f"{statistics.median(hit) if hit else 'never':g} | {'never' if med == float('inf') else f'{med:.1f}'} |")
+(out / "table.md").write_text("\n".join(rows) + "\n", encoding="utf-8")
+print("\n".join(rows))
+PY
