@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import sys
 import textwrap
 from datetime import datetime
@@ -141,9 +142,34 @@ def _find_run(path: Path, needs: str, command: str) -> Path:
     if (path / "run" / needs).is_file():
         print(f"{command}: using the reproduction's run directory {path / 'run'}")
         return path / "run"
+    batch = _interrupted_batch_of(path) if command == "resume" else None
+    if batch is not None:
+        raise ConfigError(f"resume: {str(path)!r} is a run of an interrupted batch, whose checkpoint is {str(batch)!r}; "
+                          "continue it with the command that started it (`run --seeds ... --resume`; `compare`, "
+                          "`tune` as they were)")
     inside = sorted(p.parent for p in path.glob(f"*/{needs}")) if path.is_dir() else []
     hint = f"; runs inside it: {', '.join(str(p) for p in inside[:3])}{' ...' if len(inside) > 3 else ''}" if inside else ""
     raise ConfigError(f"{command}: {str(path)!r} is not a run directory (no {needs}){hint}")
+
+
+def _interrupted_batch_of(path: Path) -> Optional[Path]:
+    """The batch checkpoint (sweep.BATCH_CHECKPOINT_FILE, kept in a batch's first run directory)
+    whose batch holds ``path`` as one of its runs, looked for in ``path`` and its siblings; None
+    when there is none. Only reads: a damaged or foreign checkpoint is simply not this run's."""
+    from .checkpoint import load_checkpoint
+    from .sweep import BATCH_CHECKPOINT_FILE
+
+    if not path.is_dir():
+        return None
+    me = str(path.resolve())
+    for candidate in sorted(path.resolve().parent.glob(f"*/{BATCH_CHECKPOINT_FILE}")):
+        try:
+            runs = json.loads(load_checkpoint(candidate)["identity"])["runs"]
+        except (ConfigError, KeyError, TypeError, ValueError):
+            continue
+        if isinstance(runs, list) and me in runs:
+            return candidate
+    return None
 
 
 def _inspect_weak(source: Path, as_json: bool) -> int:

@@ -346,6 +346,13 @@ def test_an_interrupted_batch_resumes_to_the_uninterrupted_runs(tmp_path, batch_
         assert code == -signal.SIGKILL
     assert not (out / "seed0" / "summary.json").exists()
     saved_step = load_checkpoint(out / "seed0" / "batch_checkpoint.safetensors")["train"]["step"]
+    # `groktransfer resume` on one of its runs points to the batch's checkpoint and its command.
+    capsys.readouterr()
+    for member in ("seed0", "seed2"):
+        assert main(["resume", str(out / member)]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and "is a run of an interrupted batch" in err[0], err
+        assert str((out / "seed0" / "batch_checkpoint.safetensors").resolve()) in err[0] and "--resume" in err[0]
     # It goes on from the checkpoint: no weak stage again, and the targets' batch starts at its step.
     import groktransfer.sweep as sweep
 
