@@ -23,7 +23,8 @@ from pathlib import Path
 from typing import Any, Union
 
 import torch
-from safetensors import SafetensorError, safe_open
+from safetensors import SafetensorError
+from safetensors.torch import load as load_safetensors
 from safetensors.torch import save_file
 
 from .config import ConfigError
@@ -99,10 +100,13 @@ def load_checkpoint(path: Union[str, Path]) -> dict:
     if not path.is_file():
         raise ConfigError(f"checkpoint {str(path)!r}: not found")
     try:
-        with safe_open(str(path), framework="pt") as handle:
-            skeleton = json.loads((handle.metadata() or {})["state"])
-            tensors = {key: handle.get_tensor(key) for key in handle.keys()}
-    except (SafetensorError, OSError, ValueError, KeyError) as err:
+        # Read into memory, not mapped: a mapped file that someone cuts short while it is read
+        # kills the process (SIGBUS) instead of raising. The package itself never writes in place.
+        data = path.read_bytes()
+        header = json.loads(data[8: 8 + int.from_bytes(data[:8], "little")])
+        skeleton = json.loads(header["__metadata__"]["state"])
+        tensors = load_safetensors(data)
+    except (SafetensorError, OSError, ValueError, KeyError, TypeError) as err:
         first = str(err).splitlines()[0] if str(err) else type(err).__name__
         raise ConfigError(f"checkpoint {str(path)!r}: unreadable ({first})") from None
     try:

@@ -24,6 +24,27 @@ def test_nested_state_round_trips_bit_for_bit(tmp_path):
     assert torch.equal(back["h"][0], torch.arange(3)) and torch.equal(back["tied"][1], shared[:2])
 
 
+def test_a_loaded_checkpoint_does_not_depend_on_its_file_afterwards(tmp_path):
+    """A loaded checkpoint's tensors are in memory, not mapped from the file: a file cut short in
+    place afterwards (a user's editor, a full disk elsewhere) cannot kill the process with SIGBUS
+    when training touches them. Run in a child process, since SIGBUS would end this one."""
+    import subprocess
+    import sys
+
+    code = (
+        "import os, torch\n"
+        "from groktransfer.checkpoint import load_checkpoint, save_checkpoint\n"
+        f"path = {str(tmp_path / 'ckpt.safetensors')!r}\n"
+        "save_checkpoint(path, {'w': torch.arange(1_000_000, dtype=torch.float32)})\n"
+        "state = load_checkpoint(path)\n"
+        "os.truncate(path, 64)\n"
+        "print(float(state['w'].sum()))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, (done.returncode, done.stderr[-500:])
+    assert float(done.stdout) == float(torch.arange(1_000_000, dtype=torch.float32).sum())
+
+
 def test_truncated_checkpoint_is_a_clear_error(tmp_path):
     path = tmp_path / "c.safetensors"
     save_checkpoint(path, {"a": torch.randn(100)})
