@@ -222,3 +222,63 @@ def parameter_count(config, vocab_size: int, n_classes: int, n_inputs: int = 2) 
     rank = getattr(config, "readout_rank", None)
     read = fan_in * out if rank is None else fan_in * rank + rank * out
     return total + read + (out if config.bias else 0)
+
+
+def _linear_chain(mlp: nn.Module) -> Optional[list[nn.Linear]]:
+    """The Linear layers of an FNN's ``mlp`` in order, when it is only Linear, ReLU and nested
+    Sequential modules (anything else: None)."""
+    layers: list[nn.Linear] = []
+    for module in mlp.modules():
+        if isinstance(module, nn.Linear):
+            layers.append(module)
+        elif not isinstance(module, (nn.Sequential, nn.ReLU)):
+            return None
+    return layers
+
+
+def fnn_flops(model: nn.Module, rows: int, backward: bool) -> Optional[int]:
+    """FLOPs of this package's FNNs (FNN, VectorFNN) on ``rows`` samples, forward and (``backward``)
+    the backward of the loss, by the formulas torch's FlopCounterMode applies (2·m·n·k for each
+    matrix product; lookups, activations and the loss count nothing); None for any other model.
+
+    Why not FlopCounterMode itself: any Python dispatch mode imports torch._dynamo on first use,
+    about 1.5 s of every command's start on the CPU. tests/test_models.py checks this count
+    against FlopCounterMode's on every kind of FNN the package builds.
+    """
+    from .transfer import FactorizedEmbedding  # transfer imports nothing of models'
+
+    if type(model) not in (FNN, VectorFNN):
+        return None
+    layers = _linear_chain(model.mlp)
+    embedding = model.embedding
+    if layers is None:
+        return None
+    total = 0
+
+    def product(m: int, k: int, n: int, left_needs_grad: bool, right_needs_grad: bool) -> None:
+        """(m × k) @ (k × n), and its backward: one product per operand that needs a gradient."""
+        nonlocal total
+        total += 2 * m * k * n * (1 + backward * (left_needs_grad + right_needs_grad))
+
+    if isinstance(embedding, FactorizedEmbedding):
+        (vocab, rank), dim = embedding.A.shape, embedding.B.shape[1]
+        product(vocab, rank, dim, embedding.A.requires_grad, embedding.B.requires_grad)
+        trains = embedding.A.requires_grad or embedding.B.requires_grad
+    elif isinstance(embedding, nn.Embedding):
+        vocab, dim = embedding.weight.shape
+        trains = embedding.weight.requires_grad
+    else:
+        return None
+    if isinstance(model, VectorFNN):  # values (data) @ E, then the MLP on (rows × dim)
+        product(rows, vocab, dim, False, trains)
+        width = dim
+    else:  # looked-up rows, flattened: (rows × n_inputs·dim)
+        width = model.n_inputs * dim
+    needs_grad = trains
+    for layer in layers:
+        if layer.in_features != width:
+            return None
+        product(rows, layer.in_features, layer.out_features, needs_grad, layer.weight.requires_grad)
+        needs_grad = needs_grad or any(p.requires_grad for p in layer.parameters())
+        width = layer.out_features
+    return total

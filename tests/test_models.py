@@ -60,3 +60,91 @@ def test_a_factorised_readout_is_refused_where_it_has_no_meaning():
         ModelConfig(readout_rank=0)
     with pytest.raises(ConfigError, match="readout_rank: only FNNs"):
         ModelConfig(readout_rank=4, transformer=TransformerConfig())
+
+
+def _counted_by_torch(model, x, y, backward):
+    """FlopCounterMode's count: the reference fnn_flops must equal."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    model.zero_grad(set_to_none=True)
+    if backward:
+        with FlopCounterMode(display=False) as counter:
+            torch.nn.functional.cross_entropy(model(x), y).backward()
+    else:
+        with torch.no_grad(), FlopCounterMode(display=False) as counter:
+            model(x)
+    return counter.get_total_flops()
+
+
+FLOP_CASES = [
+    ModelConfig(embed_dim=8, width=32, depth=1),
+    ModelConfig(embed_dim=8, width=32, depth=2, bias=True),
+    ModelConfig(embed_dim=8, width=32, depth=1, readout_rank=4),
+    ModelConfig(embed_dim=5, width=7, depth=3, bias=True, readout_rank=2),
+    ModelConfig(width=16, depth=1, encoding="one_hot"),  # a frozen embedding: no gradient into the first layer's input
+]
+
+
+@pytest.mark.parametrize("config", FLOP_CASES)
+@pytest.mark.parametrize("rows", [37, 264])
+def test_fnn_flops_equal_torchs_count_for_every_fnn_the_package_builds(config, rows):
+    """The formula the trainers use instead of FlopCounterMode counts what it counts: token FNNs
+    (dense or factorised read-out, biases, a frozen encoding), the same after an A·B transfer (A
+    trained or frozen), and vector-input FNNs (2 or 10 classes, 0-2 hidden layers), forward and
+    forward + backward, on full and partial batches."""
+    import torch
+
+    from groktransfer.models import fnn_flops
+    from groktransfer.transfer import transfer_embedding
+
+    import groktransfer as gt
+
+    task = gt.ModularTask(op="add", p=23, train_fraction=0.5, data_seed=0)
+    x, y = task.x_train[:rows], task.y_train[:rows]
+    model = build_network(config, 23, 23, seed=0)
+    for backward in (False, True):
+        assert fnn_flops(model, x.shape[0], backward) == _counted_by_torch(model, x, y, backward)
+    if config.encoding is None:
+        for freeze_a in (False, True):
+            target = build_network(config, 23, 23, seed=2)
+            transfer_embedding(build_network(ModelConfig(embed_dim=4, width=16, depth=1), 23, 23, seed=1), target,
+                               freeze_a=freeze_a)
+            for backward in (False, True):
+                assert fnn_flops(target, x.shape[0], backward) == _counted_by_torch(target, x, y, backward)
+    for classes in (2, 10):
+        for depth in (0, 1, 2):
+            vector = build_network(ModelConfig(embed_dim=6, width=9, depth=depth, vector_input=True,
+                                               readout_rank=config.readout_rank), 40, classes, seed=0, n_inputs=40)
+            bits, labels = torch.randint(0, 2, (rows, 40)), torch.randint(0, classes, (rows,))
+            for backward in (False, True):
+                assert fnn_flops(vector, rows, backward) == _counted_by_torch(vector, bits, labels, backward)
+
+
+def test_fnn_flops_leave_other_models_to_torch():
+    from torch import nn
+
+    from groktransfer.models import fnn_flops
+
+    transformer = ModelConfig(embed_dim=32, transformer=TransformerConfig(n_layers=1, n_heads=4, d_mlp=64))
+    assert fnn_flops(build_network(transformer, 47, 47, seed=0), 10, True) is None
+    odd = build_network(ModelConfig(embed_dim=8, width=32, depth=1), 23, 23, seed=0)
+    odd.mlp.append(nn.LayerNorm(23))  # a module the formula does not know
+    assert fnn_flops(odd, 10, True) is None
+
+
+def test_a_training_run_does_not_import_torch_dynamo(tmp_path):
+    """Counting FLOPs with torch's FlopCounterMode imports torch._dynamo, about a second of every
+    command's start on a small CPU (benchmarks/startup.py); a run of the package's FNNs without
+    train.compile never needs it."""
+    import subprocess
+    import sys
+
+    code = ("import sys\n"
+            "from groktransfer.cli import main\n"
+            f"code = main(['run', '--preset', 'demo', '--out', {str(tmp_path / 'run')!r}, '--no-progress', "
+            "'weak.train.max_steps=20', 'weak.if_none_ready=transfer_best', 'weak.max_rounds=1', "
+            "'target.train.max_steps=20', 'scratch.train.max_steps=20', 'device=cpu'])\n"
+            "print(code, 'torch._dynamo' in sys.modules)\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert done.stdout.strip().splitlines()[-1] == "0 False", (done.stdout[-500:], done.stderr[-500:])
