@@ -3,6 +3,8 @@
     git worktree add /tmp/before HEAD~1
     python benchmarks/startup.py --baseline /tmp/before --repeats 7 --out results/bench_startup_cpu.json
 
+writes the JSON and, beside it, the same figures as a Markdown table (.md).
+
 What a user waits for when a command trains little: the demo preset with 50 steps per stage
 (one weak candidate), run as `python -m groktransfer.cli run --preset demo ...` in a fresh
 process, once from this checkout (A) and once from ``--baseline`` (B), alternating A B A B so
@@ -71,6 +73,13 @@ def main() -> int:
               "ratio_this_over_baseline": {"median": statistics.median(ratios), "min": min(ratios), "max": max(ratios)},
               "imports_torch_dynamo": dynamo, "environment": environment(torch.device("cpu"))}
     atomic_write_text(Path(args.out), json.dumps(record, indent=2) + "\n")
+    ratio = record["ratio_this_over_baseline"]
+    table = ("| checkout | whole process, s (median of {n}) | imports torch._dynamo |\n|---|---|---|\n"
+             "| baseline | {b:.2f} | {db} |\n| this | {a:.2f} | {da} |\n"
+             "| ratio this / baseline (pair by pair: median [min–max]) | {r:.2f} [{lo:.2f}–{hi:.2f}] | |\n").format(
+        n=args.repeats, b=record["median_s"]["baseline"], a=record["median_s"]["this"], db=dynamo["baseline"],
+        da=dynamo["this"], r=ratio["median"], lo=ratio["min"], hi=ratio["max"])
+    atomic_write_text(Path(args.out).with_suffix(".md"), table)  # the table docs/speed.md shows
     print(f"this {record['median_s']['this']:.2f} s, baseline {record['median_s']['baseline']:.2f} s, "
           f"ratio {record['ratio_this_over_baseline']['median']:.2f}; torch._dynamo imported: {dynamo}")
     return 0
