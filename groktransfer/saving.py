@@ -32,6 +32,7 @@ from safetensors import SafetensorError, safe_open
 from torch import nn
 
 from .config import ConfigError
+from .records import atomic_write_text
 from .transfer import FactorizedEmbedding, resize_token_embeddings
 
 SIDECAR = "groktransfer.json"
@@ -59,7 +60,7 @@ def save_pretrained(model: nn.Module, path: Union[str, Path], *, merge: bool = F
         model.save_pretrained(path, **kwargs)
         sidecar = {name: {"rows": m.A.shape[0], "rank": m.A.shape[1], "dim": m.B.shape[1], "lr_scale": m.lr_scale,
                           "freeze_a": not m.A.requires_grad} for name, m in found.items()}
-        (path / SIDECAR).write_text(json.dumps({"factorized_embeddings": sidecar}, indent=2) + "\n", encoding="utf-8")
+        atomic_write_text(path / SIDECAR, json.dumps({"factorized_embeddings": sidecar}, indent=2) + "\n")
         return
     for name, module in found.items():  # swapped for its merged matrix while the library writes
         _set(model, name, module.merged())
