@@ -151,9 +151,9 @@ class VectorFNN(nn.Module):
         self.embedding = module
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        dtype = self.embedding.weight.dtype
-        values = 2.0 * x.to(dtype) - 1.0 if not x.is_floating_point() else x.to(dtype)
-        out = self.mlp(torch.relu(values @ self.embedding.weight))
+        weight = self.embedding.weight  # read once: an A·B embedding computes its product on every read
+        values = 2.0 * x.to(weight.dtype) - 1.0 if not x.is_floating_point() else x.to(weight.dtype)
+        out = self.mlp(torch.relu(values @ weight))
         if self.n_classes == 2:
             return torch.cat([-out / 2, out / 2], dim=-1)
         return out
@@ -242,7 +242,7 @@ def fnn_flops(model: nn.Module, rows: int, backward: bool) -> Optional[int]:
     matrix product; lookups, activations and the loss count nothing); None for any other model.
 
     Why not FlopCounterMode itself: any Python dispatch mode imports torch._dynamo on first use,
-    about 1.5 s of every command's start on the CPU. tests/test_models.py checks this count
+    about a second of every command's start on a small CPU (benchmarks/startup.py). tests/test_models.py checks this count
     against FlopCounterMode's on every kind of FNN the package builds.
     """
     from .transfer import FactorizedEmbedding  # transfer imports nothing of models'

@@ -119,6 +119,11 @@ def test_fnn_flops_equal_torchs_count_for_every_fnn_the_package_builds(config, r
             bits, labels = torch.randint(0, 2, (rows, 40)), torch.randint(0, classes, (rows,))
             for backward in (False, True):
                 assert fnn_flops(vector, rows, backward) == _counted_by_torch(vector, bits, labels, backward)
+            weak = build_network(ModelConfig(embed_dim=3, width=5, depth=1, vector_input=True), 40, classes, seed=1,
+                                 n_inputs=40)
+            transfer_embedding(weak, vector)  # x·A·B
+            for backward in (False, True):
+                assert fnn_flops(vector, rows, backward) == _counted_by_torch(vector, bits, labels, backward)
 
 
 def test_fnn_flops_leave_other_models_to_torch():
