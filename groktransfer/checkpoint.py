@@ -95,6 +95,18 @@ def save_checkpoint(path: Union[str, Path], state: dict) -> None:
     write_safetensors_atomically(path, tensors, {"state": json.dumps(skeleton)})
 
 
+def _skeleton(head: bytes) -> Any:
+    """The state's layout stored in a safetensors header (the file's first bytes: an 8-byte
+    length, then the JSON header); tensors stand in it as references."""
+    header = json.loads(head[8: 8 + int.from_bytes(head[:8], "little")])
+    return json.loads(header["__metadata__"]["state"])
+
+
+def _unreadable(path: Path, err: Exception) -> ConfigError:
+    first = str(err).splitlines()[0] if str(err) else type(err).__name__
+    return ConfigError(f"checkpoint {str(path)!r}: unreadable ({first})")
+
+
 def load_checkpoint(path: Union[str, Path]) -> dict:
     path = Path(path)
     if not path.is_file():
@@ -103,15 +115,26 @@ def load_checkpoint(path: Union[str, Path]) -> dict:
         # Read into memory, not mapped: a mapped file that someone cuts short while it is read
         # kills the process (SIGBUS) instead of raising. The package itself never writes in place.
         data = path.read_bytes()
-        header = json.loads(data[8: 8 + int.from_bytes(data[:8], "little")])
-        skeleton = json.loads(header["__metadata__"]["state"])
+        skeleton = _skeleton(data)
         tensors = load_safetensors(data)
     except (SafetensorError, OSError, ValueError, KeyError, TypeError) as err:
-        first = str(err).splitlines()[0] if str(err) else type(err).__name__
-        raise ConfigError(f"checkpoint {str(path)!r}: unreadable ({first})") from None
+        raise _unreadable(path, err) from None
     try:
         return unflatten(skeleton, tensors)
     except KeyError as err:
         raise ConfigError(f"checkpoint {str(path)!r}: damaged (tensor {err.args[0]!r} is missing)") from None
     except (TypeError, AttributeError, ValueError) as err:
         raise ConfigError(f"checkpoint {str(path)!r}: damaged (its layout cannot be read: {err})") from None
+
+
+def checkpoint_layout(path: Union[str, Path]) -> Any:
+    """A checkpoint's state without its tensors (they stay references), read from the header
+    alone: for a caller that needs only its plain values (a batch checkpoint's identity) and
+    should not load every weight to get them. Unreadable: ConfigError naming the file."""
+    path = Path(path)
+    try:
+        with open(path, "rb") as handle:
+            length = handle.read(8)
+            return _skeleton(length + handle.read(int.from_bytes(length, "little")))
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        raise _unreadable(path, err) from None

@@ -156,7 +156,7 @@ def _interrupted_batch_of(path: Path) -> Optional[Path]:
     """The batch checkpoint (sweep.BATCH_CHECKPOINT_FILE, kept in a batch's first run directory)
     whose batch holds ``path`` as one of its runs, looked for in ``path`` and its siblings; None
     when there is none. Only reads: a damaged or foreign checkpoint is simply not this run's."""
-    from .checkpoint import load_checkpoint
+    from .checkpoint import checkpoint_layout
     from .sweep import BATCH_CHECKPOINT_FILE
 
     if not path.is_dir():
@@ -164,7 +164,7 @@ def _interrupted_batch_of(path: Path) -> Optional[Path]:
     me = str(path.resolve())
     for candidate in sorted(path.resolve().parent.glob(f"*/{BATCH_CHECKPOINT_FILE}")):
         try:
-            runs = json.loads(load_checkpoint(candidate)["identity"])["runs"]
+            runs = json.loads(checkpoint_layout(candidate)["identity"])["runs"]  # the header only, not the weights
         except (ConfigError, KeyError, TypeError, ValueError):
             continue
         if isinstance(runs, list) and me in runs:

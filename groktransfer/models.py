@@ -242,8 +242,9 @@ def fnn_flops(model: nn.Module, rows: int, backward: bool) -> Optional[int]:
     matrix product; lookups, activations and the loss count nothing); None for any other model.
 
     Why not FlopCounterMode itself: any Python dispatch mode imports torch._dynamo on first use,
-    about a second of every command's start on a small CPU (benchmarks/startup.py). tests/test_models.py checks this count
-    against FlopCounterMode's on every kind of FNN the package builds.
+    about a second of every command's start on a small CPU (benchmarks/startup.py).
+    tests/test_models.py checks this count against FlopCounterMode's on every kind of FNN the
+    package builds.
     """
     from .transfer import FactorizedEmbedding  # transfer imports nothing of models'
 

@@ -312,7 +312,7 @@ def param_lr_scales(model: nn.Module) -> dict[str, float]:
 def _measure_flops(model: nn.Module, loss_fn: LossFn, x: torch.Tensor, y: torch.Tensor, eval_sets) -> tuple[int, int]:
     """FLOPs of one training step's forward+backward, and of one evaluation: by formula for the
     package's FNNs under its own losses (models.fnn_flops, which counts what FlopCounterMode would
-    and spares every command the second that FlopCounterMode's import of torch._dynamo takes), else counted by torch."""
+    and spares every command the second its import of torch._dynamo takes), else counted by torch."""
     from .models import fnn_flops
 
     if loss_fn in CLASS_LOSSES:

@@ -28,7 +28,6 @@ of one; these classes check the settings and keep the state in a single model's 
 
 from __future__ import annotations
 
-
 from torch import nn
 
 from ..config import ConfigError
