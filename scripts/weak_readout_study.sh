@@ -46,7 +46,8 @@ from pathlib import Path
 out, ranks = Path(sys.argv[1]), sys.argv[2:]
 rows = ["| op | read-out rank | weak steps of the transferred model (median) | weak stage s (median) | "
         "top-1 Fourier share of E_W (median [min–max]) | target reached 99% | target steps to 99% (median of those) | "
-        "time to 99%, weak included (median s; never counts as slowest) |", "|---|---|---|---|---|---|---|---|"]
+        "time to 99%, weak included (median s; never counts as slowest) | best test accuracy of the targets "
+        "that missed 99% (min–max) |", "|---|---|---|---|---|---|---|---|---|"]
 for op in ("add", "mul"):
     for r in ranks:
         runs = [json.loads(p.read_text()) for p in sorted((out / f"{op}-r{r}").glob("runs/groktransfer/seed*/summary.json"))]
@@ -58,10 +59,13 @@ for op in ("add", "mul"):
         times = [s["groktransfer"]["wall_clock_s"] if t["test_acc_99_step"] is not None else float("inf")
                  for s, t in zip(runs, target)]
         med = statistics.median(times)
+        missed = [t["best_test_acc"] for t in target if t["test_acc_99_step"] is None]
+        missed_text = f"{min(missed):.2f}–{max(missed):.2f}" if missed else "—"
         rows.append(f"| {op} | {r} | {statistics.median(w['steps'] for w in weak):g} | "
                     f"{statistics.median(w['wall_clock_s'] for w in weak):.1f} | {statistics.median(top1):.2f} "
                     f"[{min(top1):.2f}–{max(top1):.2f}] | {len(hit)}/{len(runs)} | "
-                    f"{statistics.median(hit) if hit else 'never':g} | {'never' if med == float('inf') else f'{med:.1f}'} |")
+                    f"{statistics.median(hit) if hit else 'never':g} | {'never' if med == float('inf') else f'{med:.1f}'} | "
+                    f"{missed_text} |")
 (out / "table.md").write_text("\n".join(rows) + "\n", encoding="utf-8")
 print("\n".join(rows))
 PY
