@@ -261,6 +261,8 @@ class ModelConfig(Config):
     # the weak model generalises in about half the steps, but on multiplication 4 of 12 of its
     # embeddings started targets that never reached 99% test (results/weak-readout/)
     readout_rank: Optional[int] = None
+    # FNNs: the hidden activation, relu (the paper's) or square (x², models.Square; see WeakModelConfig)
+    activation: Literal["relu", "square"] = "relu"
 
     def check(self) -> None:
         for name in ("embed_dim", "width"):
@@ -269,6 +271,8 @@ class ModelConfig(Config):
                  f"readout_rank: got {self.readout_rank}; must be >= 1 or null (a dense read-out)")
         _require(self.readout_rank is None or self.transformer is None,
                  "readout_rank: only FNNs have it; a transformer's read-out is dense")
+        _require(self.activation == "relu" or self.transformer is None,
+                 "activation: only FNNs have it; a transformer's MLP keeps its own")
         # A vector-input MLP may have no hidden layer after x·E (the paper's 2-layer MNIST weak model).
         least = 0 if self.vector_input else 1
         _require(self.depth >= least, f"depth: got {self.depth}; must be >= {least}")

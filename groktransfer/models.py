@@ -8,7 +8,8 @@ Usage::
 
 Both operands are looked up in ONE embedding table, the two vectors are concatenated,
 then ``depth`` hidden ReLU layers of ``width`` and a linear read-out to the classes.
-Bias-free by default, as in the paper.
+Bias-free by default, as in the paper. ``activation="square"`` makes every hidden
+activation x² instead of ReLU (see :class:`Square`).
 
 Every model exposes its input embedding through Hugging Face's two-method convention,
 ``get_input_embeddings()`` / ``set_input_embeddings(module)``, which is all
@@ -27,6 +28,18 @@ from .config import ModelConfig
 from .lookup import Embedding
 from .scaling import scale_parameters
 from .transformer import Transformer
+
+
+class Square(nn.Module):
+    """The activation x ↦ x². Why: a one-hidden-layer network with it learns modular addition
+    and multiplication with Fourier features in a few hundred steps or less (Gromov 2023,
+    "Grokking modular arithmetic"); docs/weak-stage.md measures it as the weak model."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * x
+
+
+ACTIVATIONS = {"relu": nn.ReLU, "square": Square}
 
 
 def readout(fan_in: int, n_out: int, bias: bool, rank: Optional[int]) -> nn.Module:
@@ -61,10 +74,11 @@ class FNN(nn.Module):
         init_scale: float = 1.0,
         seed: Optional[int] = None,
         readout_rank: Optional[int] = None,
+        activation: str = "relu",
     ) -> None:
         super().__init__()
         ModelConfig(embed_dim=embed_dim, width=width, depth=depth, bias=bias, init_scale=init_scale,
-                    readout_rank=readout_rank)
+                    readout_rank=readout_rank, activation=activation)
         self.vocab_size, self.n_classes, self.n_inputs = vocab_size, n_classes, n_inputs
         self.embed_dim, self.width, self.depth = embed_dim, width, depth
         self.init_scale = init_scale
@@ -77,7 +91,7 @@ class FNN(nn.Module):
             layers: list[nn.Module] = []
             fan_in = n_inputs * embed_dim
             for _ in range(depth):
-                layers += [nn.Linear(fan_in, width, bias=bias), nn.ReLU()]
+                layers += [nn.Linear(fan_in, width, bias=bias), ACTIVATIONS[activation]()]
                 fan_in = width
             layers.append(readout(fan_in, n_classes, bias, readout_rank))
             self.mlp = nn.Sequential(*layers)
@@ -95,6 +109,7 @@ class FNN(nn.Module):
             init_scale=config.init_scale,
             seed=seed,
             readout_rank=config.readout_rank,
+            activation=config.activation,
         )
 
     def get_input_embeddings(self) -> nn.Module:
@@ -110,7 +125,7 @@ class FNN(nn.Module):
 
 class VectorFNN(nn.Module):
     """An FNN over a vector input (the paper's parity models): ``x·E``, ReLU, ``depth`` hidden
-    ReLU layers of ``width``, and the read-out.
+    ReLU layers of ``width``, and the read-out (``activation="square"``: x² in place of each ReLU).
 
     Integer inputs (bits 0/1) are read as ±1; float inputs (pixels) are used as they are.
     ``E`` (``n_inputs × embed_dim``, the transposed first
@@ -123,10 +138,10 @@ class VectorFNN(nn.Module):
 
     def __init__(self, n_inputs: int, n_classes: int, embed_dim: int = 128, width: int = 512, depth: int = 2,
                  bias: bool = False, init_scale: float = 1.0, seed: Optional[int] = None,
-                 readout_rank: Optional[int] = None) -> None:
+                 readout_rank: Optional[int] = None, activation: str = "relu") -> None:
         super().__init__()
         ModelConfig(embed_dim=embed_dim, width=width, depth=depth, bias=bias, init_scale=init_scale, vector_input=True,
-                    readout_rank=readout_rank)
+                    readout_rank=readout_rank, activation=activation)
         self.n_inputs, self.n_classes, self.init_scale = n_inputs, n_classes, init_scale
         with torch.random.fork_rng(devices=[]):
             if seed is not None:
@@ -135,10 +150,11 @@ class VectorFNN(nn.Module):
             self.embedding = nn.Embedding(n_inputs, embed_dim)  # ... and held as E = its transpose
             with torch.no_grad():
                 self.embedding.weight.copy_(first.weight.T)
+            self.activation = ACTIVATIONS[activation]()  # after x·E
             layers: list[nn.Module] = []
             fan_in = embed_dim
             for _ in range(depth):
-                layers += [nn.Linear(fan_in, width, bias=bias), nn.ReLU()]
+                layers += [nn.Linear(fan_in, width, bias=bias), ACTIVATIONS[activation]()]
                 fan_in = width
             layers.append(readout(fan_in, 1 if n_classes == 2 else n_classes, bias, readout_rank))
             self.mlp = nn.Sequential(*layers)
@@ -153,7 +169,7 @@ class VectorFNN(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         weight = self.embedding.weight  # read once: an A·B embedding computes its product on every read
         values = 2.0 * x.to(weight.dtype) - 1.0 if not x.is_floating_point() else x.to(weight.dtype)
-        out = self.mlp(torch.relu(values @ weight))
+        out = self.mlp(self.activation(values @ weight))
         if self.n_classes == 2:
             return torch.cat([-out / 2, out / 2], dim=-1)
         return out
@@ -166,21 +182,22 @@ def build_network(
     ``n_inputs`` tokens per sample (2 operands, or a parity task's bits)."""
     if config.vector_input:
         return VectorFNN(n_inputs, n_classes, embed_dim=config.embed_dim, width=config.width, depth=config.depth,
-                         bias=config.bias, init_scale=config.init_scale, seed=seed, readout_rank=config.readout_rank)
+                         bias=config.bias, init_scale=config.init_scale, seed=seed, readout_rank=config.readout_rank,
+                         activation=config.activation)
     if config.encoding is not None:
         from .encodings import fixed_encoding
 
         encoding = fixed_encoding(config.encoding, vocab_size)
         model = FNN(vocab_size, n_classes, embed_dim=encoding.shape[1], width=config.width, depth=config.depth,
                     n_inputs=n_inputs, bias=config.bias, init_scale=config.init_scale, seed=seed,
-                    readout_rank=config.readout_rank)
+                    readout_rank=config.readout_rank, activation=config.activation)
         model.embedding.weight.data.copy_(encoding)  # not scaled by init_scale: the encoding is fixed
         model.embedding.weight.requires_grad_(False)
         return model
     if config.transformer is None:
         return FNN(vocab_size, n_classes, embed_dim=config.embed_dim, width=config.width, depth=config.depth,
                    n_inputs=n_inputs, bias=config.bias, init_scale=config.init_scale, seed=seed,
-                   readout_rank=config.readout_rank)
+                   readout_rank=config.readout_rank, activation=config.activation)
     t = config.transformer
     return Transformer(
         vocab_size, n_classes, n_layers=t.n_layers, d_model=config.embed_dim, n_heads=t.n_heads, d_head=t.d_head,
@@ -225,13 +242,13 @@ def parameter_count(config, vocab_size: int, n_classes: int, n_inputs: int = 2) 
 
 
 def _linear_chain(mlp: nn.Module) -> Optional[list[nn.Linear]]:
-    """The Linear layers of an FNN's ``mlp`` in order, when it is only Linear, ReLU and nested
-    Sequential modules (anything else: None)."""
+    """The Linear layers of an FNN's ``mlp`` in order, when it is only Linear, its activations and
+    nested Sequential modules (anything else: None)."""
     layers: list[nn.Linear] = []
     for module in mlp.modules():
         if isinstance(module, nn.Linear):
             layers.append(module)
-        elif not isinstance(module, (nn.Sequential, nn.ReLU)):
+        elif not isinstance(module, (nn.Sequential, *ACTIVATIONS.values())):
             return None
     return layers
 

@@ -12,6 +12,7 @@ CASES = [
     (ModelConfig(embed_dim=8, width=32, depth=2, bias=True, readout_rank=5), 13, 7, 2),
     (ModelConfig(embed_dim=16, width=16, depth=1, vector_input=True, readout_rank=3), 40, 2, 40),
     (ModelConfig(embed_dim=16, width=16, depth=1, vector_input=True), 40, 2, 40),
+    (ModelConfig(embed_dim=8, width=32, depth=2, activation="square"), 113, 113, 2),
     (ModelConfig(embed_dim=16, width=16, depth=0, vector_input=True), 64, 10, 64),
     (ModelConfig(embed_dim=32, transformer=TransformerConfig(n_layers=2, n_heads=4, d_mlp=64)), 47, 47, 2),
     (ModelConfig(embed_dim=32, transformer=TransformerConfig(n_layers=1, n_heads=2, d_head=8, d_mlp=64,
@@ -62,6 +63,38 @@ def test_a_factorised_readout_is_refused_where_it_has_no_meaning():
         ModelConfig(readout_rank=4, transformer=TransformerConfig())
 
 
+def test_a_square_activation_fnn_computes_its_formula():
+    """activation: square is (E[a] ‖ E[b])·W1ᵀ squared, then W2ᵀ (a deeper net squares every
+    hidden layer; a vector-input net squares x·E too), computed here by hand from the weights."""
+    import torch
+
+    tokens = torch.tensor([[0, 5], [12, 3], [7, 7]])
+    model = build_network(ModelConfig(embed_dim=4, width=6, depth=2, activation="square"), 13, 13, seed=0)
+    e = model.embedding.weight
+    w1, w2, w3 = (m.weight for m in model.mlp if isinstance(m, torch.nn.Linear))
+    h = torch.cat([e[tokens[:, 0]], e[tokens[:, 1]]], dim=1)
+    expected = ((h @ w1.T) ** 2 @ w2.T) ** 2 @ w3.T
+    assert torch.allclose(model(tokens), expected, rtol=1e-5, atol=1e-6)
+    relu = build_network(ModelConfig(embed_dim=4, width=6, depth=2), 13, 13, seed=0)
+    assert all(torch.equal(a, b) for a, b in zip(relu.parameters(), model.parameters()))  # same draws
+    bits = torch.randint(0, 2, (5, 10))
+    vector = build_network(ModelConfig(embed_dim=3, width=4, depth=1, vector_input=True, activation="square"), 10, 3,
+                           seed=0, n_inputs=10)
+    v1, v2 = (m.weight for m in vector.mlp if isinstance(m, torch.nn.Linear))
+    values = 2.0 * bits.float() - 1.0
+    expected = ((values @ vector.embedding.weight) ** 2 @ v1.T) ** 2 @ v2.T
+    assert torch.allclose(vector(bits), expected, rtol=1e-5, atol=1e-6)
+
+
+def test_an_activation_is_refused_where_it_has_no_meaning():
+    from groktransfer.config import ConfigError
+
+    with pytest.raises(ConfigError, match="activation: got 'tanh'; allowed: 'relu', 'square'"):
+        ModelConfig(activation="tanh")
+    with pytest.raises(ConfigError, match="activation: only FNNs"):
+        ModelConfig(activation="square", transformer=TransformerConfig())
+
+
 def _counted_by_torch(model, x, y, backward):
     """FlopCounterMode's count: the reference fnn_flops must equal."""
     import torch
@@ -82,6 +115,7 @@ FLOP_CASES = [
     ModelConfig(embed_dim=8, width=32, depth=2, bias=True),
     ModelConfig(embed_dim=8, width=32, depth=1, readout_rank=4),
     ModelConfig(embed_dim=5, width=7, depth=3, bias=True, readout_rank=2),
+    ModelConfig(embed_dim=8, width=32, depth=1, activation="square"),
     ModelConfig(width=16, depth=1, encoding="one_hot"),  # a frozen embedding: no gradient into the first layer's input
 ]
 

@@ -1,33 +1,37 @@
 #!/usr/bin/env bash
-# A factorised read-out for the weak model (weak.model.readout_rank), chosen on the target it serves:
-# GrokTransfer on the narrow comparison target (32 / 2 x 128, 5,000 steps) at p = 113, 25% train,
-# with the narrow comparison's tuned target settings (results/compare-p113-OP/narrow10-r500), for
-# each read-out rank (none = the dense read-out of the paper) and both operations.
+# Weak-stage variants judged on the target they serve: GrokTransfer on the narrow comparison
+# target (32 / 2 x 128, 5,000 steps) at p = 113, 25% train, with the narrow comparison's tuned
+# target settings (results/compare-p113-OP/narrow10-r500), for each variant and both operations.
+# A variant is NAME=OVERRIDES (weak.* overrides joined by commas; "default" = none).
 #
-#   bash scripts/weak_readout_study.sh                  seeds 6000-6011 (the choice), ranks none 4 8 16
-#   SEEDS=6100-6109 RANKS="none 4" OUT=results/weak-readout/validate bash scripts/weak_readout_study.sh
+#   bash scripts/weak_target_study.sh      the factorised read-out study (weak.model.readout_rank):
+#                                          seeds 6000-6011, results/weak-readout/choice
+#   VARIANTS="relu=weak.model.activation=relu square=" SEEDS=7200-7211 OUT=results/weak-square/choice \
+#       bash scripts/weak_target_study.sh  another set of variants on other seeds
 #
-#   SUMMARY_ONLY=1 bash scripts/weak_readout_study.sh   only the table, from the finished runs
+#   SUMMARY_ONLY=1 bash scripts/weak_target_study.sh   only the table, from the finished runs
 #
-# Writes OUT/OP-rRANK/ (a compare result; its weak_stage.md from scripts/weak_stage_report.py) and
-# OUT/table.md: per (operation, rank) the weak stage's cost, the transferred embeddings' largest
+# Writes OUT/OP-NAME/ (a compare result; its weak_stage.md from scripts/weak_stage_report.py) and
+# OUT/table.md: per (operation, variant) the weak stage's cost, the transferred embeddings' largest
 # Fourier share (how concentrated on one frequency they are) and how the targets did. The two
 # operations run side by side, one thread each.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export OMP_NUM_THREADS=1
 seeds=${SEEDS:-6000-6011}
-ranks=${RANKS:-none 4 8 16}
+# the read-out study's variants and folder names (rnone, r4, ...) are the defaults
+variants=${VARIANTS:-rnone=weak.model.activation=relu r4=weak.model.activation=relu,weak.model.readout_rank=4 r8=weak.model.activation=relu,weak.model.readout_rank=8 r16=weak.model.activation=relu,weak.model.readout_rank=16}
+names=$(for v in $variants; do echo "${v%%=*}"; done)
 out=${OUT:-results/weak-readout/choice}
 first=${seeds%-*}; last=${seeds#*-}
 list=$(seq -s, "$first" "$last")
 run_op() {
   local op=$1
-  for r in $ranks; do
-    local set=""
-    [ "$r" != none ] && set="weak.model.readout_rank=$r"
+  for v in $variants; do
+    local name=${v%%=*} set
+    set=$(echo "${v#*=}" | tr ',' ' ')
     groktransfer compare --spec paper-fnn --task "$op" --methods groktransfer --seeds "$list" \
-        --tuned "results/compare-p113-$op/narrow10-r500/tune-groktransfer/best.yaml" --out "$out/$op-r$r" \
+        --tuned "results/compare-p113-$op/narrow10-r500/tune-groktransfer/best.yaml" --out "$out/$op-$name" \
         --no-progress model.embed_dim=32 model.width=128 train.max_steps=5000 $set > /dev/null
   done
 }
@@ -38,19 +42,19 @@ if [ -z "${SUMMARY_ONLY:-}" ]; then
   python3 -c "from groktransfer.records import drop_run_weights; drop_run_weights('$out')"  # records, not weights
 fi
 for op in add mul; do
-  python scripts/weak_stage_report.py $(for r in $ranks; do echo "$out/$op-r$r"; done) > /dev/null
+  python scripts/weak_stage_report.py $(for n in $names; do echo "$out/$op-$n"; done) > /dev/null
 done
-python3 - "$out" $ranks <<'PY'
+python3 - "$out" $names <<'PY'
 import json, statistics, sys
 from pathlib import Path
-out, ranks = Path(sys.argv[1]), sys.argv[2:]
-rows = ["| op | read-out rank | weak steps of the transferred model (median) | weak stage s (median) | "
+out, names = Path(sys.argv[1]), sys.argv[2:]
+rows = ["| op | weak variant | weak steps of the transferred model (median) | weak stage s (median) | "
         "top-1 Fourier share of E_W (median [min–max]) | target reached 99% | target steps to 99% (median of those) | "
         "time to 99%, weak included (median s; never counts as slowest) | best test accuracy of the targets "
         "that missed 99% (min–max) |", "|---|---|---|---|---|---|---|---|---|"]
 for op in ("add", "mul"):
-    for r in ranks:
-        runs = [json.loads(p.read_text()) for p in sorted((out / f"{op}-r{r}").glob("runs/groktransfer/seed*/summary.json"))]
+    for r in names:
+        runs = [json.loads(p.read_text()) for p in sorted((out / f"{op}-{r}").glob("runs/groktransfer/seed*/summary.json"))]
         weak = [s["stages"]["weak"] for s in runs]
         target = [s["stages"]["target"] for s in runs]
         top1 = [w["readiness"]["fourier_top1_share"] for w in weak]
