@@ -65,8 +65,9 @@ PAPER_RECIPE = {"lr": 0.003, "weight_decay": 0.1, "max_steps": 10000, "stop_at_t
 OUR_RECIPE = {"lr": 0.01, "weight_decay": 1.0, "max_steps": 5000, "stop_at_test_acc": 0.95, "eval_every": 50}
 
 
-def size(embed: int, width: int) -> dict:
-    return {"embed_dim": embed, "width": width, "depth": 1}
+def size(embed: int, width: int, activation: str = "relu") -> dict:
+    # the activation is named, so that a study made with ReLU weak models stays one whatever the default
+    return {"embed_dim": embed, "width": width, "depth": 1, "activation": activation}
 
 
 # readiness: weak settings that together cover weak models from useless to excellent.
