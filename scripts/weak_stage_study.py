@@ -4,6 +4,7 @@
     python scripts/weak_stage_study.py readiness-fast [--seeds 400-404] [--out results/weak-readiness-fast]
     python scripts/weak_stage_study.py readiness-today [--seeds 700-704] [--out results/weak-readiness-today]
     python scripts/weak_stage_study.py readiness-stop95 [--seeds 900-904] [--out results/weak-readiness-stop95]
+    python scripts/weak_stage_study.py readiness-square [--seeds 7300-7304] [--out results/weak-readiness-square]
     python scripts/weak_stage_study.py size      [--seeds 0-9]     [--out results/weak-size]
     python scripts/weak_stage_study.py target    [--seeds 0-11]    [--out results/target-start]
     python scripts/weak_stage_study.py ab-scale  [--seeds 40-49]   [--out results/ab-scale]
@@ -146,13 +147,27 @@ STOP95_READINESS_SETTINGS = {
 # is the WeakTrainConfig / WeakStageConfig default: lr 0.03, 1,000-step rounds, stop at 95% test,
 # an evaluation every 20 steps on 2,048 test rows) and its neighbours; a candidate that ends its
 # round below 95% is judged as it then is, as the stage judges it.
+VALIDATE = {"lr": 0.03, "max_steps": 1000}  # the defaults of then, named now that they have changed
 VALIDATE_READINESS_SETTINGS = {
-    "8x32 default (lr 0.03 to 95% test)": {"model": size(8, 32), "train": {}},
-    "8x32 lr0.05 to 95% test": {"model": size(8, 32), "train": {"lr": 0.05}},
-    "8x32 lr0.01 to 95% test": {"model": size(8, 32), "train": {"lr": 0.01}},
-    "8x32 lr0.03 to 90% test": {"model": size(8, 32), "train": {"stop_at_test_acc": 0.9}},
-    "8x32 lr0.03 500-step round": {"model": size(8, 32), "train": {"max_steps": 500}},
-    "8x32 lr0.03 to 70% test": {"model": size(8, 32), "train": {"stop_at_test_acc": 0.7}},
+    "8x32 default (lr 0.03 to 95% test)": {"model": size(8, 32), "train": dict(VALIDATE)},
+    "8x32 lr0.05 to 95% test": {"model": size(8, 32), "train": dict(VALIDATE, lr=0.05)},
+    "8x32 lr0.01 to 95% test": {"model": size(8, 32), "train": dict(VALIDATE, lr=0.01)},
+    "8x32 lr0.03 to 90% test": {"model": size(8, 32), "train": dict(VALIDATE, stop_at_test_acc=0.9)},
+    "8x32 lr0.03 500-step round": {"model": size(8, 32), "train": dict(VALIDATE, max_steps=500)},
+    "8x32 lr0.03 to 70% test": {"model": size(8, 32), "train": dict(VALIDATE, stop_at_test_acc=0.7)},
+}
+
+# readiness-square: the x² weak model as the package runs it (every train setting not named here is
+# the WeakTrainConfig default: lr 0.05, a 500-step round, stop at 95% test, an evaluation every 20
+# steps on 2,048 test rows), its neighbours, and earlier weak models (50-70% test, 40 steps) that
+# the rule should refuse when their targets fail; the robust narrow target, both operations.
+SQUARE_READINESS_SETTINGS = {
+    "8x32 x² default (lr 0.05 to 95% test)": {"model": size(8, 32, "square"), "train": {}},
+    "8x32 x² lr0.03 to 95% test": {"model": size(8, 32, "square"), "train": {"lr": 0.03}},
+    "8x32 x² to 99% test": {"model": size(8, 32, "square"), "train": {"stop_at_test_acc": 0.99}},
+    "8x32 x² to 70% test": {"model": size(8, 32, "square"), "train": {"stop_at_test_acc": 0.7}},
+    "8x32 x² to 50% test": {"model": size(8, 32, "square"), "train": {"stop_at_test_acc": 0.5}},
+    "8x32 x² 40 steps": {"model": size(8, 32, "square"), "train": {"max_steps": 40, "stop_at_test_acc": None}},
 }
 
 # size: the whole weak stage (population 4, up to 3 rounds, the default rule) per weak size, each
@@ -740,7 +755,8 @@ def fmt_censored(stats: dict) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("study", choices=["readiness", "readiness-fast", "readiness-today", "readiness-stop95", "size",
+    parser.add_argument("study", choices=["readiness", "readiness-fast", "readiness-today", "readiness-stop95",
+                                          "readiness-square", "size",
                                                  "target", "ab-scale", "readiness-noise", "readiness-validate"])
     parser.add_argument("--seeds", help="a range 0-9 or a list 0,3,7")
     parser.add_argument("--out")
@@ -757,7 +773,7 @@ def main() -> None:
             target["train"]["max_steps"] = 20
         AB_WEAK.update(max_rounds=1, if_none_ready="transfer_best", train={"max_steps": 40})
         for settings in (READINESS_SETTINGS, SIZE_SETTINGS, FAST_READINESS_SETTINGS, TODAY_READINESS_SETTINGS,
-                         STOP95_READINESS_SETTINGS, VALIDATE_READINESS_SETTINGS):
+                         STOP95_READINESS_SETTINGS, VALIDATE_READINESS_SETTINGS, SQUARE_READINESS_SETTINGS):
             for weak in settings.values():
                 weak["train"] = dict(weak["train"], max_steps=40)
         RULES["default"] = ReadinessConfig(min_test_acc=0.0, max_fourier_top1_share=None)  # something is ready
@@ -765,6 +781,7 @@ def main() -> None:
                 "readiness-fast": ("400-404", "results/weak-readiness-fast"),
                 "readiness-today": ("700-704", "results/weak-readiness-today"),
                 "readiness-stop95": ("900-904", "results/weak-readiness-stop95"),
+                "readiness-square": ("7300-7304", "results/weak-readiness-square"),
                 "target": ("0-11", "results/target-start"),
                 "ab-scale": ("40-49", "results/ab-scale"),
                 "readiness-noise": ("1200-1204", "results/readiness-noise"),
@@ -782,6 +799,10 @@ def main() -> None:
         return
     if args.study == "readiness-validate":
         study_readiness_noise(args, VALIDATE_READINESS_SETTINGS, "readiness-validate")
+        return
+    if args.study == "readiness-square":
+        study_readiness(args, SQUARE_READINESS_SETTINGS, ROBUST_NARROW_TARGET,
+                        title="Does the readiness rule predict the target's success? The x² weak model (p = 113)")
         return
     if args.study == "readiness-stop95":
         study_readiness(args, STOP95_READINESS_SETTINGS, ROBUST_NARROW_TARGET,

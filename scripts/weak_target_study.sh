@@ -9,7 +9,9 @@
 #   VARIANTS="relu=weak.model.activation=relu square=" SEEDS=7200-7211 OUT=results/weak-square/choice \
 #       bash scripts/weak_target_study.sh  another set of variants on other seeds
 #
-#   SUMMARY_ONLY=1 bash scripts/weak_target_study.sh   only the table, from the finished runs
+#   SUMMARY_ONLY=1 bash scripts/weak_target_study.sh   only the table, from the finished runs (a variant
+#                                          with no runs for an operation has no row for it)
+#   TUNED_OP=add ...                       every operation's target at the settings tuned for addition
 #
 # Writes OUT/OP-NAME/ (a compare result; its weak_stage.md from scripts/weak_stage_report.py) and
 # OUT/table.md: per (operation, variant) the weak stage's cost, the transferred embeddings' largest
@@ -31,7 +33,7 @@ run_op() {
     local name=${v%%=*} set
     set=$(echo "${v#*=}" | tr ',' ' ')
     groktransfer compare --spec paper-fnn --task "$op" --methods groktransfer --seeds "$list" \
-        --tuned "results/compare-p113-$op/narrow10-r500/tune-groktransfer/best.yaml" --out "$out/$op-$name" \
+        --tuned "results/compare-p113-${TUNED_OP:-$op}/narrow10-r500/tune-groktransfer/best.yaml" --out "$out/$op-$name" \
         --no-progress model.embed_dim=32 model.width=128 train.max_steps=5000 $set > /dev/null
   done
 }
@@ -42,7 +44,8 @@ if [ -z "${SUMMARY_ONLY:-}" ]; then
   python3 -c "from groktransfer.records import drop_run_weights; drop_run_weights('$out')"  # records, not weights
 fi
 for op in add mul; do
-  python scripts/weak_stage_report.py $(for n in $names; do echo "$out/$op-$n"; done) > /dev/null
+  folders=$(for n in $names; do if [ -d "$out/$op-$n" ]; then echo "$out/$op-$n"; fi; done)
+  if [ -n "$folders" ]; then python scripts/weak_stage_report.py $folders > /dev/null; fi
 done
 python3 - "$out" $names <<'PY'
 import json, statistics, sys
@@ -55,6 +58,8 @@ rows = ["| op | weak variant | weak steps of the transferred model (median) | we
 for op in ("add", "mul"):
     for r in names:
         runs = [json.loads(p.read_text()) for p in sorted((out / f"{op}-{r}").glob("runs/groktransfer/seed*/summary.json"))]
+        if not runs:
+            continue
         weak = [s["stages"]["weak"] for s in runs]
         target = [s["stages"]["target"] for s in runs]
         top1 = [w["readiness"]["fourier_top1_share"] for w in weak]
