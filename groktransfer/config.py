@@ -441,9 +441,10 @@ class WeakModelConfig(ModelConfig):
     embed_dim: int = 8  # twice the paper's 4: at p = 113 embedding 4 rarely learns a usable map (results/weak-size/)
     width: int = 32  # 4 × embed_dim, the paper's ratio
     depth: int = 1  # one hidden layer, as the paper's weak FNN
-    # x², not the paper's ReLU: the weak model generalises in a third to a fifth of the steps
-    # (median 80-140 against 320-500 to a ready embedding, seeds 7100-7107), and the targets it
-    # starts reach 99% as often (results/weak-square/; docs/weak-stage.md, "A quadratic weak model")
+    # x², not the paper's ReLU: the transferred weak model needs a third to a fifth of the steps
+    # (median 110-160 against 370-500 on seeds 7100-7107), and its targets reach 99% as often once
+    # their own settings are tuned for it (results/weak-square/; docs/weak-stage.md, "A quadratic
+    # weak model"); validated on seeds 10-19 (docs/results.md)
     activation: Literal["relu", "square"] = "square"
 
 
@@ -452,8 +453,9 @@ class WeakTrainConfig(TrainConfig):
     """The weak model's training defaults (AdamW, full batch)."""
 
     # lr 0.05 with weight decay 1 for the x² weak model (ReLU's was 0.03: ready in about half the
-    # steps of lr 0.01, results/weak-speed/); x² at 0.03 needed more steps and missed 95% on more
-    # seeds (results/weak-square/). Weight decay >= 2 fails with either activation.
+    # steps of lr 0.01, results/weak-speed/); x² at 0.03 gave slower whole runs on addition and
+    # fewer multiplication targets at 99% (5/8 against 6/8, seeds 7100-7107, results/weak-square/).
+    # Weight decay >= 2 fails with ReLU (results/weak-speed/).
     lr: float = 0.05
     weight_decay: float = 1.0
     # a candidate not ready by then gives way to a fresh one (WeakStageConfig.max_rounds). 500 (was

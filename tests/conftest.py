@@ -30,6 +30,7 @@ SLOW_TESTS = {
     "tests/test_docs.py::test_the_docs_site_builds_strictly_and_every_link_and_image_resolves_in_it",
     "tests/test_docs.py::test_site_builds_strictly",
     "tests/test_weak_stage.py::test_each_candidate_trains_as_it_would_alone",
+    "tests/test_weak_stage.py::test_the_default_x2_weak_model_generalises_in_fewer_steps_than_relu",
     "tests/test_checkpoint.py::test_a_file_size_limit_is_an_oserror_naming_the_file_and_leaves_nothing",
     "tests/test_cli.py::test_demo_removes_grokking_and_the_target_reruns_from_the_saved_embedding",
     "tests/test_cli.py::test_inspect_weak_names_a_damaged_summary_instead_of_a_traceback",
