@@ -162,12 +162,12 @@ VALIDATE_READINESS_SETTINGS = {
 # steps on 2,048 test rows), its neighbours, and earlier weak models (50-70% test, 40 steps) that
 # the rule should refuse when their targets fail; the robust narrow target, both operations.
 SQUARE_READINESS_SETTINGS = {
-    "8x32 x² default (lr 0.05 to 95% test)": {"model": size(8, 32, "square"), "train": {}},
-    "8x32 x² lr0.03 to 95% test": {"model": size(8, 32, "square"), "train": {"lr": 0.03}},
-    "8x32 x² to 99% test": {"model": size(8, 32, "square"), "train": {"stop_at_test_acc": 0.99}},
-    "8x32 x² to 70% test": {"model": size(8, 32, "square"), "train": {"stop_at_test_acc": 0.7}},
-    "8x32 x² to 50% test": {"model": size(8, 32, "square"), "train": {"stop_at_test_acc": 0.5}},
-    "8x32 x² 40 steps": {"model": size(8, 32, "square"), "train": {"max_steps": 40, "stop_at_test_acc": None}},
+    "8x32 square default (lr 0.05 to 95% test)": {"model": size(8, 32, "square"), "train": {}},
+    "8x32 square lr0.03 to 95% test": {"model": size(8, 32, "square"), "train": {"lr": 0.03}},
+    "8x32 square to 99% test": {"model": size(8, 32, "square"), "train": {"stop_at_test_acc": 0.99}},
+    "8x32 square to 70% test": {"model": size(8, 32, "square"), "train": {"stop_at_test_acc": 0.7}},
+    "8x32 square to 50% test": {"model": size(8, 32, "square"), "train": {"stop_at_test_acc": 0.5}},
+    "8x32 square 40 steps": {"model": size(8, 32, "square"), "train": {"max_steps": 40, "stop_at_test_acc": None}},
 }
 
 # size: the whole weak stage (population 4, up to 3 rounds, the default rule) per weak size, each
