@@ -242,11 +242,11 @@ class TransformerConfig(Config):
 
 @dataclass
 class ModelConfig(Config):
-    """A bias-free ReLU FNN over one embedding table shared by both operands, or a transformer."""
+    """A bias-free FNN (ReLU, or x²) over one embedding table shared by both operands, or a transformer."""
 
     embed_dim: int = 128  # the paper's target; the weak model uses 4 (a transformer's d_model)
     width: int = 512  # FNN hidden width; the paper's target uses 512, the weak model 16
-    depth: int = 2  # FNN hidden ReLU layers (target 2, weak 1)
+    depth: int = 2  # FNN hidden layers (target 2, weak 1)
     bias: bool = False  # FNN biases; the paper's FNNs have none
     init_scale: float = 1.0  # every parameter = PyTorch default init × init_scale (Omnigrok convention)
     transformer: Optional[TransformerConfig] = None  # set = a transformer instead of an FNN (width/depth/bias unused)
