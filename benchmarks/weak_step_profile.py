@@ -2,7 +2,9 @@
 
     OMP_NUM_THREADS=1 python benchmarks/weak_step_profile.py --out results/bench_weak_step_profile_cpu.json
 
-One default weak candidate (FNN 8/32, full batch, lr 0.03) on (a·b) mod 113 with 25% of the
+One default weak candidate (FNN 8/32, full batch; since 2026-12-04 x² at lr 0.05, and the
+committed record, made before, the ReLU one at lr 0.03: an x² step costs what a ReLU step does,
+the same products and one elementwise op) on (a·b) mod 113 with 25% of the
 pairs for training, trained for 500 steps with its evaluations, once to warm up and once under
 torch.profiler. Writes the ops' shares of the profiled CPU time (self time, largest first) as
 JSON and as a Markdown table beside it (.md), which docs/weak-stage.md shows: whether a weak
