@@ -8,6 +8,7 @@
     python scripts/weak_stage_study.py size      [--seeds 0-9]     [--out results/weak-size]
     python scripts/weak_stage_study.py target    [--seeds 0-11]    [--out results/target-start]
     python scripts/weak_stage_study.py ab-scale  [--seeds 40-49]   [--out results/ab-scale]
+    python scripts/weak_stage_study.py ab-scale-square [--seeds 7600-7609] [--out results/ab-scale-square]
     python scripts/weak_stage_study.py readiness-noise [--seeds 1200-1204] [--out results/readiness-noise]
     python scripts/weak_stage_study.py readiness-validate [--seeds 1500-1504] [--out results/readiness-validate]
 
@@ -26,6 +27,8 @@ ab-scale: the learning-rate scale of A and B (transfer.ab_lr_scale) for the targ
     comparisons use (the narrow target at the paper's setting and at the setting tuning picks
     for it, and the paper's width), each started from the default weak stage's embedding of
     the same (operation, seed).
+ab-scale-square: the same for the x² weak model, on seeds no other study used, with the narrow
+    multiplication comparison's tuned target as a fourth target.
 readiness-noise: the readiness-stop95 weak models, each followed by the same target from three
     target seeds: how often one embedding's targets disagree, and so the best agreement any rule
     that reads the embedding can reach.
@@ -560,25 +563,39 @@ AB_TARGETS = {
                                        "train": dict(ROBUST_NARROW_TARGET["train"], max_steps=3000)},
     "paper width, init 0.3 lr 0.005 wd 3": TARGET,
 }
-AB_WEAK: dict = {}  # the package's default weak stage
+# the package's default weak stage when the study was made (commit a9c4c6220b), named so that it
+# re-runs as made: a ReLU 8 / 32 at lr 0.03, 1,000-step rounds, an evaluation every 10 steps
+AB_WEAK: dict = {"model": size(8, 32), "max_rounds": 5, "readiness": {"min_test_acc": 0.85},
+                 "train": {"lr": 0.03, "max_steps": 1000, "eval_every": 10}}
+# ab-scale-square: the same question for the x² weak model (today's default weak stage), with the
+# narrow multiplication comparison's tuned target (init 1, lr 0.001, wd 3) as a fourth target
+AB_SQUARE_WEAK: dict = {}  # the package's default weak stage
+AB_SQUARE_SCALES = (0.2, 0.05, 0.02, 0.01)  # 0.1 behaved as 0.2 before; 0.01 is the next step down
+AB_SQUARE_TARGETS = {
+    **AB_TARGETS,
+    "narrow, init 1 lr 0.001 wd 3": {"model": dict(ROBUST_NARROW_TARGET["model"]),
+                                     "train": dict(ROBUST_NARROW_TARGET["train"], weight_decay=3.0, max_steps=3000)},
+}
 
 
-def study_ab_scale(args) -> None:
+def study_ab_scale(args, weak: dict = AB_WEAK, targets: dict = AB_TARGETS, study: str = "ab-scale",
+                   scales: tuple = tuple(AB_SCALES),
+                   title: str = "How fast should A and B train, for the comparisons' targets? (p = 113)") -> None:
     out = Path(args.out)
-    weak_jobs, weak_summaries = weak_only_runs("ab-scale", AB_WEAK, args, out)
+    weak_jobs, weak_summaries = weak_only_runs(study, weak, args, out)
     jobs, keys = [], []
-    for target_name, target in AB_TARGETS.items():
-        for scale in AB_SCALES:
+    for target_name, target in targets.items():
+        for scale in scales:
             for (config, weak_dir), weak_summary in zip(weak_jobs, weak_summaries):
                 if not (weak_dir / "weak_embedding.safetensors").exists():
                     continue  # the default weak stage refused to transfer; nothing to start from
                 op, seed = config.task.op, config.seed
                 transfer = {"ab_lr_scale": scale, "weak_embedding_file": str(weak_dir / "weak_embedding.safetensors")}
-                jobs.append((run_config(f"ab-scale-{op}", op, seed, None, target=target, transfer=transfer),
+                jobs.append((run_config(f"{study}-{op}", op, seed, None, target=target, transfer=transfer),
                              out / "runs" / slug(target_name) / f"ab{scale:g}" / op / f"seed{seed}"))
                 keys.append((target_name, scale, op, seed))
     if not jobs:
-        raise SystemExit("ab-scale study: no weak stage delivered a ready embedding; nothing to start targets from")
+        raise SystemExit(f"{study} study: no weak stage delivered a ready embedding; nothing to start targets from")
     summaries = run_many(jobs, parallel=args.parallel, log=print)
     drop_weights(out)
     rows = [{"target": t, "ab_lr_scale": scale, "op": op, "seed": seed, **target_numbers(summary),
@@ -587,10 +604,10 @@ def study_ab_scale(args) -> None:
     write_runs_csv(out / "runs.csv", rows)
     lines = ["| target | op | A, B lr scale | reached 99% | steps to 99% (median [IQR]) | target seconds (median) | "
              "failed seeds |", "|---|---|---|---|---|---|---|"]
-    summary_rows, totals = {}, {scale: 0 for scale in AB_SCALES}
-    for target_name in AB_TARGETS:
+    summary_rows, totals = {}, {scale: 0 for scale in scales}
+    for target_name in targets:
         for op in ("add", "mul"):
-            for scale in AB_SCALES:
+            for scale in scales:
                 mine = [r for r in rows if r["target"] == target_name and r["op"] == op and r["ab_lr_scale"] == scale]
                 failed = [r["seed"] for r in mine if r["target_99_step"] is None]
                 steps = censored([r["target_99_step"] for r in mine])
@@ -603,19 +620,19 @@ def study_ab_scale(args) -> None:
                              f"{fmt_censored(steps)} | {seconds:.1f} | {', '.join(map(str, failed)) or '—'} |")
     # The pick: the most targets to 99% over every (target, operation); ties go to the larger
     # scale, the one nearer the paper's reading.
-    best = max(AB_SCALES, key=lambda scale: (totals[scale], scale))
+    best = max(scales, key=lambda scale: (totals[scale], scale))
     holds = best != 0.2 and all(
         summary_rows[f"{t} / {op} / {best:g}"]["reached"] >= summary_rows[f"{t} / {op} / 0.2"]["reached"]
-        for t in AB_TARGETS for op in ("add", "mul"))
+        for t in targets for op in ("add", "mul"))
     table = "\n".join(lines) + "\n\nTargets reached 99%, every target and operation: " + ", ".join(
-        f"{scale:g} × lr: {totals[scale]}" for scale in AB_SCALES) + f". The most: {best:g} ×.\n"
+        f"{scale:g} × lr: {totals[scale]}" for scale in scales) + f". The most: {best:g} ×.\n"
     atomic_write_text(out / "table.md", table)
-    record(out, "ab-scale", {"seeds": args.seeds, "scales": AB_SCALES, "targets": AB_TARGETS,
+    record(out, study, {"seeds": args.seeds, "scales": scales, "targets": targets, "weak_stage": weak,
                              "weak_ready": sum(s["stages"]["weak"]["ready"] for s in weak_summaries),
                              "totals": {f"{k:g}": v for k, v in totals.items()}, "best": best,
                              "summary": summary_rows},
            summaries=weak_summaries + summaries,
-           title="How fast should A and B train, for the comparisons' targets? (p = 113)",
+           title=title,
            claim="a scale of A and B's learning rate below today's 0.2 × brings more targets to 99% test over the "
                  "three targets and both operations, and no fewer on any one of them",
            holds=holds, table=table,
@@ -757,7 +774,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("study", choices=["readiness", "readiness-fast", "readiness-today", "readiness-stop95",
                                           "readiness-square", "size",
-                                                 "target", "ab-scale", "readiness-noise", "readiness-validate"])
+                                                 "target", "ab-scale", "ab-scale-square", "readiness-noise",
+                                          "readiness-validate"])
     parser.add_argument("--seeds", help="a range 0-9 or a list 0,3,7")
     parser.add_argument("--out")
     parser.add_argument("--parallel", default="auto")
@@ -769,8 +787,9 @@ def main() -> None:
         TARGET["train"]["max_steps"] = 20
         NARROW_TARGET["train"]["max_steps"] = 20
         ROBUST_NARROW_TARGET["train"]["max_steps"] = 20
-        for target in AB_TARGETS.values():
+        for target in (*AB_TARGETS.values(), *AB_SQUARE_TARGETS.values()):
             target["train"]["max_steps"] = 20
+        AB_SQUARE_WEAK.update(max_rounds=1, if_none_ready="transfer_best", train={"max_steps": 40})
         AB_WEAK.update(max_rounds=1, if_none_ready="transfer_best", train={"max_steps": 40})
         for settings in (READINESS_SETTINGS, SIZE_SETTINGS, FAST_READINESS_SETTINGS, TODAY_READINESS_SETTINGS,
                          STOP95_READINESS_SETTINGS, VALIDATE_READINESS_SETTINGS, SQUARE_READINESS_SETTINGS):
@@ -784,6 +803,7 @@ def main() -> None:
                 "readiness-square": ("7300-7304", "results/weak-readiness-square"),
                 "target": ("0-11", "results/target-start"),
                 "ab-scale": ("40-49", "results/ab-scale"),
+                "ab-scale-square": ("7600-7609", "results/ab-scale-square"),
                 "readiness-noise": ("1200-1204", "results/readiness-noise"),
                 "readiness-validate": ("1500-1504", "results/readiness-validate")}[args.study]
     args.seeds = parse_seeds(args.seeds or defaults[0])
@@ -799,6 +819,10 @@ def main() -> None:
         return
     if args.study == "readiness-validate":
         study_readiness_noise(args, VALIDATE_READINESS_SETTINGS, "readiness-validate")
+        return
+    if args.study == "ab-scale-square":
+        study_ab_scale(args, AB_SQUARE_WEAK, AB_SQUARE_TARGETS, "ab-scale-square", AB_SQUARE_SCALES,
+                       title="How fast should A and B train, after an x² weak model? (p = 113)")
         return
     if args.study == "readiness-square":
         study_readiness(args, SQUARE_READINESS_SETTINGS, ROBUST_NARROW_TARGET,
