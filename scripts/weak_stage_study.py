@@ -634,7 +634,7 @@ def study_ab_scale(args, weak: dict = AB_WEAK, targets: dict = AB_TARGETS, study
            summaries=weak_summaries + summaries,
            title=title,
            claim="a scale of A and B's learning rate below today's 0.2 × brings more targets to 99% test over the "
-                 "three targets and both operations, and no fewer on any one of them",
+                 "targets and both operations, and no fewer on any one of them",
            holds=holds, table=table,
            files="Files: `runs.csv` (one row per target run), `table.md`, `study.json`, `weak/` (the default weak "
                  "stage of each operation and seed), `runs/` (every target run; no weights).")
