@@ -492,12 +492,12 @@ TARGET_VARIANTS = {
 }
 
 
-def weak_only_runs(study: str, weak: dict, args, out: Path):
-    """A weak stage alone per (operation, seed), in OUT/weak/OP/seedS: the embeddings a study's
-    targets start from. Returns the (config, directory) jobs and their summaries."""
+def weak_only_runs(study: str, weak: dict, args, out: Path, folder: str = ""):
+    """A weak stage alone per (operation, seed), in OUT/weak/[FOLDER/]OP/seedS: the embeddings a
+    study's targets start from. Returns the (config, directory) jobs and their summaries."""
     jobs = [(from_dict(RunConfig, {"name": f"{study}-weak-{op}", "seed": seed, "device": "cpu",
                                     "task": dict(TASK, op=op, data_seed=seed), "weak": weak}),
-             out / "weak" / op / f"seed{seed}") for op in ("add", "mul") for seed in args.seeds]
+             out / "weak" / folder / op / f"seed{seed}") for op in ("add", "mul") for seed in args.seeds]
     return jobs, run_many(jobs, parallel=args.parallel, log=print)
 
 
@@ -787,22 +787,16 @@ AB_FINISHED_TARGETS = {"narrow, init 0.3 lr 0.005 wd 3": AB_TARGETS["narrow, ini
 
 def study_ab_finished(args) -> None:
     out = Path(args.out)
-    weak_jobs, keys = [], []
+    weak_summaries, weak_info = [], {}
     for kind, weak in AB_FINISHED_WEAK.items():
-        for op in ("add", "mul"):
-            for seed in args.seeds:
-                weak_jobs.append((from_dict(RunConfig, {"name": f"ab-finished-weak-{op}", "seed": seed, "device": "cpu",
-                                                        "task": dict(TASK, op=op, data_seed=seed), "weak": weak}),
-                                  out / "weak" / slug(kind) / op / f"seed{seed}"))
-                keys.append((kind, op, seed))
-    weak_summaries = run_many(weak_jobs, parallel=args.parallel, log=print)
-    weak_info = {}
-    for (kind, op, seed), (_, weak_dir), summary in zip(keys, weak_jobs, weak_summaries):
-        stage = summary["stages"]["weak"]
-        file = weak_dir / "weak_embedding.safetensors"
-        weak_info[(kind, op, seed)] = {"file": str(file) if file.exists() else None, "steps": stage.get("steps"),
-                                       "test_acc": (stage.get("readiness") or {}).get("test_acc"),
-                                       "wall_clock_s": stage.get("wall_clock_s")}
+        weak_jobs, summaries = weak_only_runs("ab-finished", weak, args, out, slug(kind))
+        weak_summaries += summaries
+        for (config, weak_dir), summary in zip(weak_jobs, summaries):
+            stage = summary["stages"]["weak"]
+            file = weak_dir / "weak_embedding.safetensors"
+            weak_info[(kind, config.task.op, config.seed)] = {
+                "file": str(file) if file.exists() else None, "steps": stage.get("steps"),
+                "test_acc": (stage.get("readiness") or {}).get("test_acc"), "wall_clock_s": stage.get("wall_clock_s")}
     jobs, job_keys, undelivered = [], [], []
     for target_name, target in AB_FINISHED_TARGETS.items():
         for variant, (kind, scale) in AB_FINISHED_VARIANTS.items():
