@@ -65,7 +65,9 @@ class ComparisonConfig(Config):
     device: str = "auto"
     model: ModelConfig = field(default_factory=ModelConfig)  # the architecture every method trains
     train: TrainConfig = field(default_factory=TrainConfig)  # budget, schedule and default optimizer settings
-    weak: WeakStageConfig = field(default_factory=WeakStageConfig)  # GrokTransfer's weak stage
+    # GrokTransfer's weak stage; null: none (the target's A comes from transfer.weak_embedding_file,
+    # or is random), as `groktransfer run ... weak=null` does
+    weak: Optional[WeakStageConfig] = field(default_factory=WeakStageConfig)
     transfer: TransferConfig = field(default_factory=TransferConfig)
     hyperparameters: dict = field(default_factory=dict)  # {method: {model: {...}, train: {...}, methods: {...}}}
 
@@ -125,7 +127,9 @@ def method_run_config(spec: ComparisonConfig, method: str, seed: int, hyper: Opt
         "task": dict(spec.task.to_dict(), data_seed=seed),
     }
     if "groktransfer" in parts:
-        data["weak"] = deep_merge(spec.weak.to_dict(), weak_override or {})
+        if spec.weak is None and weak_override:
+            raise ConfigError(f"hyperparameters.{method}.weak: the comparison has no weak stage (weak: null)")
+        data["weak"] = None if spec.weak is None else deep_merge(spec.weak.to_dict(), weak_override or {})
         data["transfer"] = deep_merge(spec.transfer.to_dict(), transfer_override or {})
         data["target"] = stage
     else:

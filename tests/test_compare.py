@@ -47,6 +47,29 @@ def test_every_method_shares_the_seed_split_budget_and_architecture():
         method_run_config(spec, "scratch", 0, {"train": {"max_steps": 5}})
 
 
+def test_a_comparison_without_a_weak_stage_transfers_a_saved_embedding(tmp_path, capsys):
+    """`weak=null transfer.weak_embedding_file=F` works in a comparison as it does in `run`."""
+    import torch
+
+    from groktransfer.transfer import save_weak_embedding
+
+    path = tmp_path / "w.safetensors"
+    save_weak_embedding(torch.randn(11, 4), path)
+    spec = load_comparison("demo", ["weak=null", f"transfer.weak_embedding_file={path}"])
+    config = method_run_config(spec, "groktransfer", 2)
+    assert config.weak is None and config.transfer.weak_embedding_file == str(path)
+    assert method_run_config(spec, "scratch", 2).weak is None
+    with pytest.raises(ConfigError, match="the comparison has no weak stage"):
+        method_run_config(spec, "groktransfer", 2, {"weak": {"population": 2}})
+    out = tmp_path / "cmp"
+    argv = ["compare", "--spec", "demo", "--methods", "groktransfer", "--seeds", "1", "--out", str(out), "--no-progress",
+            "task.p=11", "task.train_fraction=0.5", "train.max_steps=20", "train.eval_every=10", "weak=null",
+            f"transfer.weak_embedding_file={path}"]
+    assert main(argv) == 0
+    summary = json.loads((out / "runs" / "groktransfer" / "seed0" / "summary.json").read_text())
+    assert set(summary["stages"]) == {"target"}  # no weak stage ran
+
+
 def test_when_no_configuration_reaches_the_target_the_closest_one_wins():
     from groktransfer.tune import rank_key
 
