@@ -241,7 +241,9 @@ def run_settings(settings: dict, study: str, args, out: Path, extra: Optional[di
     for setting, weak in settings.items():
         for op in ("add", "mul"):
             for seed in args.seeds:
-                jobs.append((run_config(f"{study}-{op}", op, seed, dict(weak, **(extra or {})), target=target),
+                transfer = None if args.ab_lr_scale is None else {"ab_lr_scale": args.ab_lr_scale}
+                jobs.append((run_config(f"{study}-{op}", op, seed, dict(weak, **(extra or {})), target=target,
+                                        transfer=transfer),
                              out / "runs" / slug(setting) / op / f"seed{seed}"))
                 keys.append((setting, op, seed))
     return keys, run_many(jobs, parallel=args.parallel, log=print)
@@ -875,6 +877,9 @@ def main() -> None:
     parser.add_argument("--seeds", help="a range 0-9 or a list 0,3,7")
     parser.add_argument("--out")
     parser.add_argument("--parallel", default="auto")
+    parser.add_argument("--ab-lr-scale", type=float, default=None,
+                        help="transfer.ab_lr_scale of the target runs of the readiness and size studies (default: "
+                             "the package's; records made before it became 0.05 used 0.2)")
     parser.add_argument("--smoke", action="store_true", help="a seconds-long version (p = 23, tiny budgets) that checks "
                                                              "the script runs; its numbers mean nothing")
     args = parser.parse_args()
