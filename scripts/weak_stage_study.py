@@ -327,6 +327,8 @@ def study_readiness(args, settings: Optional[dict] = None, target: Optional[dict
     settings = READINESS_SETTINGS if settings is None else settings
     target = TARGET if target is None else target
     out = Path(args.out)
+    if args.target_max_steps is not None:
+        target = {**target, "train": dict(target["train"], max_steps=args.target_max_steps)}
     keys, summaries = run_settings(settings, "readiness", args, out, extra=SINGLE, target=target)
     drop_weights(out)
     rows = []
@@ -880,6 +882,8 @@ def main() -> None:
     parser.add_argument("--ab-lr-scale", type=float, default=None,
                         help="transfer.ab_lr_scale of the target runs of the readiness and size studies (default: "
                              "the package's; records made before it became 0.05 used 0.2)")
+    parser.add_argument("--target-max-steps", type=int, default=None,
+                        help="the target's step budget in the readiness studies (default: each study's own, 1,000)")
     parser.add_argument("--smoke", action="store_true", help="a seconds-long version (p = 23, tiny budgets) that checks "
                                                              "the script runs; its numbers mean nothing")
     args = parser.parse_args()
