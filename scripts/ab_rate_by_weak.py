@@ -29,7 +29,8 @@ def main(folders: list[str]) -> None:
             short = 0
             for seed in seeds:
                 fast, slow = runs[(target, FAST, op, seed)], runs[(target, SLOW, op, seed)]
-                assert fast["weak_test_acc"] == slow["weak_test_acc"], "the two rates must share the weak model"
+                if fast["weak_test_acc"] != slow["weak_test_acc"]:
+                    raise SystemExit(f"{folder}: {target} {op} seed {seed}: the two rates did not share a weak model")
                 finished = float(fast["weak_test_acc"]) >= FINISHED
                 short += not finished
                 for name, run in ((FAST, fast), (SLOW, slow), ("rule", slow if finished else fast)):

@@ -1,5 +1,6 @@
 """The table of results/ab-rate-seeds20/README.md: GrokTransfer at A, B lr scale 0.2 and 0.05 on seeds 20-29."""
 import json
+import statistics
 from pathlib import Path
 D = Path(__file__).resolve().parents[1] / "results" / "ab-rate-seeds20"
 print("| target (tuned setting of) | op | A, B lr scale | reached 99% | steps to 99% (median) | failed seeds (best test, weak model's test) |")
@@ -16,9 +17,8 @@ for part, name in (("narrow", "narrow 32 / 2 × 128 (narrow10-square)"), ("paper
                     fails.append(f"{f.parent.name[4:]} ({t['best_test_acc']:.2f}, {w['final_test_acc']:.2f})")
                 else:
                     hits.append(t["test_acc_99_step"])
-            hits.sort()
             n = len(hits) + len(fails)
-            med = hits[len(hits) // 2] if len(hits) % 2 else (hits[len(hits) // 2 - 1] + hits[len(hits) // 2]) / 2
+            med = statistics.median(hits)
             totals[scale] = totals.get(scale, 0) + len(hits)
             print(f"| {name} | {op} | {scale} | {len(hits)}/{n} | {med:g} (reached only) | {', '.join(fails) or '—'} |")
 print()

@@ -887,6 +887,11 @@ def main() -> None:
     parser.add_argument("--smoke", action="store_true", help="a seconds-long version (p = 23, tiny budgets) that checks "
                                                              "the script runs; its numbers mean nothing")
     args = parser.parse_args()
+    readiness_studies = {"readiness", "readiness-fast", "readiness-today", "readiness-stop95", "readiness-square"}
+    if args.ab_lr_scale is not None and args.study not in readiness_studies | {"size"}:
+        parser.error(f"--ab-lr-scale: the {args.study} study sets A and B's rate itself")
+    if args.target_max_steps is not None and args.study not in readiness_studies:
+        parser.error(f"--target-max-steps: only the readiness studies read it, not {args.study}")
     if args.smoke:
         TASK["p"] = 23
         TARGET["train"]["max_steps"] = 20
