@@ -546,8 +546,16 @@ class TransferConfig(Config):
     # against 75), 7800-7814 (results/ab-finished/, 59 of 60 against 55) and 20-29 with the
     # comparisons' tuned settings (results/ab-rate-seeds20/, 39 of 40 against 38). The price: a few
     # more target steps, and at the paper's width a weak model stopped short of 95% test can leave
-    # the target at 94% (seeds 10-19, docs/results.md).
+    # the target at 94% (seeds 10-19, docs/results.md), hence ab_lr_scale_unfinished.
     ab_lr_scale: float = 0.05
+    # A weak model handed over short of finished (its test accuracy below weak_finished_test_acc;
+    # the readiness rule accepts from 70%) leaves more for the target to change in A·B, and at
+    # 0.05 × some such targets stall near 94% test; A and B then train at this scale instead.
+    # Used only when the weak model's test accuracy is known (a weak stage, or a weak embedding
+    # file whose metadata has it). null = always ab_lr_scale. Stated before it was tested on fresh
+    # seeds (scripts/ab_rate_by_weak.py); docs/weak-stage.md has the study.
+    ab_lr_scale_unfinished: Optional[float] = 0.2
+    weak_finished_test_acc: float = 0.95  # the weak stage's own stop (weak.train.stop_at_test_acc's default)
     merge_at_step: Optional[int] = None  # replace A·B by one dense matrix at this step (Fig. 15b); None = never
     weak_embedding_file: Optional[str] = None  # reuse a saved weak embedding (.safetensors) instead of a weak stage
     random_a_dim: int = 4  # rank d_W of a random A when neither a weak stage nor a file gives it (the paper's d_W)
@@ -562,6 +570,16 @@ class TransferConfig(Config):
         )
         _require(self.random_a_dim >= 1, f"random_a_dim: got {self.random_a_dim}; must be >= 1")
         _require(self.ab_lr_scale > 0, f"ab_lr_scale: got {self.ab_lr_scale}; must be > 0")
+        _require(self.ab_lr_scale_unfinished is None or self.ab_lr_scale_unfinished > 0,
+                 f"ab_lr_scale_unfinished: got {self.ab_lr_scale_unfinished}; must be > 0 or null")
+        _require(0 < self.weak_finished_test_acc <= 1,
+                 f"weak_finished_test_acc: got {self.weak_finished_test_acc}; must be in (0, 1]")
+
+    def ab_lr_scale_for(self, weak_test_acc: Optional[float]) -> float:
+        """A and B's learning-rate scale after a weak model of this test accuracy (None: unknown)."""
+        if self.ab_lr_scale_unfinished is None or weak_test_acc is None:
+            return self.ab_lr_scale
+        return self.ab_lr_scale_unfinished if weak_test_acc < self.weak_finished_test_acc else self.ab_lr_scale
 
 
 @dataclass

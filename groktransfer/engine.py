@@ -24,7 +24,8 @@ bit for bit).
 
 Per run: model initialisation (so init scale and seed), data split (a batch with
 different splits stacks them), mini-batch order, AdamW lr / weight decay / betas / eps /
-warm-up, GrokFast α and λ, the Omnigrok norm factor, and the weak matrix that
+warm-up, each parameter's learning-rate scale (A and B's ``transfer.ab_lr_scale`` follows
+the run's weak model), GrokFast α and λ, the Omnigrok norm factor, and the weak matrix that
 diagnostics compare A·B to. Shared by the batch (:func:`batch_key` lists them): the
 architecture, the data shapes, the step budget, evaluation schedule and stopping rule,
 dtype, precision and the structure of the methods (which ones, GrokFast's window,
@@ -123,7 +124,6 @@ def batch_key(spec: RunSpec) -> dict:
         "methods.grokfast": None if gf is None else (gf.filter, gf.window if gf.filter == "ma" else None,
                                                      gf.start_step, gf.warmup_steps),
         "diagnostics.weak_matrix": None if spec.weak_matrix is None else tuple(spec.weak_matrix.shape),
-        "learning-rate scales": tuple(sorted(param_lr_scales(model).items())),
     }
 
 
@@ -183,7 +183,6 @@ class _Batch:
             self.params = {n: p.detach().clone().requires_grad_(trainable[n]) for n, p in params.items()}
             self.buffers = {n: b.detach().clone() for n, b in buffers.items()}
             self.trainable = [n for n in self.params if trainable[n]]
-            self.lr_scale = param_lr_scales(specs[0].model)  # shared by the batch (batch_key)
         self.grads: dict[str, torch.Tensor] = {}
         # AdamW's state, made at a parameter's first update (as torch.optim.AdamW makes it), with
         # its own count of updates: a parameter an event creates starts its bias correction afresh.
@@ -196,7 +195,8 @@ class _Batch:
         coupled = [s.train.weight_decay_style == "coupled" for s in specs]
         self.settings = [
             {"lr": s.train.lr, "weight_decay": 0.0 if c else s.train.weight_decay, "l2": s.train.weight_decay if c else 0.0,
-             "beta1": s.train.betas[0], "beta2": s.train.betas[1], "eps": s.train.eps, "warmup": s.train.warmup_steps}
+             "beta1": s.train.betas[0], "beta2": s.train.betas[1], "eps": s.train.eps, "warmup": s.train.warmup_steps,
+             "lr_scale": param_lr_scales(s.model)}
             for s, c in zip(specs, coupled)]
         self.any_l2 = any(coupled)
         self._per_run_tensors(device)
@@ -217,6 +217,10 @@ class _Batch:
     def _per_run_tensors(self, device: torch.device) -> None:
         for name in ("lr", "weight_decay", "l2", "beta1", "beta2", "eps", "warmup"):
             setattr(self, name, torch.tensor([s[name] for s in self.settings], dtype=torch.float64, device=device))
+        # each parameter's learning-rate scale per run: (K,), 1 where a run's model gives none
+        scaled = sorted({n for s in self.settings for n in s["lr_scale"]})
+        self.lr_scales = {n: torch.tensor([s["lr_scale"].get(n, 1.0) for s in self.settings], dtype=torch.float64,
+                                          device=device) for n in scaled}
 
     def bind_model(self) -> None:
         """(Re)read a run of one's parameters from its model, after it was built or edited."""
@@ -224,7 +228,8 @@ class _Batch:
         self.params = {n: p.detach().unsqueeze(0) for n, p in model.named_parameters()}
         self.buffers = {n: b.detach().unsqueeze(0) for n, b in model.named_buffers()}
         self.trainable = [n for n, p in model.named_parameters() if p.requires_grad]
-        self.lr_scale = param_lr_scales(model)
+        if hasattr(self, "settings"):  # an event edited the model: its scales may have changed
+            self.settings[0]["lr_scale"] = param_lr_scales(model)
 
     def apply_event(self, event: Callable[[nn.Module], None], device: torch.device, dtype: torch.dtype) -> None:
         """A structural edit of a run of one's model (the A·B merge). Parameters that survive it
@@ -297,7 +302,7 @@ class _Batch:
         for name, p, g, m, v, count in self._updated(grads):
             if self.any_l2:
                 g = g + p * per_run(self.l2, p)
-            lr_p = lr * self.lr_scale.get(name, 1.0)
+            lr_p = lr * self.lr_scales[name] if name in self.lr_scales else lr
             bias_correction1 = 1 - self.beta1 ** count
             bias_correction2_sqrt = (1 - self.beta2 ** count).sqrt()
             p.mul_(per_run(1 - lr_p * self.weight_decay, p))
@@ -314,7 +319,7 @@ class _Batch:
         for name, p, g, m, v, count in self._updated(grads):
             if s["l2"]:
                 g = g.add(p, alpha=s["l2"])
-            lr_p = lr * self.lr_scale.get(name, 1.0)
+            lr_p = lr * s["lr_scale"].get(name, 1.0)
             p.mul_(1 - lr_p * s["weight_decay"])
             m.lerp_(g, 1 - beta1)
             v.mul_(beta2).addcmul_(g, g, value=1 - beta2)

@@ -59,9 +59,11 @@ class WeakStageError(RuntimeError):
         self.summary = summary
 
 
-def build_target(config: RunConfig, task: ModularTask, weak_source) -> tuple[nn.Module, Optional[torch.Tensor]]:
+def build_target(config: RunConfig, task: ModularTask, weak_source,
+                 ab_lr_scale: Optional[float] = None) -> tuple[nn.Module, Optional[torch.Tensor]]:
     """The target model with E_T = A·B installed; also the initial A that diagnostics compare A·B to
-    (None for a random A). ``weak_source`` is the weak model or its embedding matrix, or None for a random A."""
+    (None for a random A). ``weak_source`` is the weak model or its embedding matrix, or None for a
+    random A; ``ab_lr_scale`` A and B's learning-rate scale (None: ``transfer.ab_lr_scale``)."""
     target = build_model(config.target, task, config.seed + 1)
     if weak_source is None:  # a random A (the paper's control) only needs a shape
         weak_source = torch.zeros(task.vocab_size, config.transfer.random_a_dim)
@@ -74,10 +76,30 @@ def build_target(config: RunConfig, task: ModularTask, weak_source) -> tuple[nn.
         random_a=config.transfer.a_init == "random",
         extra_rows=config.transfer.extra_rows,
         seed=config.seed + 2,
-        lr_scale=config.transfer.ab_lr_scale,
+        lr_scale=config.transfer.ab_lr_scale if ab_lr_scale is None else ab_lr_scale,
     )
     initial_a = installed.A.detach().clone() if config.transfer.a_init == "weak" else None
     return target, initial_a
+
+
+def transferred_test_acc(summary: dict, weak_stage: str) -> Optional[float]:
+    """The test accuracy of the weak model whose embedding the target starts from: the weak
+    stage's transferred candidate, or a weak embedding file's metadata (None when it has none)."""
+    if weak_stage == "trained":
+        return summary["stages"]["weak"].get("final_test_acc")
+    if weak_stage == "file":
+        return ((summary.get("weak_file") or {}).get("readiness") or {}).get("test_acc")
+    return None
+
+
+def choose_ab_lr_scale(config: RunConfig, summary: dict, weak_stage: str) -> float:
+    """A and B's learning-rate scale for this run's target (``TransferConfig.ab_lr_scale_for``),
+    recorded in the summary's ``transfer`` entry with the weak test accuracy it was chosen on."""
+    acc = transferred_test_acc(summary, weak_stage) if config.transfer.a_init == "weak" else None
+    scale = config.transfer.ab_lr_scale_for(acc)
+    summary["transfer"] = {"ab_lr_scale": scale, "weak_test_acc": acc,
+                           "weak_finished": None if acc is None else acc >= config.transfer.weak_finished_test_acc}
+    return scale
 
 
 def add_groktransfer_cost(summary: dict, weak_stage: str) -> None:
@@ -308,7 +330,8 @@ def stage_loop(
     plans = {i: later_stages(configs[i], summaries[i], weak_stage, sources[i]) for i in everyone}
     members = [i for i in everyone if plans[i][0] and "target" not in done[i]]
     if members:
-        built = {i: build_target(configs[i], tasks[i], sources[i]) for i in members}
+        built = {i: build_target(configs[i], tasks[i], sources[i], choose_ab_lr_scale(configs[i], summaries[i], weak_stage))
+                 for i in members}
         train_stage("target", members, {i: built[i][0] for i in members}, {i: built[i][1] for i in members})
     for i in everyone:
         if plans[i][0]:

@@ -88,6 +88,8 @@ PER_RUN_PATHS = (
     *[(stage, "train", key) for stage in STAGES for key in ("lr", "weight_decay", "weight_decay_style", "betas", "eps",
                                                              "warmup_steps")],
     *[(stage, "methods", "grokfast", key) for stage in STAGES for key in ("alpha", "lamb")],
+    # A and B's learning-rate scale is per run in the engine (the rule gives one per weak model)
+    ("transfer", "ab_lr_scale"), ("transfer", "ab_lr_scale_unfinished"), ("transfer", "weak_finished_test_acc"),
 )
 
 

@@ -65,6 +65,9 @@ TASK = {"p": 113, "train_fraction": 0.25}
 # The paper's Fig. 1(b) target: FNN embedding 128, two hidden layers of 512, init 0.3, lr 0.005, wd 3.
 TARGET = {"model": {"embed_dim": 128, "width": 512, "depth": 2, "init_scale": 0.3},
           "train": {"lr": 0.005, "weight_decay": 3.0, "max_steps": 1000, "stop_at_test_acc": 0.99, "eval_every": 10}}
+# A study of one rate of A and B pins it: whatever the weak model's test accuracy (the package's
+# default raises it after an unfinished weak model, transfer.ab_lr_scale_unfinished).
+FIXED_RATE = {"ab_lr_scale_unfinished": None}
 # One weak model per run, transferred whatever it became (the readiness study judges afterwards).
 SINGLE = {"population": 1, "max_rounds": 1, "if_none_ready": "transfer_best"}
 
@@ -241,7 +244,7 @@ def run_settings(settings: dict, study: str, args, out: Path, extra: Optional[di
     for setting, weak in settings.items():
         for op in ("add", "mul"):
             for seed in args.seeds:
-                transfer = None if args.ab_lr_scale is None else {"ab_lr_scale": args.ab_lr_scale}
+                transfer = None if args.ab_lr_scale is None else {"ab_lr_scale": args.ab_lr_scale, **FIXED_RATE}
                 jobs.append((run_config(f"{study}-{op}", op, seed, dict(weak, **(extra or {})), target=target,
                                         transfer=transfer),
                              out / "runs" / slug(setting) / op / f"seed{seed}"))
@@ -489,10 +492,10 @@ def study_size(args) -> None:
 # stage's choice without the multiplication-specific check (min_fourier_odd_share), so that
 # embeddings whose energy sits in even frequencies can be among them.
 TARGET_VARIANTS = {
-    "A, B at the target's lr (the paper's reading)": {"ab_lr_scale": 1.0},  # the package default is 0.2
-    "A, B at 0.5 × lr": {"ab_lr_scale": 0.5},
-    "A, B at 0.2 × lr": {"ab_lr_scale": 0.2},
-    "A frozen": {"ab_lr_scale": 1.0, "freeze_a": True},
+    "A, B at the target's lr (the paper's reading)": {"ab_lr_scale": 1.0, **FIXED_RATE},  # the default was 0.2
+    "A, B at 0.5 × lr": {"ab_lr_scale": 0.5, **FIXED_RATE},
+    "A, B at 0.2 × lr": {"ab_lr_scale": 0.2, **FIXED_RATE},
+    "A frozen": {"ab_lr_scale": 1.0, "freeze_a": True, **FIXED_RATE},
 }
 
 
@@ -597,7 +600,7 @@ def study_ab_scale(args, weak: dict = AB_WEAK, targets: dict = AB_TARGETS, study
                 if not (weak_dir / "weak_embedding.safetensors").exists():
                     continue  # the default weak stage refused to transfer; nothing to start from
                 op, seed = config.task.op, config.seed
-                transfer = {"ab_lr_scale": scale, "weak_embedding_file": str(weak_dir / "weak_embedding.safetensors")}
+                transfer = {"ab_lr_scale": scale, **FIXED_RATE, "weak_embedding_file": str(weak_dir / "weak_embedding.safetensors")}
                 jobs.append((run_config(f"{study}-{op}", op, seed, None, target=target, transfer=transfer),
                              out / "runs" / slug(target_name) / f"ab{scale:g}" / op / f"seed{seed}"))
                 keys.append((target_name, scale, op, seed))
@@ -810,7 +813,7 @@ def study_ab_finished(args) -> None:
                     if info["file"] is None:  # no ready weak model in 10 rounds: the run has no target, a failure
                         undelivered.append((target_name, variant, op, seed))
                         continue
-                    transfer = {"ab_lr_scale": scale, "weak_embedding_file": info["file"]}
+                    transfer = {"ab_lr_scale": scale, **FIXED_RATE, "weak_embedding_file": info["file"]}
                     jobs.append((run_config(f"ab-finished-{op}", op, seed, None, target=target, transfer=transfer),
                                  out / "runs" / slug(target_name) / slug(variant) / op / f"seed{seed}"))
                     job_keys.append((target_name, variant, op, seed))
@@ -880,8 +883,9 @@ def main() -> None:
     parser.add_argument("--out")
     parser.add_argument("--parallel", default="auto")
     parser.add_argument("--ab-lr-scale", type=float, default=None,
-                        help="transfer.ab_lr_scale of the target runs of the readiness and size studies (default: "
-                             "the package's; records made before it became 0.05 used 0.2)")
+                        help="one rate of A and B for every target run of the readiness and size studies, "
+                             "whatever the weak model (default: the package's, 0.05 × or 0.2 × after a weak model "
+                             "short of 95%% test; records made before it became 0.05 used 0.2)")
     parser.add_argument("--target-max-steps", type=int, default=None,
                         help="the target's step budget in the readiness studies (default: each study's own, 1,000)")
     parser.add_argument("--smoke", action="store_true", help="a seconds-long version (p = 23, tiny budgets) that checks "

@@ -166,10 +166,14 @@ def test_a_and_b_at_a_fraction_of_the_learning_rate_batched_and_alone():
     train(spec.model, spec.task, spec.train, seed=spec.seed)
     for (name, p), (_, q) in zip(model.named_parameters(), spec.model.named_parameters()):
         torch.testing.assert_close(q, p, rtol=1e-9, atol=1e-9, msg=name)
-    # Runs with different scales cannot share a batch.
-    mixed = [make_spec(0, 0, 1e-2, METHODS["plain"], factorized=True, lr_scale=s) for s in (1.0, 0.2)]
-    with pytest.raises(ConfigError, match="learning-rate scales"):
-        train_many(mixed)
+    # Runs with different scales share a batch (the scale is per run: transfer.ab_lr_scale_unfinished
+    # gives runs of one configuration different ones), each as it trains alone, also after the
+    # batch shrinks to a run of one (the first run reaches its stop at step 70, the other never).
+    mixed = [make_spec(s, s, 0.1, METHODS["plain"], factorized=True, lr_scale=scale, stop=0.1) for s, scale in
+             enumerate((1.0, 0.05))]
+    sequential = run_sequentially(mixed)
+    assert [r.status for r, _ in sequential] == ["target_reached", "max_steps"]
+    assert_same(sequential, train_many(mixed), mixed, tol=1e-9)
 
 
 @pytest.mark.parametrize("method", ["plain", "grokfast-ema", "grokfast-ma", "omnigrok", "orthograd"])

@@ -247,3 +247,56 @@ def test_vector_fnn_reads_float_inputs_as_they_are_and_may_have_no_hidden_layer(
     assert len([m for m in weak.mlp if isinstance(m, nn.Linear)]) == 1
     with pytest.raises(ConfigError, match="depth: got 0; must be >= 1"):
         FNN(11, 11, depth=0)
+
+
+def test_a_and_b_train_faster_after_an_unfinished_weak_model():
+    from groktransfer.config import TransferConfig
+
+    rule = TransferConfig()  # 0.05 ×, 0.2 × below 95% test
+    assert [rule.ab_lr_scale_for(acc) for acc in (None, 0.5, 0.9499, 0.95, 1.0)] == [0.05, 0.2, 0.2, 0.05, 0.05]
+    assert TransferConfig(ab_lr_scale_unfinished=None).ab_lr_scale_for(0.5) == 0.05
+    assert TransferConfig(weak_finished_test_acc=0.5).ab_lr_scale_for(0.6) == 0.05
+    with pytest.raises(ConfigError, match="ab_lr_scale_unfinished: got 0"):
+        TransferConfig(ab_lr_scale_unfinished=0).check()
+    with pytest.raises(ConfigError, match="weak_finished_test_acc: got 1.5"):
+        TransferConfig(weak_finished_test_acc=1.5).check()
+
+
+def test_weak_files_of_both_kinds_train_in_one_batch_each_at_its_rate(tmp_path):
+    """Two weak embedding files, one finished (test 0.99) and one not (0.6), in one batch: each
+    target records the rate the rule chose, and trains exactly as a run alone with that rate fixed."""
+    import warnings
+
+    from groktransfer.config import run_config_from_dict
+    from groktransfer.sweep import run_many
+    from groktransfer.transfer import save_weak_embedding
+
+    files = {}
+    for acc in (0.99, 0.6):
+        files[acc] = tmp_path / f"weak{acc}.safetensors"
+        save_weak_embedding(torch.randn(13, 4, generator=torch.Generator().manual_seed(int(acc * 100))), files[acc],
+                            metadata={"test_acc": acc})
+    stage = {"model": {"embed_dim": 8, "width": 16, "depth": 1},
+             "train": {"lr": 0.05, "max_steps": 30, "stop_at_test_acc": None, "eval_every": 10}}
+
+    def job(acc, name, **transfer):
+        data = {"device": "cpu", "seed": 1, "task": {"op": "add", "p": 13, "train_fraction": 0.5}, "target": stage,
+                "transfer": {"weak_embedding_file": str(files[acc]), **transfer}}
+        return run_config_from_dict(data), tmp_path / name
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # neither random matrix passes the readiness rule's structure checks
+        ruled = run_many([job(0.99, "rule-finished"), job(0.6, "rule-short")], parallel=1)
+        fixed = [run_many([one], parallel=1)[0] for one in (
+            job(0.99, "fixed-0.05", ab_lr_scale=0.05, ab_lr_scale_unfinished=None),
+            job(0.6, "fixed-0.2", ab_lr_scale=0.2, ab_lr_scale_unfinished=None),
+            job(0.6, "fixed-0.05-short", ab_lr_scale=0.05, ab_lr_scale_unfinished=None))]
+    assert [s["transfer"]["ab_lr_scale"] for s in ruled] == [0.05, 0.2]
+    assert [s["transfer"]["weak_finished"] for s in ruled] == [True, False]
+    assert ruled[1]["transfer"]["weak_test_acc"] == pytest.approx(0.6)
+    for got, expected in zip(ruled, fixed):
+        assert got["stages"]["target"]["final_train_loss"] == pytest.approx(
+            expected["stages"]["target"]["final_train_loss"], rel=1e-5)
+    # the rate makes a difference this test can see
+    assert fixed[2]["stages"]["target"]["final_train_loss"] != pytest.approx(
+        fixed[1]["stages"]["target"]["final_train_loss"], rel=1e-3)

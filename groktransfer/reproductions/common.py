@@ -47,7 +47,8 @@ QUICK_FNN = [
 # The paper's ablations (Figs. 7, 12, 15) study the paper's own method: one weak model, whatever
 # it became, and A, B at the target's learning rate. Their quick versions run the demo made so.
 DEMO_PAPER_WEAK = ["weak.population=1", "weak.max_rounds=1", "weak.if_none_ready=transfer_best",
-                   "weak.train.stop_at_test_acc=0.5", "weak.train.eval_every=10", "transfer.ab_lr_scale=1.0"]
+                   "weak.train.stop_at_test_acc=0.5", "weak.train.eval_every=10", "transfer.ab_lr_scale=1.0",
+                   "transfer.ab_lr_scale_unfinished=null"]
 QUICK_PAPER_WEAK = ["preset=demo", f"preset_overrides={json.dumps(DEMO_PAPER_WEAK)}"]
 
 
