@@ -54,3 +54,27 @@ def test_paper_scale_study_smoke_writes_its_table(tmp_path):
     assert "train_fraction" not in frac["target"]["train"]
     assert not list(tmp_path.glob("runs/**/*.safetensors"))
     assert "| fig6b / all three |" in (tmp_path / "README.md").read_text()
+
+
+def test_ab_rate_rule_table_counts_a_hand_made_study(tmp_path):
+    """Four weak models, hand-made: the rule takes 0.05 ×'s outcome after a finished one and
+    0.2 ×'s after a short one; the counts below are worked out by hand."""
+    header = ("setting,op,seed,weak_test_acc,fourier_top1_share,fourier_odd_share,default_rule,target_99_step\n")
+    weak = [("s", "add", "1", "0.99", "0.4", "", "ready"), ("s", "add", "2", "0.80", "0.4", "", "ready"),
+            ("s", "mul", "1", "0.66", "0.4", "0.25", "not ready"), ("s", "mul", "2", "0.30", "0.4", "0.5", "not ready")]
+    steps = {"slow": ["100", "", "", ""], "fast": ["", "50", "70", ""]}  # which targets reached 99%
+    for name, reached in steps.items():
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "models.csv").write_text(header + "".join(
+            ",".join(w) + f",{s}\n" for w, s in zip(weak, reached)))
+    done = subprocess.run([sys.executable, str(ROOT / "scripts/ab_rate_rule_table.py"), str(tmp_path / "slow"),
+                           str(tmp_path / "fast")], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    rows = {line.split("|")[1].strip(): [c.strip() for c in line.split("|")[2:-1]] for line in done.stdout.splitlines()
+            if line.startswith("| ") and "---" not in line}
+    # targets, after finished, after short, agreement, false accepts, false rejects
+    assert rows["0.05 × always"] == ["1/4", "1/1", "0/3", "0.75", "1", "0"]
+    assert rows["0.2 × always"] == ["2/4", "0/1", "2/3", "0.50", "1", "1"]
+    assert rows["by the weak model (read from the two above)"] == ["3/4", "1/1", "2/3", "0.75", "0", "1"]
+    # the candidate rule accepts the first three (mul 1: test 0.66 >= 0.65, odd 0.25 >= 0.2): all agree
+    assert rows["candidate (test >= 0.65, top-1 <= 0.8, odd >= 0.2)"] == ["3/4", "0", "0", "1.00"]
