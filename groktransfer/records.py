@@ -25,6 +25,8 @@ A run directory holds::
              methods ("" or e.g. "GrokFast-EMA"),
              batch_runs (only when the stage trained in a batch of runs: how many; its clock is the batch's)}},
     groktransfer: {wall_clock_s, flops, weak_stage: "trained"|"file"|"none"} (when a target ran),
+    transfer: {ab_lr_scale, weak_test_acc, weak_finished} (A and B's rate, chosen by the weak model;
+              when a target ran),
     total_wall_clock_s (every stage),
     warnings: [...]
 

@@ -58,6 +58,11 @@ def study_row(result: Path) -> str:
             f"{'never' if total_median == float('inf') else f'{total_median:.1f}'} |")
 
 
+def rate_text(scale) -> str:
+    """A and B's rate as the run recorded it ("—" for runs made before runs recorded it)."""
+    return "—" if scale is None else f"{scale:g} ×"
+
+
 def report(result: Path) -> str:
     rows = []
     for path, summary in summaries(result):
@@ -71,6 +76,7 @@ def report(result: Path) -> str:
             "candidates": len(candidates), "judged": len(judged), "judged_ready": sum(bool(c["ready"]) for c in judged),
             "chosen": chosen, "weak_wall_clock_s": weak.get("wall_clock_s"), "weak_flops": weak.get("flops"),
             "target_99": None if target is None else target.get("test_acc_99_step"),
+            "ab_rate": rate_text((summary.get("transfer") or {}).get("ab_lr_scale")),
             "target_status": "skipped" if target is None else target.get("status"),
             "hardware": f"{summary.get('device_name') or summary.get('device', '?')}, "
                         f"{summary.get('torch_threads', '?')} thread(s)",
@@ -90,13 +96,13 @@ def report(result: Path) -> str:
                  f"{statistics.median(clocks):.1f} [{min(clocks):.1f}–{max(clocks):.1f}] | {statistics.median(flops):.2g} | "
                  f"{reached}/{n} | {share} ({seed_share:.0%}) |")
     lines += ["", "| seed | ready | rounds | candidates | transferred (seed, lr) | its steps | its test acc | "
-                  "weak wall-clock s | target: 99% test |", "|---|---|---|---|---|---|---|---|---|"]
+                  "weak wall-clock s | A, B rate | target: 99% test |", "|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         c = r["chosen"] or {}
         lines.append(f"| {r['seed']} | {'yes' if r['ready'] else 'no'} | {r['rounds']} | {r['candidates']} | "
                      f"{c.get('seed', '—')}, {c.get('lr', '—')} | {c.get('steps', '—')} | "
                      f"{c['final_test_acc']:.3f} | " if c else f"| {r['seed']} | no | {r['rounds']} | {r['candidates']} | — | — | — | ")
-        lines[-1] += (f"{r['weak_wall_clock_s']:.1f} | "
+        lines[-1] += (f"{r['weak_wall_clock_s']:.1f} | {r['ab_rate']} | "
                       f"{r['target_99'] if r['target_99'] is not None else r['target_status']} |")
     hardware = "; ".join(sorted({r["hardware"] for r in rows}))
     lines += ["", f"Wall-clock is the batch the run's weak candidates trained in ({hardware}; on a shared "
