@@ -10,6 +10,7 @@ ones, weak model by weak model.
 Prints a markdown table: targets at 99% test, split by whether the weak model finished, the
 default readiness rule's agreement with the outcome and its false accepts; then whether every run
 of the default trained at the rate the rule names and reached 99% exactly when that fixed-rate run did.
+`--rules-only` prints only the readiness rules' table (the docs quote the first table of a file).
 """
 
 from __future__ import annotations
@@ -59,14 +60,15 @@ def accepts(row: dict, rule: tuple) -> bool:
             and not (row["op"] == "mul" and odd not in ("", "None") and float(odd) < min_odd))
 
 
-def rules_table(outcome: dict, keys: list, weak: dict) -> None:
-    print("\n| readiness rule (against the rate chosen by the weak model) | accepted | false accepts | false rejects | "
-          "agreement |")
-    print("|---|---|---|---|---|")
+def rules_table(outcome: dict, keys: list, weak: dict) -> list[str]:
+    lines = ["| readiness rule (against the rate chosen by the weak model) | accepted | false accepts | false rejects | "
+             "agreement |", "|---|---|---|---|---|"]
     for name, rule in RULES.items():
         ok = {k: accepts(weak[k], rule) for k in keys}
-        print(f"| {name} | {sum(ok.values())}/{len(keys)} | {sum(ok[k] and not outcome[k] for k in keys)} | "
-              f"{sum(outcome[k] and not ok[k] for k in keys)} | {sum(ok[k] == outcome[k] for k in keys) / len(keys):.2f} |")
+        lines.append(f"| {name} | {sum(ok.values())}/{len(keys)} | {sum(ok[k] and not outcome[k] for k in keys)} | "
+                     f"{sum(outcome[k] and not ok[k] for k in keys)} | "
+                     f"{sum(ok[k] == outcome[k] for k in keys) / len(keys):.2f} |")
+    return lines
 
 
 def main() -> None:
@@ -74,6 +76,7 @@ def main() -> None:
     parser.add_argument("slow", help="the readiness-square study with --ab-lr-scale 0.05")
     parser.add_argument("fast", help="the same study with --ab-lr-scale 0.2")
     parser.add_argument("--rule", help="the same study with the package's default rate (the rule)")
+    parser.add_argument("--rules-only", action="store_true", help="print only the readiness rules' table")
     args = parser.parse_args()
     slow, fast = models(Path(args.slow)), models(Path(args.fast))
     if slow.keys() != fast.keys():
@@ -84,31 +87,33 @@ def main() -> None:
             raise SystemExit(f"{k}: the two studies' weak models differ (test {slow[k]['weak_test_acc']} and "
                              f"{fast[k]['weak_test_acc']})")
     derived = {k: reached(slow[k]) if float(slow[k]["weak_test_acc"]) >= FINISHED else reached(fast[k]) for k in keys}
-    print("| A and B's rate | targets at 99% test | after a finished weak model (>= 95% test) | after a short one | "
-          "default readiness rule: agreement | false accepts | false rejects |")
-    print("|---|---|---|---|---|---|---|")
-    print(line("0.05 × always", {k: reached(slow[k]) for k in keys}, keys, slow))
-    print(line("0.2 × always", {k: reached(fast[k]) for k in keys}, keys, slow))
+    lines = ["| A and B's rate | targets at 99% test | after a finished weak model (>= 95% test) | after a short one | "
+             "default readiness rule: agreement | false accepts | false rejects |", "|---|---|---|---|---|---|---|",
+             line("0.05 × always", {k: reached(slow[k]) for k in keys}, keys, slow),
+             line("0.2 × always", {k: reached(fast[k]) for k in keys}, keys, slow)]
     if args.rule is None:
-        print(line("by the weak model (read from the two above)", derived, keys, slow))
-        rules_table(derived, keys, slow)
-        return
-    rule = models(Path(args.rule))
-    if rule.keys() != slow.keys() or any(rule[k]["weak_test_acc"] != slow[k]["weak_test_acc"] for k in keys):
-        raise SystemExit("the default's study did not train the same weak models")
-    print(line("by the weak model: the default (0.05 ×, 0.2 × below 95%)", {k: reached(rule[k]) for k in keys}, keys, slow))
-    wrong_rate, differs = [], []
-    for k in keys:
-        setting, op, seed = k
-        summary = json.loads((Path(args.rule) / "runs" / slug(setting) / op / f"seed{seed}" / "summary.json").read_text())
-        expected = 0.05 if float(slow[k]["weak_test_acc"]) >= FINISHED else 0.2
-        if summary["transfer"]["ab_lr_scale"] != expected:
-            wrong_rate.append(k)
-        if reached(rule[k]) != derived[k]:
-            differs.append(k)
-    print(f"\nRuns of the default at another rate than the rule names: {len(wrong_rate)} {wrong_rate or ''}")
-    print(f"Runs of the default whose outcome differs from the fixed-rate run it matches: {len(differs)} {differs or ''}")
-    rules_table({k: reached(rule[k]) for k in keys}, keys, slow)
+        lines.append(line("by the weak model (read from the two above)", derived, keys, slow))
+        outcome = derived
+    else:
+        rule = models(Path(args.rule))
+        if rule.keys() != slow.keys() or any(rule[k]["weak_test_acc"] != slow[k]["weak_test_acc"] for k in keys):
+            raise SystemExit("the default's study did not train the same weak models")
+        outcome = {k: reached(rule[k]) for k in keys}
+        lines.append(line("by the weak model: the default (0.05 ×, 0.2 × below 95%)", outcome, keys, slow))
+        wrong_rate, differs = [], []
+        for k in keys:
+            setting, op, seed = k
+            run = Path(args.rule) / "runs" / slug(setting) / op / f"seed{seed}" / "summary.json"
+            expected = 0.05 if float(slow[k]["weak_test_acc"]) >= FINISHED else 0.2
+            if json.loads(run.read_text())["transfer"]["ab_lr_scale"] != expected:
+                wrong_rate.append(k)
+            if outcome[k] != derived[k]:
+                differs.append(k)
+        lines += ["", f"Runs of the default at another rate than the rule names: {len(wrong_rate)} {wrong_rate or ''}",
+                  f"Runs of the default whose outcome differs from the fixed-rate run it matches: {len(differs)} "
+                  f"{differs or ''}"]
+    rules = rules_table(outcome, keys, slow)
+    print("\n".join(rules if args.rules_only else lines + [""] + rules))
 
 
 if __name__ == "__main__":

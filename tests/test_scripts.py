@@ -78,3 +78,7 @@ def test_ab_rate_rule_table_counts_a_hand_made_study(tmp_path):
     assert rows["by the weak model (read from the two above)"] == ["3/4", "1/1", "2/3", "0.75", "0", "1"]
     # the candidate rule accepts the first three (mul 1: test 0.66 >= 0.65, odd 0.25 >= 0.2): all agree
     assert rows["candidate (test >= 0.65, top-1 <= 0.8, odd >= 0.2)"] == ["3/4", "0", "0", "1.00"]
+    only = subprocess.run([sys.executable, str(ROOT / "scripts/ab_rate_rule_table.py"), "--rules-only",
+                           str(tmp_path / "slow"), str(tmp_path / "fast")], capture_output=True, text=True, timeout=60)
+    assert only.stdout.startswith("| readiness rule") and "| candidate (test >= 0.65" in only.stdout
+    assert "always" not in only.stdout
