@@ -228,8 +228,6 @@ class _Batch:
         self.params = {n: p.detach().unsqueeze(0) for n, p in model.named_parameters()}
         self.buffers = {n: b.detach().unsqueeze(0) for n, b in model.named_buffers()}
         self.trainable = [n for n, p in model.named_parameters() if p.requires_grad]
-        if hasattr(self, "settings"):  # an event edited the model: its scales may have changed
-            self.settings[0]["lr_scale"] = param_lr_scales(model)
 
     def apply_event(self, event: Callable[[nn.Module], None], device: torch.device, dtype: torch.dtype) -> None:
         """A structural edit of a run of one's model (the A·B merge). Parameters that survive it
@@ -243,6 +241,7 @@ class _Batch:
             for name in [n for n in state if n not in survivors]:
                 del state[name]
         self.bind_model()
+        self.settings[0]["lr_scale"] = param_lr_scales(self.model)  # an event may add or drop scaled parameters
 
     def gradients(self) -> dict[str, torch.Tensor]:
         """Each trainable parameter's gradient now, as (K, ...) tensors (absent: no gradient)."""
