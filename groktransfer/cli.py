@@ -169,10 +169,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     from . import commands
     from .commands import EXIT_RUNTIME
     from .pipeline import WeakModelWarning, WeakStageError
+    from .stops import hearing_lost_stops, sigterm_like_sigint
     from .training import RunInterrupted
 
     try:
-        with warnings.catch_warnings():
+        # SIGTERM stops as SIGINT does, from the first moment; a stop whose exception Python drops
+        # (in a finalizer or an at-fork callback) is recorded, not printed, and the command's
+        # waiting loops and its trainer act on it (groktransfer.stops).
+        with warnings.catch_warnings(), sigterm_like_sigint(), hearing_lost_stops():
             # The pipeline's warnings are printed through its log and under the result table.
             warnings.simplefilter("ignore", WeakModelWarning)
             args.argv = list(argv) if argv is not None else sys.argv[1:]

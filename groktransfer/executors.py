@@ -45,6 +45,7 @@ from pathlib import Path
 from typing import Any, Callable, Optional, Union
 
 from .config import ConfigError
+from .stops import hearing_lost_stops, raise_if_lost, sigterm_as_interrupt
 
 EXECUTORS = ("local", "ray", "submitit")
 # what Ray's init accepts as an address, checked before anything starts (a malformed one was a traceback)
@@ -177,7 +178,7 @@ def in_worker(function: Callable[[Task], list], task: Task, stop_file: Optional[
     file before it signals, and a job that finds it here stops before it begins."""
     if stop_file is not None:
         if threading.current_thread() is threading.main_thread():
-            signal.signal(signal.SIGTERM, _sigterm_as_interrupt)
+            signal.signal(signal.SIGTERM, sigterm_as_interrupt)
         if Path(stop_file).exists():  # checked after the handler is in place: no stop falls between
             raise KeyboardInterrupt("stopped before the job began")
     if task.threads is None:
@@ -211,10 +212,14 @@ def run_tasks(function: Callable[[Task], list], tasks: list[Task], config: Execu
         return
     for task in tasks:
         task.threads = config.cpus_per_task
-    if config.kind == "ray":
-        _run_on_ray(function, tasks, config, on_done, on_failed, log)
-    else:
-        _run_on_submitit(function, tasks, config, Path(config.submitit_folder), on_done, on_failed, log)
+    # A stop can be dropped by Python while this process waits (in a finalizer; Ray's start forks
+    # its processes under Ray's SIGTERM handler, and an at-fork callback once swallowed one): it is
+    # heard through groktransfer.stops, and the loops below poll it.
+    with hearing_lost_stops():
+        if config.kind == "ray":
+            _run_on_ray(function, tasks, config, on_done, on_failed, log)
+        else:
+            _run_on_submitit(function, tasks, config, Path(config.submitit_folder), on_done, on_failed, log)
 
 
 # ---------------------------------------------------------------------------------------
@@ -225,10 +230,6 @@ def worker_pythonpath() -> str:
     """PYTHONPATH for workers on this machine: this very package first, also from a source tree."""
     root = str(Path(__file__).resolve().parents[1])
     return os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p)
-
-
-def _sigterm_as_interrupt(signum, frame) -> None:
-    raise KeyboardInterrupt("stopped by SIGTERM")
 
 
 def _run_on_ray(function, tasks, config, on_done, on_failed, log) -> None:
@@ -257,8 +258,9 @@ def _run_on_ray(function, tasks, config, on_done, on_failed, log) -> None:
             raise
         started_here = True
     if main_thread:
-        signal.signal(signal.SIGTERM, _sigterm_as_interrupt)
+        signal.signal(signal.SIGTERM, sigterm_as_interrupt)
     try:
+        raise_if_lost("stopped by SIGTERM while the Ray cluster started")
         # A task asking for more CPUs than the cluster has waits forever. A cluster started here
         # is checked before anything runs (ExecutorConfig); a joined one may autoscale, so it is said.
         cpus = ray.cluster_resources().get("CPU", 0)
@@ -282,6 +284,7 @@ def _run_on_ray(function, tasks, config, on_done, on_failed, log) -> None:
             # A short wait, again and again: a stop (SIGINT/SIGTERM) is heard only when this
             # thread runs Python, and a wait without a timeout could block past it for good.
             done, _ = ray.wait(list(pending), num_returns=1, timeout=0.5)
+            raise_if_lost()
             if not done:
                 continue
             index = pending.pop(done[0])
@@ -325,7 +328,7 @@ def _run_on_submitit(function, tasks, config, folder: Path, on_done, on_failed, 
     main_thread = threading.current_thread() is threading.main_thread()
     own_sigterm = signal.getsignal(signal.SIGTERM) if main_thread else None
     if main_thread:
-        signal.signal(signal.SIGTERM, _sigterm_as_interrupt)
+        signal.signal(signal.SIGTERM, sigterm_as_interrupt)
     # A file only this command's jobs look for (see in_worker); written before any job is signalled.
     stop_file = str(folder / f"groktransfer-stop-{uuid.uuid4().hex}") if local else None
     pending = {}
@@ -335,6 +338,7 @@ def _run_on_submitit(function, tasks, config, folder: Path, on_done, on_failed, 
             log(f"{task.description} (Submitit job on {executor.cluster})")
             pending[index] = executor.submit(in_worker, function, task, stop_file)
         while pending:
+            raise_if_lost()
             finished = [i for i, job in pending.items() if job.done()]
             if not finished:
                 time.sleep(0.2)

@@ -36,6 +36,7 @@ from .plots import plot_run
 from .readiness import judge_readiness, weak_report
 from .records import (RunDirectory, check_new_run_dir, check_summary_stages, check_writable_out, environment,
                       read_summary, remove_owned)
+from .stops import lost_stop
 from .tasks import ModularTask, build_task, machine_memory_bytes
 from .tracking import Trackers, check_trackers
 from .engine import RunSpec, train_many
@@ -147,8 +148,9 @@ CHECKPOINT_FILE = "checkpoint.safetensors"
 
 @contextmanager
 def _stop_on_signals():
-    """SIGINT/SIGTERM set a flag that the trainer polls: it checkpoints and stops cleanly."""
-    flag = {"stop": False}
+    """SIGINT/SIGTERM set a flag that the trainer polls: it checkpoints and stops cleanly. A stop
+    whose exception was dropped before (``groktransfer.stops``) sets it from the start."""
+    flag = {"stop": lost_stop()}
     if threading.current_thread() is not threading.main_thread():
         yield flag
         return

@@ -155,6 +155,10 @@ MOMENTS = [(route, sig, RANDOM.uniform(0.0, 2.0)) for route in ROUTES for sig in
 # run hears it, the controller drops one sent before it started the job): a stop then once left
 # the jobs running for good. These moments always fall in that window.
 MOMENTS += [("submitit", signal.SIGINT, delay) for delay in (0.05, 0.3, 0.6)]
+# A SIGTERM in a sweep's set-up, before any handler of the package was in place, once killed the
+# process at once (exit -15, whatever it was writing); one while Ray started could be dropped by
+# Python in an at-fork callback, and the command trained on (groktransfer.stops, tests/test_stops.py).
+MOMENTS += [(route, signal.SIGTERM, delay) for route in ("executor", "ray") for delay in (0.05, 0.25)]
 
 
 @pytest.mark.parametrize("route, sig, delay", MOMENTS, ids=[f"{r}-{s.name}-{d:.2f}s" for r, s, d in MOMENTS])
