@@ -166,20 +166,24 @@ def test_aliases_run_the_reproduction_that_covers_them_and_fig11_uses_two_neuron
     assert settings["weak_neurons"] == 2
 
 
-def test_the_fig15_judge_counts_a_control_only_when_it_generalised():
-    """never ≤ never / 5 is true in arithmetic, not in the claim: a control whose weak stage was
-    never ready (no target, no Time Gap) does not keep the speed-up, even when random A·B never
-    generalises either."""
+def test_the_fig15_judge_asks_each_control_that_keeps_the_speed_up_to_remove_scratchs_delay():
+    """A control keeps the speed-up when it removes scratch's delay by Fig. 1(b)'s standard (Time
+    Gap ≤ 1/5 of scratch's). never ≤ never / 5 is true in arithmetic, not in the claim: a control
+    that never generalised keeps nothing; and one slower than scratch keeps nothing even when
+    random A·B never generalises (the criterion once compared with random A·B and passed it)."""
     from groktransfer.reproductions.ablations import REPRODUCTIONS
 
-    def runs(**gaps):
-        return {"runs": {name: {"time_gap": gap} for name, gap in gaps.items()}}
+    names = ("groktransfer", "random A·B", "A·B merged at step 100", "d_W = d_T", "from scratch")
 
-    judge = REPRODUCTIONS["fig15"].judge
-    names = ("groktransfer", "random A·B", "A·B merged at step 100", "d_W = d_T")
-    assert judge(runs(**dict(zip(names, (3, None, 3, 40)))))[1]
-    assert not judge(runs(**dict(zip(names, (3, None, 3, None)))))[1]
-    assert not judge(runs(**dict(zip(names, (3, 100, 3, 40)))))[1]  # 40 × 5 > 100
-    assert judge(runs(**dict(zip(names, (3, 200, 3, 40)))))[1]
-    assert not judge(runs(**dict(zip(names, (50, 200, 3, 40)))))[1]  # random only 4× GrokTransfer's
-    assert not judge(runs(**dict(zip(names, (None, None, 3, 40)))))[1]  # GrokTransfer itself never generalised
+    def holds(*gaps):
+        return REPRODUCTIONS["fig15"].judge({"runs": {n: {"time_gap": g} for n, g in zip(names, gaps)}})[1]
+
+    assert holds(3, None, 3, 40, 200)
+    assert holds(292, None, 292, 534, 6835)  # the quick record
+    assert not holds(4, None, 4, 1039, 130)  # d_W = d_T 8× slower than scratch: the full-size record
+    assert not holds(3, None, 3, None, 200)  # d_W = d_T never generalised
+    assert not holds(3, None, 3, 41, 200)  # 41 × 5 > 200
+    assert not holds(3, None, 50, 40, 200)  # the merge lost it
+    assert not holds(50, 200, 3, 40, 1000)  # random only 4× GrokTransfer's
+    assert not holds(None, None, 3, 40, 200)  # GrokTransfer itself never generalised
+    assert holds(3, None, 3, 40, None)  # scratch never generalised: never = infinite, as in Fig. 1(b)'s judge
