@@ -82,3 +82,32 @@ def test_ab_rate_rule_table_counts_a_hand_made_study(tmp_path):
                            str(tmp_path / "slow"), str(tmp_path / "fast")], capture_output=True, text=True, timeout=60)
     assert only.stdout.startswith("| readiness rule") and "| candidate (test >= 0.65" in only.stdout
     assert "always" not in only.stdout
+
+
+def test_xor_constants_printed_row_repeats_reproduce_xor_and_the_study_is_recorded(tmp_path):
+    """The constant search builds its targets on xor_theory's own weak model and generator stream:
+    its printed row (m 512, v_init 0.4, lr 2) must equal xor_theory's target exactly, seed by seed;
+    the other rows differ only in the target's scale and width."""
+    sys.path.insert(0, str(ROOT / "scripts"))
+    try:
+        import xor_constants
+    finally:
+        sys.path.remove(str(ROOT / "scripts"))
+    from groktransfer.xor import xor_theory
+
+    size = dict(p=600, n=400, eps=0.05, n_test=300)
+    settings = xor_constants.grid([64], [0.1], [1.0])
+    for seed in (0, 1):
+        rows = xor_constants.one_seed(seed, settings, **size)
+        reference = xor_theory(**size, lemma_trials=0, seed=seed)["target_after_one_step"]
+        printed = rows[0]
+        assert (printed["width"], printed["v_init"], printed["lr"]) == (512, 0.4, 2.0)
+        assert printed["train_acc"] == reference["train_acc"] and printed["test_acc"] == reference["test_acc"]
+        assert printed["test_acc_per_cluster"] == reference["test_acc_per_cluster"]
+        assert rows[1]["lr"] == 64 ** 0.5 * 0.1
+    out = tmp_path / "study"
+    assert xor_constants.main(["--out", str(out), "--seeds", "1", "--p", "600", "--n-test", "300",
+                               "--widths", "64", "--v-inits", "0.1", "--lr-fractions", "1"]) == 0
+    study = json.loads((out / "study.json").read_text())
+    assert len(study["rows"]) == 2 and isinstance(study["holds"], bool)
+    assert "| 512 (printed) | 0.4 | 2 |" in (out / "table.md").read_text()
