@@ -89,6 +89,15 @@ def test_results_index_is_up_to_date():
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+def test_the_full_size_claims_table_is_up_to_date_and_says_why_each_failure_fails():
+    """results/full-size-claims.md (synced into docs/reproducing.md) is what the full-size
+    records say today; the script refuses a failing record that has no reason beside it."""
+    import subprocess, sys
+    result = subprocess.run([sys.executable, str(ROOT / "scripts" / "full_size_table.py"), "--check"],
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
 def test_the_docs_site_builds_strictly_and_every_link_and_image_resolves_in_it(tmp_path):
     """mkdocs.yml makes a dead link or anchor a warning and --strict makes a warning fail the
     build; the hook copies what the pages link to outside docs/ into the site. Then, apart from
