@@ -187,3 +187,4 @@ def test_the_fig15_judge_asks_each_control_that_keeps_the_speed_up_to_remove_scr
     assert not holds(50, 200, 3, 40, 1000)  # random only 4× GrokTransfer's
     assert not holds(None, None, 3, 40, 200)  # GrokTransfer itself never generalised
     assert holds(3, None, 3, 40, None)  # scratch never generalised: never = infinite, as in Fig. 1(b)'s judge
+    assert not REPRODUCTIONS["fig15"].judge({"runs": {n: {"time_gap": g} for n, g in zip(names[:4], (3, None, 3, 40))}})[1]

@@ -173,8 +173,9 @@ def _judge_fig15(summary: dict) -> tuple[dict, bool]:
         # Keeping the speed-up is removing scratch's delay by Fig. 1(b)'s standard (a Time Gap at
         # most 1/5 of scratch's). It was once judged against random A·B's instead, which passes
         # anything finite when random A·B never generalises (a d_W = d_T control 8× slower than
-        # scratch "kept" it). A variant that never generalised keeps nothing.
-        return gap(name) < math.inf and gap(name) * 5 <= gap("from scratch")
+        # scratch "kept" it). A variant that never generalised keeps nothing, and without a scratch
+        # run (a preset with scratch: null) there is no delay to judge it against.
+        return "from scratch" in runs and gap(name) < math.inf and gap(name) * 5 <= gap("from scratch")
 
     holds = (gap("groktransfer") < math.inf and gap("random A·B") >= 5 * gap("groktransfer")
              and keeps_it("A·B merged at step 100") and keeps_it("d_W = d_T"))
